@@ -1,0 +1,77 @@
+"""The ``trtbuild`` command line: a thin click layer over the Python API.
+
+Subcommands live one per module under ``trtbuild.commands`` and are imported only when invoked, so
+``trtbuild --help`` stays instant. Typed errors become plain messages with documented exit codes:
+0 ok, 1 failure, 2 invalid input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# verb -> "module:attribute" (one module per verb under trtbuild/commands/), with its one-line help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("trtbuild.commands.validate:command", "Validate recipes; print every problem found."),
+    "plan": ("trtbuild.commands.plan:command", "Show the build plan of a recipe with its content keys."),
+    "lock": ("trtbuild.commands.lock:command", "Resolve image tags and model revisions to pins; write the lock file."),
+    "build": ("trtbuild.commands.build:command", "Build the engine of a recipe (or --dry-run)."),
+}
+
+EXIT_CODES_HELP = "Exit codes: 0 ok, 1 failure, 2 invalid input, 130 interrupted."
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target[0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trtbuild")
+def cli() -> None:
+    """Build TensorRT-LLM engines reproducibly, never twice, and pull them by hash."""
+
+
+def _plain_error(exc: Exception) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+    return int(getattr(exc, "exit_code", 1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map typed errors to exit codes (never a traceback)."""
+    from registry.errors import RegistryError
+    from trtbuild.errors import TrtbuildError
+
+    try:
+        rv = cli.main(args=argv, prog_name="trtbuild", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except (TrtbuildError, RegistryError) as exc:
+        sys.exit(_plain_error(exc))
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)

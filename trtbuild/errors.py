@@ -1,0 +1,76 @@
+"""Typed errors of the build pipeline. The CLI turns each into a plain message; never a traceback.
+
+Exit codes: 0 ok, 1 failure, 2 invalid input (recipe, flags, references), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+
+class TrtbuildError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        msg = super().__str__()
+        return f"{msg}\n  fix: {self.hint}" if self.hint else msg
+
+
+class InputError(TrtbuildError):
+    """Invalid input: a recipe, a flag, a reference. Exit code 2."""
+
+    exit_code = 2
+
+
+class RecipeIssue:
+    """One problem in a recipe: where (file, field), what (value) and how to fix it."""
+
+    __slots__ = ("file", "field", "value", "message", "fix")
+
+    def __init__(self, file: str, field: str, message: str, fix: str, value: object = None) -> None:
+        self.file, self.field, self.message, self.fix, self.value = file, field, message, fix, value
+
+    def render(self) -> str:
+        shown = "" if self.value is None else f" (got {self.value!r})"
+        return f"{self.file}: {self.field}: {self.message}{shown}\n  fix: {self.fix}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.file, "field": self.field, "message": self.message, "value": self.value,
+                "fix": self.fix}
+
+
+class RecipeError(InputError):
+    """A recipe failed validation; carries every issue found, not just the first."""
+
+    def __init__(self, issues: list[RecipeIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(i.render() for i in issues))
+
+    def __str__(self) -> str:
+        return "\n".join(i.render() for i in self.issues)
+
+
+class ToolchainError(InputError):
+    pass
+
+
+class LockError(InputError):
+    pass
+
+
+class StepFailed(TrtbuildError):
+    """A plan step exited non-zero; the message carries the last log lines."""
+
+
+class RunnerUnavailable(TrtbuildError):
+    """Docker Engine, NVIDIA runtime or GPU missing."""
+
+
+class HostMismatch(TrtbuildError):
+    """The host cannot build or run this recipe (arch, driver)."""
+
+
+class Interrupted(TrtbuildError):
+    exit_code = 130
