@@ -58,15 +58,18 @@ def _environment(directory: Path) -> Any:
 
 
 def _template_line(exc: BaseException) -> str:
-    """``file:line`` of the template frame an UndefinedError came from (jinja rewrites tracebacks)."""
+    """``file:line`` of the template frames an UndefinedError came through, outermost first (jinja
+    rewrites tracebacks so template frames carry template file names and lines)."""
     tb = exc.__traceback__
-    where = ""
+    frames: list[str] = []
     while tb is not None:
         name = tb.tb_frame.f_code.co_filename
         if name.endswith(".j2"):
-            where = f"{Path(name).name}:{tb.tb_lineno}"
+            frame = f"{Path(name).name}:{tb.tb_lineno}"
+            if not frames or frames[-1] != frame:
+                frames.append(frame)
         tb = tb.tb_next
-    return where
+    return " -> ".join(frames)
 
 
 def render_dockerfile(template: str, variables: dict[str, Any], directory: Path | None = None) -> str:
