@@ -81,7 +81,7 @@ def docker_client():
                 client.images.remove(tag, force=True)
 
 
-def test_tag(kind: str) -> str:
+def image_tag(kind: str) -> str:
     """A session-unique tag under trtbuild-test/ (removed by the docker_client fixture)."""
     return f"{TEST_REPO}:{kind}-{SESSION}"
 
@@ -94,7 +94,7 @@ def base_image_factory(docker_client) -> Iterator[Callable[..., str]]:
     def make(version: str, labels: dict[str, str] | None = None) -> str:
         key = (version, tuple(sorted((labels or {}).items())))
         if key not in built:
-            tag = test_tag(f"base-{version}-{len(built)}")
+            tag = image_tag(f"base-{version}-{len(built)}")
             docker_client.images.build(path=str(FIXTURES / "base"), tag=tag, buildargs={"TRTLLM_VERSION": version},
                                        labels=labels or {}, rm=True, forcerm=True, pull=False)
             built[key] = tag
