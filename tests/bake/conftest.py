@@ -101,3 +101,29 @@ def base_image_factory(docker_client) -> Iterator[Callable[..., str]]:
         return built[key]
 
     yield make
+
+
+@pytest.fixture(scope="session")
+def oci_registry(tmp_path_factory) -> Iterator[str]:
+    """host:port of an OCI registry on 127.0.0.1: $TRTBUILD_TEST_REGISTRY, or one started by
+    tests/services/bake-registry.sh for this session (stopped by PID afterwards)."""
+    import shutil
+    import subprocess
+
+    existing = os.environ.get("TRTBUILD_TEST_REGISTRY")
+    if existing:
+        yield existing
+        return
+    if shutil.which("docker-registry") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("docker-registry (Debian package) required in CI for the push test")
+        pytest.skip("docker-registry not installed")
+    script = Path(__file__).resolve().parents[1] / "services" / "bake-registry.sh"
+    workdir = tmp_path_factory.mktemp("registry")
+    out = subprocess.run(["bash", str(script), "start", str(workdir)], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        pytest.fail(f"could not start the test registry: {out.stderr}")
+    try:
+        yield out.stdout.strip()
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(workdir)], timeout=30)

@@ -144,3 +144,39 @@ def test_missing_base_without_pull(docker_client, engine_factory, tmp_path):
         prepare(BakeRequest(engine_dir=engine_factory(), metadata=metadata_for(), template="trtllm-serve",
                             base_image="trtbuild-test/bake:absent-base", pull_base=False),
                 tmp_path / "ctx", client=docker_client)
+
+
+def test_push_to_a_registry(docker_client, base_image_factory, engine_factory, oci_registry):
+    import urllib.request
+
+    tag = f"{oci_registry}/{image_tag('push')}"
+    try:
+        result = bake(BakeRequest(engine_dir=engine_factory(), metadata=metadata_for(), template="trtllm-serve",
+                                  tag=tag, base_image=base_image_factory("1.0.0"), artifact_hash=HASH),
+                      client=docker_client, push=True)
+        assert result.pushed_digest and result.pushed_digest.startswith("sha256:")
+        repo, _, ref = tag.partition("/")[2].rpartition(":")
+        req = urllib.request.Request(f"http://{oci_registry}/v2/{repo}/manifests/{ref}", method="HEAD", headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.headers["Docker-Content-Digest"] == result.pushed_digest
+    finally:
+        for image in docker_client.images.list(name=tag.rsplit(":", 1)[0]):
+            docker_client.images.remove(image.id, force=True)
+
+
+def test_triton_base_without_backend_templates_fails_the_build_plainly(docker_client, base_image_factory,
+                                                                       engine_factory, tmp_path):
+    from io import BytesIO
+
+    from trtbuild.errors import StepFailed
+
+    bare = image_tag("base-no-templates")
+    dockerfile = f"FROM {base_image_factory('1.0.0')}\nRUN rm -rf /app/all_models\n".encode()
+    docker_client.images.build(fileobj=BytesIO(dockerfile), tag=bare, rm=True, pull=False)
+    with pytest.raises(StepFailed) as err:
+        bake(BakeRequest(engine_dir=engine_factory(), metadata=metadata_for(), template="triton",
+                         tag=image_tag("triton-bare"), base_image=bare), client=docker_client)
+    assert err.value.exit_code == 1
+    assert "not an inflight_batcher_llm template directory" in str(err.value)
+    assert "fill_model_repo: error:" in str(err.value) and "--triton-templates DIR" in str(err.value)
