@@ -14,7 +14,12 @@ from trtbuild.errors import InputError
 def test_read_engine_takes_the_build_time_limits(engine_factory):
     info = read_engine(engine_factory(tp=2, pp=2, max_batch_size=32, max_beam_width=4))
     assert (info.tp, info.pp, info.world_size) == (2, 2, 4)
-    assert (info.max_batch_size, info.max_beam_width, info.max_num_tokens, info.max_seq_len) == (32, 4, 8192, 4096)
+    assert (info.max_batch_size, info.max_beam_width, info.max_num_tokens, info.max_seq_len) == (
+        32,
+        4,
+        8192,
+        4096,
+    )
     assert info.trtllm_version == "1.0.0"
     assert info.rank_files == ("rank0.engine", "rank1.engine", "rank2.engine", "rank3.engine")
     assert info.quant_algo == "FP8"

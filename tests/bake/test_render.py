@@ -19,14 +19,23 @@ TEMPLATES_DIR = FIXTURES / "base" / "all_models" / "inflight_batcher_llm"
 
 def request(engine: Path, template: str, **kw) -> BakeRequest:
     kw.setdefault("base_image", "trtbuild-test/bake:base")
-    return BakeRequest(engine_dir=engine, metadata=kw.pop("metadata", metadata_for()), template=template,
-                       artifact_hash=HASH, artifact_name="llama-8b:fp8", check_base=False, **kw)
+    return BakeRequest(
+        engine_dir=engine,
+        metadata=kw.pop("metadata", metadata_for()),
+        template=template,
+        artifact_hash=HASH,
+        artifact_name="llama-8b:fp8",
+        check_base=False,
+        **kw,
+    )
 
 
 def dockerfile_instructions(text: str) -> list[str]:
     """Instruction keywords of a Dockerfile (continuations joined, comments dropped)."""
     joined = text.replace("\\\n", " ")
-    return [line.split()[0] for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.split()[0] for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 @pytest.mark.parametrize("template", sorted(TEMPLATES))
@@ -59,16 +68,27 @@ def test_every_template_renders_a_complete_context(engine_factory, tmp_path, tem
 def test_trtllm_serve_command_carries_the_engine_limits(engine_factory, tmp_path):
     engine = engine_factory(tp=2, max_batch_size=32, max_beam_width=2)
     meta = metadata_for(tp=2, max_batch_size=32, max_beam_width=2)
-    prepare(request(engine, "trtllm-serve", metadata=meta, serve=ServeOptions(max_batch_size=16, port=9000)),
-            tmp_path / "ctx")
+    prepare(
+        request(engine, "trtllm-serve", metadata=meta, serve=ServeOptions(max_batch_size=16, port=9000)),
+        tmp_path / "ctx",
+    )
     text = (tmp_path / "ctx" / "Dockerfile").read_text()
     cmd = json.loads(next(line for line in text.splitlines() if line.startswith("CMD "))[4:])
     assert cmd[:2] == ["trtllm-serve", "/opt/trtbuild/engine"]
     flags = dict(zip(cmd[2::2], cmd[3::2]))
-    assert flags == {"--tokenizer": "/opt/trtbuild/tokenizer", "--backend": "tensorrt", "--host": "0.0.0.0",
-                     "--port": "9000", "--tp_size": "2", "--pp_size": "1", "--max_batch_size": "16",
-                     "--max_beam_width": "2", "--max_num_tokens": "8192", "--max_seq_len": "4096",
-                     "--kv_cache_free_gpu_memory_fraction": "0.9"}
+    assert flags == {
+        "--tokenizer": "/opt/trtbuild/tokenizer",
+        "--backend": "tensorrt",
+        "--host": "0.0.0.0",
+        "--port": "9000",
+        "--tp_size": "2",
+        "--pp_size": "1",
+        "--max_batch_size": "16",
+        "--max_beam_width": "2",
+        "--max_num_tokens": "8192",
+        "--max_seq_len": "4096",
+        "--kv_cache_free_gpu_memory_fraction": "0.9",
+    }
     assert "http://127.0.0.1:9000/health" in text
     assert "EXPOSE 9000" in text
 
@@ -86,9 +106,15 @@ def test_default_bases(engine_factory, tmp_path):
     del meta["toolchain_image"]
     res = prepare(request(engine, "trtllm-serve", base_image=None, metadata=meta), tmp_path / "a")
     assert res.base_image == "nvcr.io/nvidia/tensorrt-llm/release:1.0.0"
-    res = prepare(request(engine, "trtllm-serve", base_image=None,
-                          metadata=metadata_for(toolchain_image="nvcr.io/nvidia/tensorrt-llm/release@sha256:"
-                                                                + "c" * 64)), tmp_path / "b")
+    res = prepare(
+        request(
+            engine,
+            "trtllm-serve",
+            base_image=None,
+            metadata=metadata_for(toolchain_image="nvcr.io/nvidia/tensorrt-llm/release@sha256:" + "c" * 64),
+        ),
+        tmp_path / "b",
+    )
     assert res.base_image.endswith("@sha256:" + "c" * 64)
     with pytest.raises(InputError, match="pass --base with the Triton image"):
         prepare(request(engine, "triton", base_image=None), tmp_path / "c")
@@ -139,14 +165,19 @@ def test_missing_template_variable_is_a_plain_error(tmp_path):
     broken = tmp_path / "dockerfiles"
     shutil.copytree(dockerfiles_dir(), broken)
     path = broken / "trtllm-serve.Dockerfile.j2"
-    path.write_text(path.read_text().replace("FROM {{ base_image }}", "FROM {{ base_image }}\nARG X={{ no_such_var }}"))
+    path.write_text(
+        path.read_text().replace("FROM {{ base_image }}", "FROM {{ base_image }}\nARG X={{ no_such_var }}")
+    )
     with pytest.raises(InputError) as err:
         render_dockerfile("trtllm-serve", {"base_image": "b", "template": "t", "artifact_hash": "h"}, broken)
     message = str(err.value)
     assert "template variable missing" in message and "is undefined" in message
     assert "Traceback" not in message
     # the real template with a variable left out names it too
-    with pytest.raises(InputError, match=r"trtllm-serve\.Dockerfile\.j2:\d+ -> _common\.j2:\d+: template variable missing: 'user'"):
+    with pytest.raises(
+        InputError,
+        match=r"trtllm-serve\.Dockerfile\.j2:\d+ -> _common\.j2:\d+: template variable missing: 'user'",
+    ):
         render_dockerfile("trtllm-serve", {"base_image": "b", "template": "t", "artifact_hash": "h"})
 
 
@@ -160,7 +191,12 @@ def test_prefilled_triton_repo_from_local_templates(engine_factory, tmp_path):
     opts = TritonOptions(triton_max_batch_size=8, decoupled=False, extra={"enable_kv_cache_reuse": "true"})
     prepare(request(engine, "triton", triton=opts, triton_templates=TEMPLATES_DIR), tmp_path / "ctx")
     repo = tmp_path / "ctx" / "model_repo"
-    assert sorted(p.name for p in repo.iterdir()) == ["ensemble", "postprocessing", "preprocessing", "tensorrt_llm"]
+    assert sorted(p.name for p in repo.iterdir()) == [
+        "ensemble",
+        "postprocessing",
+        "preprocessing",
+        "tensorrt_llm",
+    ]
     trt = (repo / "tensorrt_llm" / "config.pbtxt").read_text()
     assert 'backend: "tensorrtllm"' in trt
     assert "max_batch_size: 8" in trt and "preferred_batch_size: [ 8 ]" in trt

@@ -11,17 +11,24 @@ from typing import Any
 
 from trtbuild.errors import InputError, RunnerUnavailable, StepFailed
 
-# repository[:tag] with an optional registry host[:port]; lowercase path components (Docker reference grammar).
-TAG_RE = re.compile(r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
-                    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$")
+# repository[:tag] with an optional registry host[:port]; lowercase path components
+# (Docker reference grammar).
+TAG_RE = re.compile(
+    r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+)
+
+STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")  # the legacy builder's "image of this step" line
 
 Progress = Callable[[str], None]
 
 
 def check_tag(tag: str) -> str:
     if not TAG_RE.match(tag):
-        raise InputError(f"--tag {tag!r} is not a valid image reference",
-                         hint="use REPOSITORY:TAG, e.g. registry.example.com/llm/llama-8b:fp8-h100")
+        raise InputError(
+            f"--tag {tag!r} is not a valid image reference",
+            hint="use REPOSITORY:TAG, e.g. registry.example.com/llm/llama-8b:fp8-h100",
+        )
     return tag
 
 
@@ -31,13 +38,16 @@ def docker_client() -> Any:
         import docker
         import docker.errors
     except ImportError:
-        raise RunnerUnavailable("the docker Python SDK is not installed", hint="pip install 'docker>=7'") from None
+        raise RunnerUnavailable(
+            "the docker Python SDK is not installed", hint="pip install 'docker>=7'"
+        ) from None
     try:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
-        raise RunnerUnavailable(f"cannot reach the Docker Engine: {exc}",
-                                hint="start dockerd or set DOCKER_HOST") from None
+        raise RunnerUnavailable(
+            f"cannot reach the Docker Engine: {exc}", hint="start dockerd or set DOCKER_HOST"
+        ) from None
     return client
 
 
@@ -47,23 +57,44 @@ def build_image(client: Any, context: Path, tag: str, *, progress: Progress, noc
 
     tail: deque[str] = deque(maxlen=20)
     image_id = None
+    last_step = None
     try:
-        for chunk in client.api.build(path=str(context), tag=tag, rm=True, forcerm=True, pull=False,
-                                      nocache=nocache, decode=True):
+        for chunk in client.api.build(
+            path=str(context), tag=tag, rm=True, forcerm=True, pull=False, nocache=nocache, decode=True
+        ):
             if "stream" in chunk:
                 for line in chunk["stream"].splitlines():
+                    step = STEP_IMAGE.match(line)
+                    last_step = step.group(1) if step else last_step
                     if line.strip():
                         tail.append(line)
                         progress(line)
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                _drop_partial(client, last_step)
                 raise StepFailed(f"docker build of {tag} failed: {detail.strip()}\n" + "\n".join(tail))
             aux = chunk.get("aux")
             if isinstance(aux, dict) and aux.get("ID"):
                 image_id = aux["ID"]
     except docker.errors.APIError as exc:
+        _drop_partial(client, last_step)
         raise StepFailed(f"docker build of {tag} failed: {exc.explanation or exc}") from None
     return image_id or client.images.get(tag).id
+
+
+def _drop_partial(client: Any, step_image: str | None) -> None:
+    """A failed build leaves its last step's image untagged, holding the engine layer (GBs); remove it and
+    its untagged parents. An image that is tagged or still has children is left alone."""
+    import docker.errors
+
+    if step_image is None:
+        return
+    try:
+        image = client.images.get(step_image)
+        if not image.tags:
+            client.images.remove(image.id)
+    except docker.errors.APIError:
+        pass
 
 
 def push_image(client: Any, tag: str, *, progress: Progress) -> str | None:
@@ -77,8 +108,9 @@ def push_image(client: Any, tag: str, *, progress: Progress) -> str | None:
         for chunk in client.api.push(repository, tag=image_tag or "latest", stream=True, decode=True):
             if "error" in chunk:
                 detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-                raise StepFailed(f"docker push {tag} failed: {detail}",
-                                 hint="check docker login for the registry of --tag")
+                raise StepFailed(
+                    f"docker push {tag} failed: {detail}", hint="check docker login for the registry of --tag"
+                )
             status = chunk.get("status")
             if status and chunk.get("id") is None:
                 progress(status)

@@ -49,8 +49,10 @@ class EngineInfo:
 
 def _int(value: Any, where: str, config: Path) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{config}: {where} must be a positive integer (got {value!r})",
-                         hint="the engine directory is not a complete trtllm-build output; rebuild it")
+        raise InputError(
+            f"{config}: {where} must be a positive integer (got {value!r})",
+            hint="the engine directory is not a complete trtllm-build output; rebuild it",
+        )
     return value
 
 
@@ -61,17 +63,25 @@ def read_engine(engine_dir: Path) -> EngineInfo:
     try:
         data = json.loads(config.read_text("utf-8"))
     except FileNotFoundError:
-        raise InputError(f"{config}: not found; {engine_dir} is not a TensorRT-LLM engine directory",
-                         hint="pass the directory trtllm-build wrote (config.json + rank<N>.engine)") from None
+        raise InputError(
+            f"{config}: not found; {engine_dir} is not a TensorRT-LLM engine directory",
+            hint="pass the directory trtllm-build wrote (config.json + rank<N>.engine)",
+        ) from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"{config}: not valid JSON ({exc})", hint="re-pull the artifact; it is damaged") from None
+        raise InputError(
+            f"{config}: not valid JSON ({exc})", hint="re-pull the artifact; it is damaged"
+        ) from None
     if not isinstance(data, dict) or not {"version", "pretrained_config", "build_config"} <= data.keys():
-        raise InputError(f"{config}: expected the keys version, pretrained_config and build_config",
-                         hint="this is a checkpoint or an engine from an unsupported TensorRT-LLM; bake engines only")
+        raise InputError(
+            f"{config}: expected the keys version, pretrained_config and build_config",
+            hint="this is a checkpoint or an engine from an unsupported TensorRT-LLM; bake engines only",
+        )
     version = data["version"]
     if not isinstance(version, str) or not version:
-        raise InputError(f"{config}: version must be the TensorRT-LLM version string (got {version!r})",
-                         hint="rebuild the engine with a pinned toolchain")
+        raise InputError(
+            f"{config}: version must be the TensorRT-LLM version string (got {version!r})",
+            hint="rebuild the engine with a pinned toolchain",
+        )
     build = data["build_config"] or {}
     pretrained = data["pretrained_config"] or {}
     mapping = pretrained.get("mapping") or {}
@@ -80,8 +90,10 @@ def read_engine(engine_dir: Path) -> EngineInfo:
     ranks = tuple(f"rank{r}.engine" for r in range(tp * pp))
     missing = [name for name in ranks if not (engine_dir / name).is_file()]
     if missing:
-        raise InputError(f"{engine_dir}: missing {', '.join(missing)} (tp={tp} x pp={pp} needs {tp * pp} ranks)",
-                         hint="re-pull the artifact; an engine directory must hold every rank")
+        raise InputError(
+            f"{engine_dir}: missing {', '.join(missing)} (tp={tp} x pp={pp} needs {tp * pp} ranks)",
+            hint="re-pull the artifact; an engine directory must hold every rank",
+        )
     quant = pretrained.get("quantization") or {}
 
     def opt_int(key: str) -> int | None:
@@ -112,15 +124,23 @@ def check_metadata(info: EngineInfo, metadata: dict[str, Any]) -> None:
     problems = []
     meta_version = metadata.get("trtllm_version")
     if meta_version is not None and not same_version(str(meta_version), info.trtllm_version):
-        problems.append(f"trtllm_version: registry says {meta_version!r}, config.json says {info.trtllm_version!r}")
-    for key, engine_value in (("max_batch_size", info.max_batch_size), ("max_beam_width", info.max_beam_width),
-                              ("tp", info.tp), ("pp", info.pp)):
+        problems.append(
+            f"trtllm_version: registry says {meta_version!r}, config.json says {info.trtllm_version!r}"
+        )
+    for key, engine_value in (
+        ("max_batch_size", info.max_batch_size),
+        ("max_beam_width", info.max_beam_width),
+        ("tp", info.tp),
+        ("pp", info.pp),
+    ):
         meta_value = metadata.get(key)
         if meta_value is not None and meta_value != engine_value:
             problems.append(f"{key}: registry says {meta_value!r}, config.json says {engine_value!r}")
     if problems:
-        raise InputError(f"{info.engine_dir}: the artifact metadata disagrees with the engine: " + "; ".join(problems),
-                         hint="the catalog row does not describe these bytes; re-publish the engine with trtbuild")
+        raise InputError(
+            f"{info.engine_dir}: the artifact metadata disagrees with the engine: " + "; ".join(problems),
+            hint="the catalog row does not describe these bytes; re-publish the engine with trtbuild",
+        )
 
 
 def check_runtime_limit(info: EngineInfo, name: str, requested: int | None) -> int:
@@ -135,5 +155,6 @@ def check_runtime_limit(info: EngineInfo, name: str, requested: int | None) -> i
             f"{name}={requested} exceeds what the engine was built for ({name}={built}); "
             "TensorRT fixed it at build time and the runtime cannot go beyond it",
             hint=f"rebuild with {REBUILD_FIELDS.get(name, name)} = {requested} in the recipe, "
-                 f"or serve with {name} <= {built}")
+            f"or serve with {name} <= {built}",
+        )
     return requested

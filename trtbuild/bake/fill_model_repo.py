@@ -46,10 +46,12 @@ def fill(templates: Path, values: dict, out: Path) -> list[Path]:
     for model in values["models"]:
         src = templates / model
         if not (src / "config.pbtxt").is_file():
-            raise FillError(f"{src}/config.pbtxt not found: {templates} is not an inflight_batcher_llm template "
-                            "directory (all_models/inflight_batcher_llm of the TensorRT-LLM backend); if the base image "
-                            "does not ship them, pass trtbuild bake --triton-templates DIR with a copy of that "
-                            "backend release's templates")
+            raise FillError(
+                f"{src}/config.pbtxt not found: {templates} is not an inflight_batcher_llm template "
+                "directory (all_models/inflight_batcher_llm of the TensorRT-LLM backend); if the base image "
+                "does not ship them, pass trtbuild bake --triton-templates DIR with a copy of that "
+                "backend release's templates"
+            )
         dst = out / model
         shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
         (dst / "1").mkdir(exist_ok=True)
@@ -60,8 +62,11 @@ def fill(templates: Path, values: dict, out: Path) -> list[Path]:
         for name in leftover_placeholders(text):
             problems.append(f"{model}/config.pbtxt needs ${{{name}}}")
     if problems:
-        raise FillError("the backend templates use placeholders trtbuild did not fill: " + "; ".join(problems)
-                        + " (pass --triton-param NAME=VALUE for each)")
+        raise FillError(
+            "the backend templates use placeholders trtbuild did not fill: "
+            + "; ".join(problems)
+            + " (pass --triton-param NAME=VALUE for each)"
+        )
     return written
 
 

@@ -20,7 +20,9 @@ from trtbuild.bake.versions import VERSION_LABEL, check_base_version, ensure_ima
 from trtbuild.errors import InputError
 
 RELEASE_IMAGE = "nvcr.io/nvidia/tensorrt-llm/release:{version}"  # docker/release.md: ships trtllm-serve
-TRITON_TEMPLATES_IN_IMAGE = "/app/all_models/inflight_batcher_llm"  # Dockerfile.triton.trt_llm_backend @0046c234
+TRITON_TEMPLATES_IN_IMAGE = (
+    "/app/all_models/inflight_batcher_llm"  # Dockerfile.triton.trt_llm_backend @0046c234
+)
 
 
 @dataclass
@@ -57,14 +59,23 @@ class BakeResult:
     pushed_digest: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"template": self.template, "base_image": self.base_image,
-                "base_trtllm_version": self.base_trtllm_version, "base_version_source": self.base_version_source,
-                "context_dir": str(self.context_dir), "labels": self.labels, "image_id": self.image_id,
-                "tag": self.tag, "pushed_digest": self.pushed_digest, "artifact": self.labels.get("ai.trtbuild.artifact")}
+        return {
+            "template": self.template,
+            "base_image": self.base_image,
+            "base_trtllm_version": self.base_trtllm_version,
+            "base_version_source": self.base_version_source,
+            "context_dir": str(self.context_dir),
+            "labels": self.labels,
+            "image_id": self.image_id,
+            "tag": self.tag,
+            "pushed_digest": self.pushed_digest,
+            "artifact": self.labels.get("ai.trtbuild.artifact"),
+        }
 
 
 def _pinned_images(trtllm_version: str) -> dict[str, str]:
-    """serve/triton images of the toolchain pin with this TensorRT-LLM version (when the pins module exists)."""
+    """serve/triton images of the toolchain pin with this TensorRT-LLM version (when the pins module
+    exists)."""
     try:
         from trtbuild.toolchain import load_toolchains
     except ImportError:
@@ -77,13 +88,17 @@ def _pinned_images(trtllm_version: str) -> dict[str, str]:
         return {}
     for pin in pins.values():
         if same_version(pin.trtllm_version, trtllm_version):
-            found = {"trtllm-serve": getattr(pin, "serve_image", None), "triton": getattr(pin, "triton_image", None)}
+            found = {
+                "trtllm-serve": getattr(pin, "serve_image", None),
+                "triton": getattr(pin, "triton_image", None),
+            }
             return {k: v for k, v in found.items() if v}
     return {}
 
 
 def choose_base(template: str, explicit: str | None, info: EngineInfo, metadata: dict[str, Any]) -> str:
-    """--base, else the pinned serving image of the engine's TensorRT-LLM version, else (trtllm-serve only) the
+    """--base, else the pinned serving image of the engine's TensorRT-LLM version, else (trtllm-serve
+    only) the
     toolchain image that built the engine, else the NGC release image of that version."""
     if explicit:
         return explicit
@@ -96,22 +111,27 @@ def choose_base(template: str, explicit: str | None, info: EngineInfo, metadata:
         f"no Triton TensorRT-LLM image is pinned for TensorRT-LLM {info.trtllm_version} "
         "(the NGC tritonserver tag that carries each backend release is not verified)",
         hint="pass --base with the Triton image whose TensorRT-LLM backend is "
-             f"{info.trtllm_version} (its version is checked before building)")
+        f"{info.trtllm_version} (its version is checked before building)",
+    )
 
 
-def image_labels(req: BakeRequest, info: EngineInfo, base_image: str, base_digest: str | None) -> dict[str, str]:
+def image_labels(
+    req: BakeRequest, info: EngineInfo, base_image: str, base_digest: str | None
+) -> dict[str, str]:
     """OCI annotations plus trtbuild's own: enough to trace the image back to the artifact and its recipe."""
     meta = req.metadata
-    created = (meta.get("created_at") or "")
+    created = meta.get("created_at") or ""
     title = req.artifact_name or meta.get("name") or "trtbuild engine"
     labels: dict[str, Any] = {
         "org.opencontainers.image.title": title,
-        "org.opencontainers.image.description":
-            f"{req.template} serving image for TensorRT-LLM engine {req.artifact_hash or '(unregistered)'}",
+        "org.opencontainers.image.description": (
+            f"{req.template} serving image for TensorRT-LLM engine {req.artifact_hash or '(unregistered)'}"
+        ),
         "org.opencontainers.image.created": str(created) if created else None,
         "org.opencontainers.image.base.name": base_image,
-        "org.opencontainers.image.base.digest": base_digest.split("@", 1)[1] if base_digest and "@" in base_digest
-        else None,
+        "org.opencontainers.image.base.digest": (
+            base_digest.split("@", 1)[1] if base_digest and "@" in base_digest else None
+        ),
         "ai.trtbuild.artifact": req.artifact_hash,
         "ai.trtbuild.artifact.name": req.artifact_name,
         "ai.trtbuild.template": req.template,
@@ -130,43 +150,68 @@ def image_labels(req: BakeRequest, info: EngineInfo, base_image: str, base_diges
     return {k: str(v) for k, v in labels.items() if v is not None and v != ""}
 
 
-def render_variables(req: BakeRequest, info: EngineInfo, base_image: str, labels: dict[str, str],
-                     *, prefilled: bool) -> dict[str, Any]:
+def render_variables(
+    req: BakeRequest, info: EngineInfo, base_image: str, labels: dict[str, str], *, prefilled: bool
+) -> dict[str, Any]:
     common = {
-        "template": req.template, "artifact_hash": req.artifact_hash or "(unregistered)", "base_image": base_image,
+        "template": req.template,
+        "artifact_hash": req.artifact_hash or "(unregistered)",
+        "base_image": base_image,
         "user": {"name": "trtbuild", "uid": req.user_uid, "home": "/home/trtbuild"},
-        "engine_path": render.ENGINE_PATH, "tokenizer_path": render.TOKENIZER_PATH,
-        "artifact_json_path": f"{render.IMAGE_ROOT}/artifact.json", "labels": labels, "health": req.health,
+        "engine_path": render.ENGINE_PATH,
+        "tokenizer_path": render.TOKENIZER_PATH,
+        "artifact_json_path": f"{render.IMAGE_ROOT}/artifact.json",
+        "labels": labels,
+        "health": req.health,
     }
     if req.template == "trtllm-serve":
-        command = serve_command(info, req.serve, engine_path=render.ENGINE_PATH, tokenizer_path=render.TOKENIZER_PATH)
+        command = serve_command(
+            info, req.serve, engine_path=render.ENGINE_PATH, tokenizer_path=render.TOKENIZER_PATH
+        )
         return {**common, "command": command, "port": req.serve.port}
-    return {**common, "image_root": render.IMAGE_ROOT, "model_repo_path": render.MODEL_REPO_PATH,
-            "templates_dir": TRITON_TEMPLATES_IN_IMAGE, "prefilled": prefilled, "world_size": info.world_size}
+    return {
+        **common,
+        "image_root": render.IMAGE_ROOT,
+        "model_repo_path": render.MODEL_REPO_PATH,
+        "templates_dir": TRITON_TEMPLATES_IN_IMAGE,
+        "prefilled": prefilled,
+        "world_size": info.world_size,
+    }
 
 
-def prepare(req: BakeRequest, context_dir: Path, *, client: Any = None, progress=lambda line: None) -> BakeResult:
+def prepare(
+    req: BakeRequest, context_dir: Path, *, client: Any = None, progress=lambda line: None
+) -> BakeResult:
     """Check everything, then write the build context into ``context_dir`` (must be new or empty)."""
     if req.template not in render.TEMPLATES:
-        raise InputError(f"unknown template {req.template!r}", hint=f"use one of {', '.join(render.TEMPLATES)}")
+        raise InputError(
+            f"unknown template {req.template!r}", hint=f"use one of {', '.join(render.TEMPLATES)}"
+        )
     info = read_engine(req.engine_dir)
     check_metadata(info, req.metadata)
     tokenizer = Path(req.tokenizer_dir) if req.tokenizer_dir else None
     if tokenizer is not None and not tokenizer.is_dir():
-        raise InputError(f"--tokenizer {tokenizer}: not a directory", hint="pass the model's tokenizer directory")
+        raise InputError(
+            f"--tokenizer {tokenizer}: not a directory", hint="pass the model's tokenizer directory"
+        )
     if tokenizer is None and not (req.engine_dir / "tokenizer").is_dir():
-        raise InputError(f"{req.engine_dir}: the artifact has no tokenizer/ directory",
-                         hint="pass --tokenizer DIR (the model's tokenizer files)")
+        raise InputError(
+            f"{req.engine_dir}: the artifact has no tokenizer/ directory",
+            hint="pass --tokenizer DIR (the model's tokenizer files)",
+        )
     base_image = choose_base(req.template, req.base_image, info, req.metadata)
 
     triton_values = None
     if req.template == "triton":
-        triton_values = substitutions(info, req.triton, engine_path=render.ENGINE_PATH,
-                                      tokenizer_path=render.TOKENIZER_PATH)
+        triton_values = substitutions(
+            info, req.triton, engine_path=render.ENGINE_PATH, tokenizer_path=render.TOKENIZER_PATH
+        )
     prefilled = req.triton_templates is not None
     # Render once with the final labels' shape before touching Docker: a template error costs nothing.
     labels = image_labels(req, info, base_image, None)
-    render.render_dockerfile(req.template, render_variables(req, info, base_image, labels, prefilled=prefilled))
+    render.render_dockerfile(
+        req.template, render_variables(req, info, base_image, labels, prefilled=prefilled)
+    )
 
     base_version, how, base_digest = None, "not checked (--no-base-check)", None
     if req.check_base:
@@ -182,27 +227,49 @@ def prepare(req: BakeRequest, context_dir: Path, *, client: Any = None, progress
 
     context = render.prepare_context_dir(context_dir, req.engine_dir)
     render.stage_engine(req.engine_dir, context, tokenizer)
-    render.write_artifact_json(context, {"hash": req.artifact_hash, "name": req.artifact_name,
-                                         "metadata": req.metadata, "trtllm_version": info.trtllm_version})
+    render.write_artifact_json(
+        context,
+        {
+            "hash": req.artifact_hash,
+            "name": req.artifact_name,
+            "metadata": req.metadata,
+            "trtllm_version": info.trtllm_version,
+        },
+    )
     if triton_values is not None:
         if prefilled:
             fill_locally(Path(req.triton_templates), triton_values, context / "model_repo")
         else:
             write_fill_inputs(context / "model_repo_fill", triton_values)
-    dockerfile = render.render_dockerfile(req.template,
-                                          render_variables(req, info, base_image, labels, prefilled=prefilled))
+    dockerfile = render.render_dockerfile(
+        req.template, render_variables(req, info, base_image, labels, prefilled=prefilled)
+    )
     (context / "Dockerfile").write_text(dockerfile, "utf-8")
-    return BakeResult(template=req.template, base_image=base_image, base_trtllm_version=base_version,
-                      base_version_source=how, context_dir=context, labels=labels)
+    return BakeResult(
+        template=req.template,
+        base_image=base_image,
+        base_trtllm_version=base_version,
+        base_version_source=how,
+        context_dir=context,
+        labels=labels,
+    )
 
 
-def bake(req: BakeRequest, *, context_dir: Path | None = None, push: bool = False, client: Any = None,
-         progress=lambda line: None) -> BakeResult:
+def bake(
+    req: BakeRequest,
+    *,
+    context_dir: Path | None = None,
+    push: bool = False,
+    client: Any = None,
+    progress=lambda line: None,
+) -> BakeResult:
     """Prepare the context (a temporary one unless given) and build ``req.tag``; push when asked."""
     from trtbuild.bake.build import build_image, check_tag, docker_client, push_image
 
     if not req.tag:
-        raise InputError("--tag is required to build an image", hint="pass --tag IMAGE:TAG, or --context-only DIR")
+        raise InputError(
+            "--tag is required to build an image", hint="pass --tag IMAGE:TAG, or --context-only DIR"
+        )
     check_tag(req.tag)
     client = client or docker_client()
     with tempfile.TemporaryDirectory(prefix="trtbuild-bake-") as tmp:

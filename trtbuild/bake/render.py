@@ -31,13 +31,21 @@ ARTIFACT_JSON = "trtbuild-artifact.json"
 
 
 def dockerfiles_dir() -> Path:
-    """``$TRTBUILD_DOCKERFILES`` or the repository's ``dockerfiles/``."""
+    """``$TRTBUILD_DOCKERFILES``, else ``dockerfiles/`` of the source tree trtbuild runs from, else of the
+    current directory (a CI job in a checkout after a non-editable ``pip install .``)."""
     env = os.environ.get("TRTBUILD_DOCKERFILES")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "dockerfiles"
-    if not path.is_dir():
-        raise InputError(f"Dockerfile templates not found at {path}",
-                         hint="set TRTBUILD_DOCKERFILES to the dockerfiles/ directory of trtbuild")
-    return path
+    candidates = (
+        [Path(env)]
+        if env
+        else [Path(__file__).resolve().parents[2] / "dockerfiles", Path.cwd() / "dockerfiles"]
+    )
+    for path in candidates:
+        if (path / TEMPLATES["trtllm-serve"]).is_file():
+            return path
+    raise InputError(
+        f"Dockerfile templates not found (looked in {', '.join(map(str, candidates))})",
+        hint="set TRTBUILD_DOCKERFILES to the dockerfiles/ directory of trtbuild",
+    )
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,14 @@ class HealthCheck:
 def _environment(directory: Path) -> Any:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(directory)), undefined=jinja2.StrictUndefined,
-                             autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(directory)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
     return env
 
@@ -83,10 +97,14 @@ def render_dockerfile(template: str, variables: dict[str, Any], directory: Path 
         return _environment(directory).get_template(TEMPLATES[template]).render(**variables)
     except jinja2.UndefinedError as exc:
         where = _template_line(exc) or TEMPLATES[template]
-        raise InputError(f"{where}: template variable missing: {exc.message}",
-                         hint="the template and trtbuild bake disagree; pass the value or fix the template") from None
+        raise InputError(
+            f"{where}: template variable missing: {exc.message}",
+            hint="the template and trtbuild bake disagree; pass the value or fix the template",
+        ) from None
     except jinja2.TemplateError as exc:
-        raise InputError(f"{TEMPLATES[template]}: cannot render: {exc}", hint="fix the template syntax") from None
+        raise InputError(
+            f"{TEMPLATES[template]}: cannot render: {exc}", hint="fix the template syntax"
+        ) from None
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -122,8 +140,10 @@ def prepare_context_dir(context: Path, engine_dir: Path | None = None) -> Path:
     in_place = engine_dir is not None and Path(engine_dir).resolve() == (context / "engine").resolve()
     entries = [p.name for p in context.iterdir()] if context.is_dir() else []
     if context.exists() and (not context.is_dir() or set(entries) - ({"engine"} if in_place else set())):
-        raise InputError(f"{context}: exists and is not an empty directory",
-                         hint="pass a new or empty directory to --context-only")
+        raise InputError(
+            f"{context}: exists and is not an empty directory",
+            hint="pass a new or empty directory to --context-only",
+        )
     context.mkdir(parents=True, exist_ok=True)
     return context
 
@@ -137,8 +157,10 @@ def stage_engine(engine_dir: Path, context: Path, tokenizer_dir: Path | None) ->
     in_place = engine_dir.resolve() == engine_dst.resolve()
     source_tok = tokenizer_dir or (engine_dir / TOKENIZER_SUBDIR)
     if not source_tok.is_dir():
-        raise InputError(f"{engine_dir}: the artifact has no {TOKENIZER_SUBDIR}/ directory",
-                         hint="pass --tokenizer DIR (the model's tokenizer files)")
+        raise InputError(
+            f"{engine_dir}: the artifact has no {TOKENIZER_SUBDIR}/ directory",
+            hint="pass --tokenizer DIR (the model's tokenizer files)",
+        )
     if in_place:
         if tokenizer_dir is None:
             (engine_dst / TOKENIZER_SUBDIR).rename(tok_dst)

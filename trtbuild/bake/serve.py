@@ -33,22 +33,43 @@ class ServeOptions:
     port: int = DEFAULT_PORT
 
 
-def serve_command(info: EngineInfo, opts: ServeOptions, *, engine_path: str, tokenizer_path: str) -> list[str]:
-    """argv of the server; every engine-fixed limit is passed explicitly (the CLI defaults are not the engine's)."""
+def serve_command(
+    info: EngineInfo, opts: ServeOptions, *, engine_path: str, tokenizer_path: str
+) -> list[str]:
+    """argv of the server; every engine-fixed limit is passed explicitly (the CLI defaults are not
+    the engine's)."""
     if not at_least(info.trtllm_version, MIN_SERVE_VERSION):
         raise InputError(
-            f"engine built with TensorRT-LLM {info.trtllm_version}: the trtllm-serve template supports the 1.x line "
+            f"engine built with TensorRT-LLM {info.trtllm_version}: "
+            "the trtllm-serve template supports the 1.x line "
             "(its flags were verified for 1.0/1.1 only)",
-            hint="bake with --template triton, or rebuild the engine with a 1.0 or 1.1 toolchain")
+            hint="bake with --template triton, or rebuild the engine with a 1.0 or 1.1 toolchain",
+        )
     if not 0 < opts.port < 65536:
         raise InputError(f"--port must be 1-65535 (got {opts.port})", hint="e.g. --port 8000")
     batch = check_runtime_limit(info, "max_batch_size", opts.max_batch_size)
     beam = check_runtime_limit(info, "max_beam_width", opts.max_beam_width)
     fraction = check_fraction(opts.kv_cache_free_gpu_memory_fraction, "--kv-cache-free-gpu-mem-fraction")
-    argv = ["trtllm-serve", engine_path, "--tokenizer", tokenizer_path, "--backend", "tensorrt",
-            "--host", opts.host, "--port", str(opts.port),
-            "--tp_size", str(info.tp), "--pp_size", str(info.pp),
-            "--max_batch_size", str(batch), "--max_beam_width", str(beam)]
+    argv = [
+        "trtllm-serve",
+        engine_path,
+        "--tokenizer",
+        tokenizer_path,
+        "--backend",
+        "tensorrt",
+        "--host",
+        opts.host,
+        "--port",
+        str(opts.port),
+        "--tp_size",
+        str(info.tp),
+        "--pp_size",
+        str(info.pp),
+        "--max_batch_size",
+        str(batch),
+        "--max_beam_width",
+        str(beam),
+    ]
     if info.max_num_tokens is not None:
         argv += ["--max_num_tokens", str(info.max_num_tokens)]
     if info.max_seq_len is not None:

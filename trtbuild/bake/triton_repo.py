@@ -7,7 +7,8 @@ tools/fill_template.py usage in triton-inference-server/tensorrtllm_backend and 
 NVIDIA/TensorRT-LLM triton_backend/all_models/inflight_batcher_llm/tensorrt_llm/config.pbtxt
 @2a9abd9536aa62ad3e4b9314be9286b1b1be523b; how the backend reads them (required: gpt_model_type,
 tokenizer_dir, guided_decoding_backend, xgrammar_tokenizer_info_path; the rest optional with defaults) is
-from triton_backend/inflight_batcher_llm/src/model_instance_state.cc @0c8de69a1ca6213eebb20a51873890ff128666c2.
+from triton_backend/inflight_batcher_llm/src/model_instance_state.cc
+@0c8de69a1ca6213eebb20a51873890ff128666c2.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "ensemble")
 BATCHING_STRATEGIES = ("inflight_fused_batching", "inflight_batching", "V1")
 SCHEDULER_POLICIES = ("guaranteed_no_evict", "max_utilization")
 # Keys trtbuild derives from the engine; --triton-param may not override them.
-ENGINE_DERIVED = frozenset({"triton_max_batch_size", "max_beam_width", "engine_dir", "tokenizer_dir",
-                            "triton_backend"})
+ENGINE_DERIVED = frozenset(
+    {"triton_max_batch_size", "max_beam_width", "engine_dir", "tokenizer_dir", "triton_backend"}
+)
 PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FILL_SCRIPT = Path(__file__).with_name("fill_model_repo.py")
 
@@ -58,19 +60,27 @@ def check_fraction(value: float, flag: str) -> float:
     return value
 
 
-def substitutions(info: EngineInfo, opts: TritonOptions, *, engine_path: str, tokenizer_path: str) -> dict[str, str]:
+def substitutions(
+    info: EngineInfo, opts: TritonOptions, *, engine_path: str, tokenizer_path: str
+) -> dict[str, str]:
     """Every ``${name}`` value for the four configs, validated against what the engine was built for."""
     batch = check_runtime_limit(info, "max_batch_size", opts.triton_max_batch_size)
     beam = check_runtime_limit(info, "max_beam_width", opts.max_beam_width)
     if opts.batching_strategy not in BATCHING_STRATEGIES:
-        raise InputError(f"batching strategy {opts.batching_strategy!r} is not one the backend accepts",
-                         hint=f"use one of {', '.join(BATCHING_STRATEGIES)}")
+        raise InputError(
+            f"batching strategy {opts.batching_strategy!r} is not one the backend accepts",
+            hint=f"use one of {', '.join(BATCHING_STRATEGIES)}",
+        )
     if opts.batch_scheduler_policy not in SCHEDULER_POLICIES:
-        raise InputError(f"batch scheduler policy {opts.batch_scheduler_policy!r} is not one the backend accepts",
-                         hint=f"use one of {', '.join(SCHEDULER_POLICIES)}")
+        raise InputError(
+            f"batch scheduler policy {opts.batch_scheduler_policy!r} is not one the backend accepts",
+            hint=f"use one of {', '.join(SCHEDULER_POLICIES)}",
+        )
     check_fraction(opts.kv_cache_free_gpu_mem_fraction, "--kv-cache-free-gpu-mem-fraction")
-    for name, value in (("max_queue_delay_microseconds", opts.max_queue_delay_microseconds),
-                        ("max_queue_size", opts.max_queue_size)):
+    for name, value in (
+        ("max_queue_delay_microseconds", opts.max_queue_delay_microseconds),
+        ("max_queue_size", opts.max_queue_size),
+    ):
         if value < 0:
             raise InputError(f"{name} must be >= 0 (got {value})", hint="0 means no delay / no queue limit")
     if opts.instance_count < 1:
@@ -97,14 +107,20 @@ def substitutions(info: EngineInfo, opts: TritonOptions, *, engine_path: str, to
     }
     for name, value in opts.extra.items():
         if not PARAM_NAME.match(name):
-            raise InputError(f"--triton-param {name}={value}: not a template parameter name",
-                             hint="names are letters, digits and _ (as in ${name} of config.pbtxt)")
+            raise InputError(
+                f"--triton-param {name}={value}: not a template parameter name",
+                hint="names are letters, digits and _ (as in ${name} of config.pbtxt)",
+            )
         if name in ENGINE_DERIVED:
-            raise InputError(f"--triton-param {name}: trtbuild sets it from the engine",
-                             hint="use --max-batch-size / --max-beam-width, which are checked against the engine")
+            raise InputError(
+                f"--triton-param {name}: trtbuild sets it from the engine",
+                hint="use --max-batch-size / --max-beam-width, which are checked against the engine",
+            )
         if any(c in value for c in '"\n\r\\'):
-            raise InputError(f"--triton-param {name}: the value may not contain quotes, backslashes or newlines",
-                             hint="pass a plain value")
+            raise InputError(
+                f"--triton-param {name}: the value may not contain quotes, backslashes or newlines",
+                hint="pass a plain value",
+            )
         values[name] = value
     return values
 
@@ -113,8 +129,10 @@ def write_fill_inputs(dest: Path, values: dict[str, str]) -> Path:
     """``dest/values.json`` + the fill script, for filling inside the image at build time."""
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "values.json"
-    path.write_text(json.dumps({"models": list(MODELS), "substitutions": values}, indent=2, sort_keys=True) + "\n",
-                    "utf-8")
+    path.write_text(
+        json.dumps({"models": list(MODELS), "substitutions": values}, indent=2, sort_keys=True) + "\n",
+        "utf-8",
+    )
     shutil.copy2(FILL_SCRIPT, dest / FILL_SCRIPT.name)
     return path
 
@@ -126,5 +144,8 @@ def fill_locally(templates: Path, values: dict[str, str], out: Path) -> list[Pat
     try:
         return fill(Path(templates), {"models": list(MODELS), "substitutions": values}, out)
     except FillError as exc:
-        raise InputError(str(exc), hint="pass --triton-templates with all_models/inflight_batcher_llm of the "
-                                        "backend release that matches the base image") from None
+        raise InputError(
+            str(exc),
+            hint="pass --triton-templates with all_models/inflight_batcher_llm of the "
+            "backend release that matches the base image",
+        ) from None

@@ -48,37 +48,55 @@ def ensure_image(client: Any, image: str, *, pull: bool) -> Any:
         return client.images.get(image)
     except docker.errors.ImageNotFound:
         if not pull:
-            raise InputError(f"base image {image} is not present locally",
-                             hint=f"docker pull {image} first, or drop --no-pull") from None
+            raise InputError(
+                f"base image {image} is not present locally",
+                hint=f"docker pull {image} first, or drop --no-pull",
+            ) from None
     except docker.errors.APIError as exc:
-        raise RunnerUnavailable(f"Docker Engine error while looking up {image}: {exc.explanation or exc}") from None
+        raise RunnerUnavailable(
+            f"Docker Engine error while looking up {image}: {exc.explanation or exc}"
+        ) from None
     try:
         return client.images.pull(image)
     except docker.errors.APIError as exc:
-        raise InputError(f"cannot pull base image {image}: {exc.explanation or exc}",
-                         hint="check the image name and your registry login (docker login nvcr.io)") from None
+        raise InputError(
+            f"cannot pull base image {image}: {exc.explanation or exc}",
+            hint="check the image name and your registry login (docker login nvcr.io)",
+        ) from None
 
 
 def probe_base_version(client: Any, image: str) -> tuple[str, str]:
     """(version, how) of TensorRT-LLM in ``image``: its trtbuild label, else a probe container."""
     import docker.errors
 
-    labels = (client.images.get(image).labels or {})
+    labels = client.images.get(image).labels or {}
     if labels.get(VERSION_LABEL):
         return labels[VERSION_LABEL], f"label {VERSION_LABEL}"
     try:
-        out = client.containers.run(image, entrypoint=["python3", "-c", PROBE_CODE], remove=True, network_disabled=True,
-                                    stdout=True, stderr=True)
+        out = client.containers.run(
+            image,
+            entrypoint=["python3", "-c", PROBE_CODE],
+            remove=True,
+            network_disabled=True,
+            stdout=True,
+            stderr=True,
+        )
     except docker.errors.ContainerError as exc:
         detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or [str(exc)]
-        raise InputError(f"base image {image} has no tensorrt_llm Python distribution ({detail[0]})",
-                         hint="pass --base with a TensorRT-LLM serving image of the engine's version") from None
+        raise InputError(
+            f"base image {image} has no tensorrt_llm Python distribution ({detail[0]})",
+            hint="pass --base with a TensorRT-LLM serving image of the engine's version",
+        ) from None
     except docker.errors.APIError as exc:
-        raise RunnerUnavailable(f"cannot run the version probe in {image}: {exc.explanation or exc}") from None
+        raise RunnerUnavailable(
+            f"cannot run the version probe in {image}: {exc.explanation or exc}"
+        ) from None
     for line in out.decode("utf-8", "replace").splitlines():
         if line.startswith(PROBE_MARK):
-            return line[len(PROBE_MARK):].strip(), "probe container (importlib.metadata)"
-    raise InputError(f"the version probe in {image} printed no version", hint="pass a base image with python3")
+            return line.removeprefix(PROBE_MARK).strip(), "probe container (importlib.metadata)"
+    raise InputError(
+        f"the version probe in {image} printed no version", hint="pass a base image with python3"
+    )
 
 
 def check_base_version(engine_version: str, base_image: str, base_version: str, how: str) -> None:
@@ -88,4 +106,5 @@ def check_base_version(engine_version: str, base_image: str, base_version: str, 
             f"base image {base_image} has TensorRT-LLM {base_version} ({how}) but the engine was built with "
             f"TensorRT-LLM {engine_version}: it would fail at start with a serialization version mismatch",
             hint=f"use a base with TensorRT-LLM {engine_version} (e.g. nvcr.io/nvidia/tensorrt-llm/release:"
-                 f"{engine_version}), or rebuild the engine with the toolchain of the base")
+            f"{engine_version}), or rebuild the engine with the toolchain of the base",
+        )
