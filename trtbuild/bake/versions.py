@@ -1,0 +1,110 @@
+"""TensorRT-LLM version checks between an engine and the serving base image.
+
+A TensorRT plan only deserialises in the TensorRT build that wrote it, and TensorRT-LLM checks its own
+version against the engine's ``config.json`` "version": baking an engine into a base image of another
+TensorRT-LLM release produces an image that fails at start with a serialization-version error. So the
+base's version is found *before* building: from the label trtbuild puts on images it bakes
+(``ai.trtbuild.trtllm_version``), otherwise by running a short probe container of the base.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trtbuild.errors import InputError, RunnerUnavailable
+
+VERSION_LABEL = "ai.trtbuild.trtllm_version"
+# Reads the installed distribution's metadata only: no import of tensorrt_llm, so no GPU is needed.
+PROBE_MARK = "trtbuild-probe:"
+PROBE_CODE = f"import importlib.metadata as m; print({PROBE_MARK!r} + m.version('tensorrt_llm'))"
+
+
+def same_version(a: str, b: str) -> bool:
+    """Equal as PEP 440 versions (``1.0`` == ``1.0.0``), else as trimmed strings."""
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError:  # packaging is near-universal; fall back to text equality
+        return a.strip() == b.strip()
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a.strip() == b.strip()
+
+
+def at_least(version: str, minimum: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version) >= Version(minimum)
+    except InvalidVersion:
+        return False
+
+
+def ensure_image(client: Any, image: str, *, pull: bool) -> Any:
+    """The local image, pulled first when absent and ``pull`` is allowed."""
+    import docker.errors
+
+    try:
+        return client.images.get(image)
+    except docker.errors.ImageNotFound:
+        if not pull:
+            raise InputError(
+                f"base image {image} is not present locally",
+                hint=f"docker pull {image} first, or drop --no-pull",
+            ) from None
+    except docker.errors.APIError as exc:
+        raise RunnerUnavailable(
+            f"Docker Engine error while looking up {image}: {exc.explanation or exc}"
+        ) from None
+    try:
+        return client.images.pull(image)
+    except docker.errors.APIError as exc:
+        raise InputError(
+            f"cannot pull base image {image}: {exc.explanation or exc}",
+            hint="check the image name and your registry login (docker login nvcr.io)",
+        ) from None
+
+
+def probe_base_version(client: Any, image: str) -> tuple[str, str]:
+    """(version, how) of TensorRT-LLM in ``image``: its trtbuild label, else a probe container."""
+    import docker.errors
+
+    labels = client.images.get(image).labels or {}
+    if labels.get(VERSION_LABEL):
+        return labels[VERSION_LABEL], f"label {VERSION_LABEL}"
+    try:
+        out = client.containers.run(
+            image,
+            entrypoint=["python3", "-c", PROBE_CODE],
+            remove=True,
+            network_disabled=True,
+            stdout=True,
+            stderr=True,
+        )
+    except docker.errors.ContainerError as exc:
+        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or [str(exc)]
+        raise InputError(
+            f"base image {image} has no tensorrt_llm Python distribution ({detail[0]})",
+            hint="pass --base with a TensorRT-LLM serving image of the engine's version",
+        ) from None
+    except docker.errors.APIError as exc:
+        raise RunnerUnavailable(
+            f"cannot run the version probe in {image}: {exc.explanation or exc}"
+        ) from None
+    for line in out.decode("utf-8", "replace").splitlines():
+        if line.startswith(PROBE_MARK):
+            return line.removeprefix(PROBE_MARK).strip(), "probe container (importlib.metadata)"
+    raise InputError(
+        f"the version probe in {image} printed no version", hint="pass a base image with python3"
+    )
+
+
+def check_base_version(engine_version: str, base_image: str, base_version: str, how: str) -> None:
+    """Refuse a base whose TensorRT-LLM differs from the engine's, before anything is built."""
+    if not same_version(engine_version, base_version):
+        raise InputError(
+            f"base image {base_image} has TensorRT-LLM {base_version} ({how}) but the engine was built with "
+            f"TensorRT-LLM {engine_version}: it would fail at start with a serialization version mismatch",
+            hint=f"use a base with TensorRT-LLM {engine_version} (e.g. nvcr.io/nvidia/tensorrt-llm/release:"
+            f"{engine_version}), or rebuild the engine with the toolchain of the base",
+        )

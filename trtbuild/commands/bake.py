@@ -1,0 +1,298 @@
+"""``trtbuild bake``: pull an engine by reference and bake it into a serving image."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trtbuild.errors import InputError, TrtbuildError
+
+TEMPLATE_CHOICES = ("trtllm-serve", "triton")
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InputError(
+                f"--triton-param {item!r}: expected NAME=VALUE",
+                hint="e.g. --triton-param " "enable_kv_cache_reuse=true",
+            )
+        out[name] = value
+    return out
+
+
+def _local_artifact(
+    engine_dir: Path, metadata_file: Path | None
+) -> tuple[dict[str, Any], str | None, str | None]:
+    """(metadata, hash, name) for --from-dir: a JSON file shaped like the registry's artifact, or
+    plain metadata."""
+    if metadata_file is None:
+        return {}, None, None
+    try:
+        data = json.loads(metadata_file.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(
+            f"--metadata {metadata_file}: cannot read JSON ({exc})", hint="pass a JSON file"
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(
+            f"--metadata {metadata_file}: expected a JSON object", hint="{\"hash\": ..., \"metadata\": {...}}"
+        )
+    if isinstance(data.get("metadata"), dict):
+        return data["metadata"], data.get("hash"), data.get("name")
+    return data, data.get("hash"), data.get("name")
+
+
+def _pull(ref: str, dest: Path) -> tuple[dict[str, Any], str | None, str | None]:
+    """Registry.pull (verified, atomic) into ``dest``; returns (metadata, hash, name)."""
+    try:
+        from registry.api import Registry
+    except ImportError:
+        raise TrtbuildError(
+            "the artifact registry (registry.api) is not installed in this environment",
+            hint="install trtbuild with its registry, or bake a pulled directory with --from-dir",
+        ) from None
+    art = Registry.open().pull(ref, dest)
+    return dict(art.metadata or {}), getattr(art, "hash", None), getattr(art, "name", None)
+
+
+@click.command(
+    "bake", epilog="Exit codes: 0 ok, 1 failure, 2 invalid input (bad reference, limits, version mismatch)."
+)
+@click.argument("ref", required=False)
+@click.option(
+    "--template",
+    "template",
+    type=click.Choice(TEMPLATE_CHOICES),
+    required=True,
+    help="Serving stack of the image.",
+)
+@click.option("--tag", help="Image reference to build, IMAGE:TAG (required unless --context-only).")
+@click.option(
+    "--base", help="Serving base image; default: the pinned image of the engine's TensorRT-LLM version."
+)
+@click.option("--push", is_flag=True, help="Push --tag after building.")
+@click.option(
+    "--context-only",
+    "context_only",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write the build context (Dockerfile, engine, tokenizer, model repo) to DIR; do not build.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option(
+    "--from-dir",
+    "from_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Bake a local engine directory (e.g. from `trtbuild pull`) instead of pulling REF.",
+)
+@click.option(
+    "--metadata",
+    "metadata_file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="With --from-dir: artifact JSON ({hash, name, metadata}) for the labels and checks.",
+)
+@click.option(
+    "--tokenizer",
+    "tokenizer",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Tokenizer directory, when the artifact has no tokenizer/.",
+)
+@click.option("--max-batch-size", type=int, help="Runtime max batch (default and ceiling: the engine's).")
+@click.option(
+    "--max-beam-width", type=int, help="Runtime max beam width (default and ceiling: the engine's)."
+)
+@click.option(
+    "--kv-cache-free-gpu-mem-fraction",
+    "kv_fraction",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="Fraction of free GPU memory for the KV cache.",
+)
+@click.option("--port", type=int, default=8000, show_default=True, help="trtllm-serve: HTTP port.")
+@click.option(
+    "--decoupled/--no-decoupled",
+    default=True,
+    show_default=True,
+    help="triton: decoupled (streaming) transaction policy of tensorrt_llm.",
+)
+@click.option(
+    "--batching-strategy",
+    default="inflight_fused_batching",
+    show_default=True,
+    help="triton: gpt_model_type of the tensorrt_llm model.",
+)
+@click.option(
+    "--batch-scheduler-policy",
+    default="guaranteed_no_evict",
+    show_default=True,
+    help="triton: guaranteed_no_evict or max_utilization.",
+)
+@click.option(
+    "--instance-count",
+    type=int,
+    default=1,
+    show_default=True,
+    help="triton: instances of preprocessing and postprocessing.",
+)
+@click.option(
+    "--triton-templates",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="triton: local all_models/inflight_batcher_llm of the backend release; default: the base's.",
+)
+@click.option(
+    "--triton-param",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="triton: extra ${NAME} value for the backend templates (repeatable).",
+)
+@click.option("--no-pull", is_flag=True, help="Do not pull a missing base image.")
+@click.option(
+    "--no-base-check",
+    is_flag=True,
+    help="Skip the base image TensorRT-LLM version check (context-only hosts without Docker).",
+)
+@click.option(
+    "--health-start-period",
+    default="600s",
+    show_default=True,
+    help="HEALTHCHECK --start-period (engine load time).",
+)
+def command(
+    ref: str | None,
+    template: str,
+    tag: str | None,
+    base: str | None,
+    push: bool,
+    context_only: Path | None,
+    as_json: bool,
+    from_dir: Path | None,
+    metadata_file: Path | None,
+    tokenizer: Path | None,
+    max_batch_size: int | None,
+    max_beam_width: int | None,
+    kv_fraction: float,
+    port: int,
+    decoupled: bool,
+    batching_strategy: str,
+    batch_scheduler_policy: str,
+    instance_count: int,
+    triton_templates: Path | None,
+    triton_param: tuple[str, ...],
+    no_pull: bool,
+    no_base_check: bool,
+    health_start_period: str,
+) -> None:
+    """Bake the engine REF (hash or name:tag) into a serving image labelled with its artifact hash."""
+    from rich.console import Console
+
+    from trtbuild.bake import BakeRequest, ServeOptions, TritonOptions, bake, prepare
+    from trtbuild.bake.render import HealthCheck
+
+    if (ref is None) == (from_dir is None):
+        raise InputError(
+            "give exactly one of REF or --from-dir DIR", hint="e.g. trtbuild bake llama-8b:fp8 ..."
+        )
+    if metadata_file and not from_dir:
+        raise InputError("--metadata goes with --from-dir", hint="REF brings its metadata from the registry")
+    if context_only is None and not tag:
+        raise InputError(
+            "--tag is required to build an image", hint="pass --tag IMAGE:TAG, or --context-only DIR"
+        )
+    if push and context_only is not None:
+        raise InputError("--push builds an image; --context-only does not", hint="drop one of them")
+    if not re_duration(health_start_period):
+        raise InputError(
+            f"--health-start-period {health_start_period!r}: expected a duration like 600s or 10m",
+            hint="use a number with s, m or h",
+        )
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def progress(line: str) -> None:
+        console.print(line, markup=False)
+
+    opts = dict(
+        template=template,
+        tag=tag,
+        base_image=base,
+        tokenizer_dir=tokenizer,
+        serve=ServeOptions(
+            max_batch_size=max_batch_size,
+            max_beam_width=max_beam_width,
+            kv_cache_free_gpu_memory_fraction=kv_fraction,
+            port=port,
+        ),
+        triton=TritonOptions(
+            triton_max_batch_size=max_batch_size,
+            max_beam_width=max_beam_width,
+            decoupled=decoupled,
+            batching_strategy=batching_strategy,
+            kv_cache_free_gpu_mem_fraction=kv_fraction,
+            batch_scheduler_policy=batch_scheduler_policy,
+            instance_count=instance_count,
+            extra=_parse_params(triton_param),
+        ),
+        triton_templates=triton_templates,
+        health=HealthCheck(start_period=health_start_period),
+        pull_base=not no_pull,
+        check_base=not no_base_check,
+    )
+
+    created_context = False
+    if context_only is not None:
+        if context_only.exists() and any(context_only.iterdir()):
+            raise InputError(f"{context_only}: exists and is not empty", hint="pass a new or empty directory")
+        created_context = not context_only.exists()
+        context_only.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="trtbuild-bake-") as tmp:
+        context = context_only or Path(tmp) / "context"
+        try:
+            if from_dir is not None:
+                engine_dir = from_dir
+                metadata, art_hash, art_name = _local_artifact(from_dir, metadata_file)
+            else:
+                context.mkdir(parents=True, exist_ok=True)
+                engine_dir = context / "engine"
+                progress(f"pulling {ref}")
+                metadata, art_hash, art_name = _pull(ref, engine_dir)
+            req = BakeRequest(
+                engine_dir=engine_dir,
+                metadata=metadata,
+                artifact_hash=art_hash,
+                artifact_name=art_name or ref,
+                **opts,
+            )
+            if context_only is not None:
+                result = prepare(req, context, progress=progress)
+            else:
+                result = bake(req, context_dir=context, push=push, progress=progress)
+        except BaseException:
+            if created_context:
+                shutil.rmtree(context_only, ignore_errors=True)
+            elif context_only is not None:
+                for child in context_only.iterdir():
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            raise
+    out = result.as_dict()
+    if context_only is None:
+        out["context_dir"] = None
+    if as_json:
+        click.echo(json.dumps(out, indent=2, sort_keys=True))
+    elif context_only is not None:
+        click.echo(str(result.context_dir))
+    else:
+        click.echo(result.image_id)
+
+
+def re_duration(value: str) -> bool:
+    import re
+
+    return re.fullmatch(r"[0-9]+(ms|s|m|h)", value) is not None
