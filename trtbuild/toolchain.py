@@ -8,6 +8,7 @@ resolved by ``trtbuild lock``.
 from __future__ import annotations
 
 import os
+import sys
 import re
 import tomllib
 from pathlib import Path
@@ -98,8 +99,11 @@ def default_toolchains_path() -> Path:
     env = os.environ.get("TRTBUILD_TOOLCHAINS")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent.parent / "recipes" / "toolchains.toml"
-    return here if here.exists() else Path("recipes/toolchains.toml")
+    for candidate in (Path(__file__).resolve().parent.parent / "recipes" / "toolchains.toml",
+                      Path(sys.prefix) / "share" / "trtbuild" / "toolchains.toml"):
+        if candidate.exists():
+            return candidate
+    return Path("recipes/toolchains.toml")
 
 
 def load_toolchains(path: Path | None = None) -> dict[str, Toolchain]:
