@@ -67,8 +67,8 @@ def table() -> None:
     print("|=========================================+======================+======================|")
     for g in gpus():
         mem = f"0MiB / {g['memory_mib']}MiB"
-        print(f"| {g['index']:>3}  {g['name']:<26}  On  | {FIELDS['pci.bus_id'](g)} Off |"
-              f"{'0':>21} |")
+        cell = f" {g['index']:>3}  {g['name']}".ljust(36) + " On  "
+        print(f"|{cell}| {FIELDS['pci.bus_id'](g)} Off |{'0':>21} |")
         print(f"| N/A   30C    P0             70W / 700W | {mem:>20} |      0%      Default |")
     print(rule)
     print("TOOLCHAIN DOUBLE: no GPU is behind this nvidia-smi")
