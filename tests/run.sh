@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The test command (README "Quick start"): installs what the tests need, starts the real services they
+# talk to (Docker Engine, PostgreSQL, a Ceph RADOS Gateway S3 server, a local image registry), runs pytest,
+# and stops what it started. Idempotent: on a machine that already has the packages it only starts services.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export DEBIAN_FRONTEND=noninteractive
+
+apt_packages=(docker.io postgresql debootstrap docker-registry ceph-mon ceph-osd radosgw ceph-common rclone)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "== installing Debian packages: ${missing[*]}"
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}" >/dev/null
+fi
+
+echo "== installing Python packages"
+# torch first, pinned to the CPU build available here; the rest must not pull a CUDA torch.
+python3 -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
+  || python3 -m pip install -q torch==2.13.0
+python3 -m pip install -q -e ".[quantize,postgres,test]" "torch==2.13.0"
+
+STATE=$(mktemp -d /tmp/trtbuild-ci.XXXXXX)
+export TRTBUILD_TEST_STATE=$STATE
+cleanup() {
+  set +e
+  for svc in tests/services/*.sh; do
+    [ -x "$svc" ] || [ -f "$svc" ] || continue
+    bash "$svc" stop "$STATE" >/dev/null 2>&1
+  done
+  rm -rf "$STATE"
+}
+trap cleanup EXIT
+
+echo "== starting services"
+for svc in dockerd postgres ceph_rgw local_registry; do
+  if [ -f "tests/services/$svc.sh" ]; then
+    # each start script prints `export VAR=...` lines for the tests
+    eval "$(bash "tests/services/$svc.sh" start "$STATE")"
+  fi
+done
+if [ -f tests/toolchain_double/build.sh ]; then
+  eval "$(bash tests/toolchain_double/build.sh)"
+fi
+
+echo "== running tests"
+set +e
+python3 -m pytest tests "$@"
+rc=$?
+set -e
+exit $rc

@@ -1,0 +1,49 @@
+"""``trtbuild plan RECIPE``: the ordered steps with their content keys, images, argv and mounts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trtbuild.commands._common import console, json_option, print_json, short, toolchains_option
+
+
+@click.command("plan")
+@click.argument("recipe", type=click.Path(path_type=Path))
+@toolchains_option
+@click.option("--locked", is_flag=True, help="Refuse a missing or stale lock file.")
+@json_option
+def command(recipe: Path, toolchains_path: Path | None, locked: bool, as_json: bool) -> int:
+    """Show the build plan of RECIPE."""
+    from trtbuild.build import plan_recipe
+
+    plan = plan_recipe(recipe, toolchains_path=toolchains_path, locked=locked)
+    if as_json:
+        print_json(plan.to_dict())
+    else:
+        show_plan(plan)
+    return 0
+
+
+def show_plan(plan) -> None:
+    """Print a plan as a table (shared by ``build --dry-run``)."""
+    import shlex
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    out.print(f"[bold]{escape(plan.recipe.recipe.name)}[/]  toolchain {plan.recipe.toolchain.name}  "
+              f"image {escape(plan.pins.image)}")
+    out.print(f"checkpoint key {short(plan.checkpoint_key)}   engine key {short(plan.engine_key)}")
+    table = Table(show_lines=False)
+    for col in ("step", "key", "runs in", "command"):
+        table.add_column(col)
+    for step in plan.steps:
+        where = "container" if step.image else "host"
+        cmd = shlex.join(step.argv) if step.argv else "(in-process)"
+        table.add_row(step.name, short(step.key), where, escape(cmd))
+    out.print(table)
+    for warning in plan.pins.floating:
+        out.print(f"[yellow]unpinned:[/] {escape(warning)} (run trtbuild lock {escape(str(plan.recipe.path))})")

@@ -1,0 +1,289 @@
+"""The build plan: ordered steps, each with its exact argv, image, mounts and a content key.
+
+A content key is the sha256 of the canonical JSON of (step kind, step version, parameters, input keys,
+toolchain identity). Keys therefore ignore TOML formatting, comments and key order, and change with every
+field that changes the bytes a step produces. The checkpoint key (quantize or convert) does not see
+limits or build switches; the engine key does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trtbuild
+from registry.canonical import digest_of
+from trtbuild import cli_spec
+from trtbuild.errors import InputError
+from trtbuild.lock import Lock, is_fresh
+from trtbuild.recipe import LoadedRecipe
+from trtbuild.recipe_checks import resolve_dataset
+from trtbuild.recipe_schema import BUILD_SWITCH_FLAGS, SHA_RE, STORE_TRUE_SWITCHES, Recipe
+
+# Bump a step's version whenever its implementation changes the bytes it produces.
+STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 1, "publish": 1}
+
+# Paths inside the toolchain container.
+C_MODEL = "/trtbuild/model"
+C_CHECKPOINT = "/trtbuild/checkpoint"
+C_ENGINE = "/trtbuild/engine"
+C_CACHE = "/trtbuild/cache"
+C_CALIB = "/trtbuild/calib"
+C_SRC = "/trtbuild/src"
+TIMING_CACHE = "timing.cache"
+# Files fetched from a Hugging Face repo: weights, configs and tokenizer.
+HF_ALLOW_PATTERNS = ("*.safetensors", "*.json", "tokenizer.model", "*.tiktoken", "*.txt")
+QUANTIZE_SEED = 1234
+QFORMAT = {"fp8": "fp8", "int8_sq": "int8_sq", "int4_awq": "int4_awq", "none": "full_prec"}
+
+
+@dataclass(frozen=True)
+class PlanMount:
+    source: str
+    target: str
+    read_only: bool = True
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "target": self.target, "read_only": self.read_only}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    kind: str
+    key: str
+    image: str | None
+    argv: list[str] | None
+    mounts: list[PlanMount]
+    params: dict
+    inputs: list[str]
+    gpus: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "key": self.key, "image": self.image, "argv": self.argv,
+                "mounts": [m.to_dict() for m in self.mounts], "gpus": self.gpus, "env": self.env,
+                "inputs": self.inputs}
+
+
+@dataclass(frozen=True)
+class Pins:
+    """What the plan is pinned to, and what is still floating."""
+
+    image: str                 # repo@sha256:... when pinned, else the tag
+    image_pinned: bool
+    revision: str | None       # commit sha / listing digest when pinned
+    revision_pinned: bool
+    lock_state: str            # "none", "fresh", "stale"
+
+    @property
+    def floating(self) -> list[str]:
+        out = []
+        if not self.image_pinned:
+            out.append(f"toolchain image {self.image} is a tag, not a digest")
+        if not self.revision_pinned:
+            out.append(f"model revision {self.revision or '(default branch)'} is not a commit")
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipe: LoadedRecipe
+    pins: Pins
+    workdir: Path
+    steps: list[Step]
+    checkpoint_key: str
+    engine_key: str
+
+    def step(self, kind: str) -> Step:
+        return next(s for s in self.steps if s.kind == kind)
+
+    @property
+    def checkpoint_step(self) -> Step:
+        return next(s for s in self.steps if s.kind in ("quantize", "convert"))
+
+    def to_dict(self) -> dict:
+        return {"recipe": str(self.recipe.path), "name": self.recipe.recipe.name,
+                "toolchain": self.recipe.toolchain.name, "image": self.pins.image,
+                "pinned": not self.pins.floating, "floating": self.pins.floating, "lock": self.pins.lock_state,
+                "checkpoint_key": self.checkpoint_key, "engine_key": self.engine_key,
+                "steps": [s.to_dict() for s in self.steps]}
+
+
+def content_key(kind: str, params: dict, inputs: list[str], toolchain: str | None) -> str:
+    return digest_of({"kind": kind, "version": STEP_VERSIONS[kind], "params": params, "inputs": inputs,
+                      "toolchain": toolchain})
+
+
+def current_pins(loaded: LoadedRecipe, lock: Lock | None) -> Pins:
+    tc, model = loaded.toolchain, loaded.recipe.model
+    lock_state = "none" if lock is None else ("fresh" if is_fresh(lock, loaded) else "stale")
+    usable = lock if lock_state == "fresh" else None
+    image = tc.pinned_ref() or (tc.pinned_ref(usable.image_digest) if usable else None)
+    if model.scheme == "file":
+        revision, rev_pinned = None, True
+    elif model.revision and SHA_RE.match(model.revision):
+        revision, rev_pinned = model.revision, True
+    elif usable and usable.revision:
+        revision, rev_pinned = usable.revision, True
+    else:
+        revision, rev_pinned = model.revision, False
+    return Pins(image=image or tc.image, image_pinned=image is not None, revision=revision,
+                revision_pinned=rev_pinned, lock_state=lock_state)
+
+
+def make_plan(loaded: LoadedRecipe, *, workdir: Path, lock: Lock | None = None,
+              source_digest: str | None = None, src_root: Path | None = None) -> Plan:
+    """Plan ``loaded``. ``source_digest`` is the content digest of a file:// model (see fetch)."""
+    recipe, tc = loaded.recipe, loaded.toolchain
+    pins = current_pins(loaded, lock)
+    toolchain_id = pins.image if pins.image_pinned else f"unpinned:{pins.image}"
+    world = recipe.parallelism.world_size
+    model_dir, ckpt_dir, engine_dir, cache_dir = (
+        _model_dir(recipe, workdir), workdir / "checkpoint", workdir / "engine", workdir / "cache")
+
+    fetch_params = _fetch_params(recipe, pins, source_digest)
+    fetch = Step("fetch", "fetch", content_key("fetch", fetch_params, [], None), None, None,
+                 [PlanMount(str(model_dir), str(model_dir), read_only=False)], fetch_params, [])
+
+    model_mount = PlanMount(str(model_dir), C_MODEL)
+    ckpt_out = PlanMount(str(ckpt_dir), C_CHECKPOINT, read_only=False)
+    if recipe.quantization.needs_quantize_step:
+        params, argv, extra_mounts, env = _quantize(loaded, src_root)
+        kind = "quantize"
+    else:
+        params, argv, extra_mounts, env = _convert(loaded)
+        kind = "convert"
+    ckpt = Step(kind, kind, content_key(kind, params, [fetch.key], toolchain_id), pins.image, argv,
+                [model_mount, ckpt_out, *extra_mounts], params, [fetch.key], gpus=world, env=env)
+
+    build_params, build_argv = _build(loaded)
+    build = Step("build", "build", content_key("build", build_params, [ckpt.key], toolchain_id), pins.image,
+                 build_argv, [PlanMount(str(ckpt_dir), C_CHECKPOINT), PlanMount(str(engine_dir), C_ENGINE, False),
+                              PlanMount(str(cache_dir), C_CACHE, False)], build_params, [ckpt.key], gpus=world)
+
+    verify_params = {"expect": _expectations(loaded)}
+    verify = Step("verify", "verify", content_key("verify", verify_params, [build.key], None), None, None,
+                  [PlanMount(str(engine_dir), str(engine_dir))], verify_params, [build.key])
+    publish = Step("publish", "publish", content_key("publish", {}, [verify.key], None), None, None,
+                   [PlanMount(str(engine_dir), str(engine_dir))], {}, [verify.key])
+    return Plan(loaded, pins, workdir, [fetch, ckpt, build, verify, publish], ckpt.key, build.key)
+
+
+def _model_dir(recipe: Recipe, workdir: Path) -> Path:
+    return Path(recipe.model.location) if recipe.model.scheme == "file" else workdir / "model"
+
+
+def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict:
+    model = recipe.model
+    if model.scheme == "file":
+        if source_digest is None:
+            raise InputError(f"model.source {model.source}: the local checkpoint's content digest is needed to plan",
+                             hint="plan through trtbuild.build.plan_recipe, which hashes the directory")
+        return {"source": "file", "content": source_digest}
+    params = {"source": model.source, "revision": pins.revision}
+    if model.scheme == "hf":
+        params["allow_patterns"] = list(HF_ALLOW_PATTERNS)
+    return params
+
+
+def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[str], list[PlanMount], dict]:
+    recipe, tc = loaded.recipe, loaded.toolchain
+    q, par = recipe.quantization, recipe.parallelism
+    cal = q.calibration
+    mounts = [PlanMount(str(src_root or Path(trtbuild.__file__).resolve().parent.parent), C_SRC)]
+    if cal.dataset == "builtin":
+        dataset_arg, dataset_id = "builtin", "builtin"
+    else:
+        path = resolve_dataset(cal.dataset, loaded.path.parent).resolve()
+        mounts.append(PlanMount(str(path), f"{C_CALIB}/{path.name}"))
+        dataset_arg, dataset_id = f"{C_CALIB}/{path.name}", _file_digest(path)
+    flags = ["--model_dir", C_MODEL, "--output_dir", C_CHECKPOINT, "--qformat", QFORMAT[q.format],
+             "--dtype", recipe.model.dtype, "--tp_size", str(par.tp), "--pp_size", str(par.pp),
+             "--calib_dataset", dataset_arg, "--calib_size", str(cal.samples), "--batch_size", str(cal.batch_size),
+             "--calib_max_seq_length", str(cal.max_seq_len), "--seed", str(QUANTIZE_SEED), "--device", "cuda"]
+    if q.kv_cache != "none":
+        flags += ["--kv_cache_dtype", q.kv_cache]
+    if q.format == "int4_awq":
+        flags += ["--awq_block_size", str(q.awq_block_size)]
+    _ensure_valid(flags, "quantize", tc.cli_spec, "quantize")
+    params = {"format": q.format, "kv_cache": q.kv_cache, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp,
+              "calibration": {"samples": cal.samples, "batch_size": cal.batch_size, "max_seq_len": cal.max_seq_len,
+                              "dataset": dataset_id},
+              "awq_block_size": q.awq_block_size if q.format == "int4_awq" else None, "seed": QUANTIZE_SEED}
+    return params, [tc.python, "-m", "trtbuild.quantize", *flags], mounts, {"PYTHONPATH": C_SRC}
+
+
+def _convert(loaded: LoadedRecipe) -> tuple[dict, list[str], list[PlanMount], dict]:
+    recipe, tc = loaded.recipe, loaded.toolchain
+    arch = recipe.model.architecture or (loaded.facts.architecture if loaded.facts else None) or "LlamaForCausalLM"
+    script = tc.convert_scripts.get(arch)
+    if script is None:
+        raise InputError(
+            f"{loaded.path}: model.architecture: toolchain {tc.name} has no convert script recorded for {arch}",
+            hint="quantize it instead (quantization.format = \"fp8\" ...) or add the script to toolchains.toml")
+    par = recipe.parallelism
+    flags = ["--model_dir", C_MODEL, "--output_dir", C_CHECKPOINT, "--dtype", recipe.model.dtype,
+             "--tp_size", str(par.tp), "--pp_size", str(par.pp)]
+    _ensure_valid(flags, "convert_checkpoint", tc.cli_spec, "convert")
+    params = {"architecture": arch, "script": script, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp}
+    return params, [tc.python, script, *flags], [], {}
+
+
+def build_switch_flags(recipe: Recipe) -> list[str]:
+    """The recipe's [build] switches as trtllm-build flags (explicit values only)."""
+    flags: list[str] = []
+    for name, flag in BUILD_SWITCH_FLAGS.items():
+        value = getattr(recipe.build, name)
+        if value is None or (name in STORE_TRUE_SWITCHES and value is False):
+            continue
+        if name in STORE_TRUE_SWITCHES:
+            flags.append(flag)
+        elif isinstance(value, bool):
+            flags += [flag, "enable" if value else "disable"]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
+    recipe, tc = loaded.recipe, loaded.toolchain
+    lim = recipe.limits
+    shape = ["--max_batch_size", str(lim.max_batch_size), "--max_input_len", str(lim.max_input_len),
+             "--max_num_tokens", str(lim.max_num_tokens), "--max_beam_width", str(lim.max_beam_width)]
+    if lim.max_seq_len is not None:
+        shape += ["--max_seq_len", str(lim.max_seq_len)]
+    shape += build_switch_flags(recipe) + list(recipe.build.extra_args)
+    # Outside the key: paths, parallel workers and the timing cache change where and how fast, not what.
+    flags = ["--checkpoint_dir", C_CHECKPOINT, "--output_dir", C_ENGINE, *shape,
+             "--workers", str(recipe.parallelism.world_size), "--output_timing_cache", f"{C_CACHE}/{TIMING_CACHE}"]
+    _ensure_valid(flags, "trtllm-build", tc.cli_spec, "build")
+    return {"flags": shape, "gpu_arch": recipe.target.gpu_arch}, [*tc.trtllm_build, *flags]
+
+
+def with_timing_cache(argv: list[str]) -> list[str]:
+    """``argv`` of the build step reading the timing cache mounted at C_CACHE."""
+    return [*argv, "--input_timing_cache", f"{C_CACHE}/{TIMING_CACHE}"]
+
+
+def _expectations(loaded: LoadedRecipe) -> dict:
+    recipe = loaded.recipe
+    return {"trtllm_version": loaded.toolchain.trtllm_version, "tp": recipe.parallelism.tp,
+            "pp": recipe.parallelism.pp, "format": recipe.quantization.format,
+            "kv_cache": recipe.quantization.kv_cache, "limits": recipe.limits.model_dump(mode="json")}
+
+
+def _ensure_valid(flags: list[str], tool: str, family: str, step: str) -> None:
+    problems = cli_spec.check_argv(flags, tool, family)
+    if problems:  # a planner bug, never a user error: the spec check guards every emitted flag
+        raise AssertionError(f"{step} step would pass flags {tool} ({family}) rejects: {problems}")
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()

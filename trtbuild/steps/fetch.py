@@ -1,0 +1,105 @@
+"""The fetch step: a model checkpoint pinned by revision (hf://, s3://) or by content (file://)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from registry.canonical import digest_of
+from trtbuild.errors import InputError, TrtbuildError
+
+_SKIP_DIRS = {".git", ".cache", "__pycache__"}
+
+
+def local_tree_digest(root: Path, stat_cache: Path | None = None) -> str:
+    """Content digest of every file under ``root`` (relative path, size, sha256), links refused.
+
+    File hashes are remembered in ``stat_cache`` by (path, size, mtime, inode), so re-planning a
+    140 GB checkpoint does not read it again unless it changed.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"model.source: {root} is not a directory", hint="point file:// at a checkpoint directory")
+    cache = _load_cache(stat_cache)
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                path = path.resolve()  # HF caches use links into blobs/: hash what they point to
+            st = path.stat()
+            stamp = f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+            digest = cache.get(stamp) or _sha256_file(path)
+            cache[stamp] = digest
+            entries.append([rel, st.st_size, digest])
+    if not entries:
+        raise InputError(f"model.source: {root} is empty", hint="point file:// at a checkpoint directory")
+    _save_cache(stat_cache, cache)
+    return digest_of(entries)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_cache(path: Path | None) -> dict[str, str]:
+    if path is None or not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(path: Path | None, cache: dict[str, str]) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(cache), "utf-8")
+    tmp.replace(path)
+
+
+def fetch_hf(repo_id: str, revision: str, dest: Path, allow_patterns: list[str]) -> Path:
+    """Download ``repo_id`` at commit ``revision`` into ``dest`` (weights, configs, tokenizer only)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_dir=dest, allow_patterns=allow_patterns))
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise InputError(f"hf://{repo_id}@{revision}: {exc.__class__.__name__}",
+                         hint="check model.source / model.revision; for gated repos set HF_TOKEN") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise TrtbuildError(f"downloading hf://{repo_id}@{revision} failed: {exc}",
+                            hint="check network access to the Hub (or pre-fetch and use a file:// source)") from None
+
+
+def fetch_s3(location: str, dest: Path) -> Path:
+    """Copy every object under ``s3://bucket/prefix`` into ``dest``, keeping relative paths."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, prefix = location.partition("/")
+    client = boto3.client("s3")
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                rel = obj["Key"][len(prefix):].lstrip("/")
+                if not rel or ".." in Path(rel).parts:
+                    continue
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, obj["Key"], str(target))
+    except (BotoCoreError, ClientError) as exc:
+        raise TrtbuildError(f"downloading s3://{location} failed: {exc}",
+                            hint="check AWS credentials / AWS_ENDPOINT_URL and the prefix") from None
+    return dest
