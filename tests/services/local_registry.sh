@@ -3,12 +3,13 @@
 # the toolchain double is pushed there so it has a real RepoDigest and is pinned like production images.
 # No TLS: the Docker Engine treats 127.0.0.0/8 as an insecure-allowed registry by default.
 #
-#   tests/services/local_registry.sh start|stop|status
-# Env: TRTBUILD_TEST_REGISTRY_DIR (default /tmp/trtbuild-test-registry: config, storage, log, pid),
-#      TRTBUILD_TEST_REGISTRY_ADDR (default 127.0.0.1:5000).
-# Installs nothing: CI installs the package first (apt-get install -y docker-registry).
+#   tests/services/local_registry.sh start|stop|status [STATE_DIR]
+# start prints `export TRTBUILD_TEST_REGISTRY=127.0.0.1:5000` on stdout (tests/run.sh evals it); messages
+# go to stderr. Files (config, storage, log, pid) live in STATE_DIR/registry when given, else in
+# $TRTBUILD_TEST_REGISTRY_DIR, else /tmp/trtbuild-test-registry. Address: $TRTBUILD_TEST_REGISTRY_ADDR
+# (default 127.0.0.1:5000). Installs nothing: CI installs the package first (apt-get install -y docker-registry).
 set -euo pipefail
-DIR="${TRTBUILD_TEST_REGISTRY_DIR:-/tmp/trtbuild-test-registry}"
+if [ -n "${2:-}" ]; then DIR="$2/registry"; else DIR="${TRTBUILD_TEST_REGISTRY_DIR:-/tmp/trtbuild-test-registry}"; fi
 ADDR="${TRTBUILD_TEST_REGISTRY_ADDR:-127.0.0.1:5000}"
 PIDFILE="$DIR/registry.pid"
 
@@ -23,7 +24,7 @@ PY
 }
 
 start() {
-    if answers; then echo "registry already answers at http://$ADDR/v2/"; return 0; fi
+    if answers; then echo "registry already answers at http://$ADDR/v2/" >&2; echo "export TRTBUILD_TEST_REGISTRY=$ADDR"; return 0; fi
     command -v docker-registry >/dev/null || { echo "docker-registry is not installed (apt-get install -y docker-registry)" >&2; exit 1; }
     mkdir -p "$DIR/data"
     cat > "$DIR/config.yml" <<YML
@@ -50,7 +51,10 @@ YML
     setsid docker-registry serve "$DIR/config.yml" >>"$DIR/registry.log" 2>&1 < /dev/null &
     echo $! > "$PIDFILE"
     for _ in $(seq 1 100); do
-        if answers; then echo "registry up at http://$ADDR/v2/ (pid $(cat "$PIDFILE"), storage $DIR/data)"; return 0; fi
+        if answers; then
+            echo "registry up at http://$ADDR/v2/ (pid $(cat "$PIDFILE"), storage $DIR/data)" >&2
+            echo "export TRTBUILD_TEST_REGISTRY=$ADDR"; return 0
+        fi
         if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
             echo "registry exited; log:" >&2; tail -20 "$DIR/registry.log" >&2; exit 1
         fi
@@ -60,7 +64,7 @@ YML
 }
 
 stop() {
-    [ -f "$PIDFILE" ] || { echo "no registry started by this script ($PIDFILE missing)"; return 0; }
+    [ -f "$PIDFILE" ] || { echo "no registry started by this script ($PIDFILE missing)" >&2; return 0; }
     pid="$(cat "$PIDFILE")"
     if kill -0 "$pid" 2>/dev/null; then
         kill "$pid"
@@ -68,7 +72,7 @@ stop() {
         kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
     fi
     rm -f "$PIDFILE"
-    echo "registry stopped (storage kept in $DIR/data)"
+    echo "registry stopped (storage kept in $DIR/data)" >&2
 }
 
 case "${1:-}" in

@@ -124,7 +124,8 @@ class LogSink:
     def header(self, text: str) -> None:
         """A line about the run (not step output): written to the log only, never to the tail."""
         with self._lock:
-            self._fh.write(f"# {mask_secrets(text, self._secrets)}\n")
+            for line in mask_secrets(text, self._secrets).splitlines():
+                self._fh.write(f"# {line}\n")
             self._fh.flush()
 
     def feed(self, chunk: bytes) -> None:

@@ -34,6 +34,11 @@ PINNED_RE = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 # TensorRT-LLM's documented container settings: unlimited locked memory, 64 MiB stack.
 ULIMITS = {"memlock": (-1, -1), "stack": (67108864, 67108864)}
 NO_GPU_DRIVER_MARKER = 'could not select device driver "" with capabilities: [[gpu]]'
+ULIMITS_FIX = (
+    "raise the Docker Engine's own limits: `systemctl edit docker` with LimitMEMLOCK=infinity and "
+    "LimitSTACK=infinity under [Service] (or start dockerd from a shell after `ulimit -l unlimited`), then "
+    "restart dockerd"
+)
 NVIDIA_RUNTIME_FIX = (
     "install the NVIDIA Container Toolkit (package nvidia-container-toolkit), then run "
     "`sudo nvidia-ctk runtime configure --runtime=docker` and restart dockerd "
@@ -58,13 +63,15 @@ class DockerRunner(Runner):
     """Runs RunSpecs as containers of the Docker Engine (``DOCKER_HOST`` or the local socket)."""
 
     def __init__(self, *, client: Any = None, allow_unpinned: bool = False, user: str | None = None,
-                 pull: bool = True, stop_grace_s: int = 10, labels: dict[str, str] | None = None) -> None:
+                 pull: bool = True, stop_grace_s: int = 10, labels: dict[str, str] | None = None,
+                 ulimits: dict[str, tuple[int, int]] | None = None) -> None:
         self._client = client
         self.allow_unpinned = allow_unpinned
         self.user = user or calling_user()
         self.pull = pull
         self.stop_grace_s = stop_grace_s
         self.labels = dict(labels or {})
+        self.ulimits = dict(ULIMITS if ulimits is None else ulimits)
 
     # ---- engine --------------------------------------------------------------------------------
     def client(self) -> Any:
@@ -135,7 +142,7 @@ class DockerRunner(Runner):
 
     def command_line(self, spec: RunSpec) -> list[str]:
         cmd = ["docker", "run", "--rm", "--init", "--user", self.user, "--shm-size", spec.shm_size]
-        for name, (soft, hard) in ULIMITS.items():
+        for name, (soft, hard) in self.ulimits.items():
             cmd += ["--ulimit", f"{name}={soft}:{hard}"]
         if spec.gpus:
             cmd += ["--gpus", "all" if spec.gpus < 0 else str(spec.gpus)]
@@ -166,7 +173,7 @@ class DockerRunner(Runner):
                                 read_only=m.read_only) for m in spec.mounts],
             user=self.user,
             shm_size=spec.shm_size,
-            ulimits=[Ulimit(name=n, soft=s, hard=h) for n, (s, h) in ULIMITS.items()],
+            ulimits=[Ulimit(name=n, soft=s, hard=h) for n, (s, h) in self.ulimits.items()],
             init=True,
             labels={"trtbuild.step": spec.name, "trtbuild.pid": str(os.getpid()), **self.labels},
             detach=True,
@@ -180,9 +187,15 @@ class DockerRunner(Runner):
         except docker.errors.APIError as exc:
             raise self._translate(exc, spec) from exc
 
-    @staticmethod
-    def _translate(exc: Exception, spec: RunSpec) -> Exception:
+    def _translate(self, exc: Exception, spec: RunSpec) -> Exception:
         text = str(exc)
+        if "error setting rlimit" in text:
+            wanted = ", ".join(f"{n} {'unlimited' if s < 0 else s}" for n, (s, _) in self.ulimits.items())
+            return RunnerUnavailable(
+                f"the Docker Engine cannot apply the ulimits TensorRT-LLM needs ({wanted}) to step "
+                f"{spec.name!r}: its own hard limits are lower (Docker said: {text})",
+                hint=ULIMITS_FIX,
+            )
         if NO_GPU_DRIVER_MARKER in text or "could not select device driver" in text:
             return RunnerUnavailable(
                 f"step {spec.name!r} needs {'all' if spec.gpus < 0 else spec.gpus} GPU(s) but the Docker "
