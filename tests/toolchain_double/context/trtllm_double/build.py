@@ -158,7 +158,9 @@ def engine_bytes(ver: str, rank: int, bcfg: dict[str, Any], weights: Path | None
                  dummy_size: int) -> bytes:
     body = b"" if weights is None else weights.read_bytes()
     meta = {"toolchain_double": True, "version": ver, "rank": rank,
-            "build_config_sha256": hashlib.sha256(json.dumps(bcfg, sort_keys=True).encode()).hexdigest(),
+            "build_config_sha256": hashlib.sha256(json.dumps(
+                {k: v for k, v in bcfg.items() if k not in ("input_timing_cache", "output_timing_cache")},
+                sort_keys=True).encode()).hexdigest(),
             "weights_sha256": hashlib.sha256(body).hexdigest()}
     head = ENGINE_MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n"
     if manage:
