@@ -161,11 +161,11 @@ def parse_gpu_query(text: str) -> list[Gpu]:
     """
     gpus: list[Gpu] = []
     for line in text.splitlines():
-        parts = [p.strip() for p in line.split(",")]
+        parts = line.rsplit(",", 3)
         if len(parts) < 4:
             continue
-        name = ",".join(parts[:-3]).strip()
-        cc, driver, mem = (_value(p) for p in parts[-3:])
+        name = parts[0].strip()
+        cc, driver, mem = (_value(p) for p in parts[1:])
         if cc is not None and not _CC_RE.match(cc):
             continue
         if driver is not None and not re.match(r"^\d+(\.\d+)*$", driver):
