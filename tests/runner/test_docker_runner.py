@@ -201,7 +201,7 @@ except Interrupted as e:
 
 @pytest.mark.parametrize("sig,raised", [(signal.SIGINT, "KeyboardInterrupt"), (signal.SIGTERM, "Interrupted")])
 def test_interrupt_stops_and_removes_the_container(docker_client, double, tmp_path, run_label, sig, raised,
-                                                  engine_ulimits):
+                                                   engine_ulimits):
     proc = subprocess.Popen([sys.executable, "-c", INTERRUPT_SCRIPT, double, run_label, str(tmp_path / "i.log"),
                              json.dumps(engine_ulimits)],
                             stdout=subprocess.PIPE, text=True, cwd=REPO)

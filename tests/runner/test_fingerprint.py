@@ -20,7 +20,7 @@ from trtbuild.fingerprint import (
 )
 
 # `nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader,nounits`
-EIGHT_H100 = "\n".join(f"NVIDIA H100 80GB HBM3, 9.0, 550.54.15, 81559" for _ in range(8)) + "\n"
+EIGHT_H100 = "\n".join("NVIDIA H100 80GB HBM3, 9.0, 550.54.15, 81559" for _ in range(8)) + "\n"
 # the same query without noheader/nounits
 WITH_HEADER_AND_UNITS = ("name, compute_cap, driver_version, memory.total [MiB]\n"
                          "NVIDIA H200, 9.0, 560.35.03, 143771 MiB\n")
