@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("trtbuild.commands.lock:command", "Resolve image tags and model revisions to pins; write the lock file."),
     "build": ("trtbuild.commands.build:command", "Build the engine of a recipe (or --dry-run)."),
     "doctor": ("trtbuild.commands.doctor:command", "Check this host: Docker, NVIDIA runtime, GPUs, drivers, disk, registry."),
+    "matrix": ("trtbuild.commands.matrix:command", "Print a CI build matrix (JSON) for recipes."),
 }
 
 EXIT_CODES_HELP = "Exit codes: 0 ok, 1 failure, 2 invalid input, 130 interrupted."

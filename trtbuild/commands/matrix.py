@@ -1,0 +1,38 @@
+"""``trtbuild matrix RECIPE...``: a CI build matrix (one entry per distinct engine key)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trtbuild.commands._common import console, json_option, print_json, short, toolchains_option
+
+
+@click.command("matrix")
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@toolchains_option
+@json_option
+def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bool) -> int:
+    """Plan RECIPES and print {"include": [...]} for a CI matrix; recipes sharing an engine key appear once."""
+    from trtbuild.build import plan_recipe
+    from trtbuild.recipe import is_pins_file
+
+    include, seen = [], set()
+    for path in recipes:
+        if is_pins_file(path):
+            continue
+        plan = plan_recipe(path, toolchains_path=toolchains_path)
+        if plan.engine_key in seen:
+            continue
+        seen.add(plan.engine_key)
+        r = plan.recipe.recipe
+        include.append({"recipe": str(path), "name": r.name, "engine_key": plan.engine_key,
+                        "checkpoint_key": plan.checkpoint_key, "toolchain": r.target.toolchain,
+                        "gpu_arch": r.target.gpu_arch, "gpus": r.parallelism.world_size})
+    if as_json:
+        print_json({"include": include})
+    else:
+        for row in include:
+            console().print(f"{row['recipe']}  {row['name']}  {short(row['engine_key'])}  {row['gpus']} GPU(s)")
+    return 0

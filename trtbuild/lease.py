@@ -1,0 +1,53 @@
+"""Build leases: builders of one key on any number of machines build it once.
+
+A lease is a catalog row (build_key, holder, expires_at). The holder renews it from a background thread
+while it works; a crashed builder stops renewing, its lease expires and the next builder takes over.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from typing import Protocol
+
+
+class LeaseStore(Protocol):
+    def acquire_lease(self, build_key: str, holder: str, ttl_s: float) -> bool: ...
+    def renew_lease(self, build_key: str, holder: str, ttl_s: float) -> bool: ...
+    def release_lease(self, build_key: str, holder: str) -> None: ...
+
+
+def holder_id() -> str:
+    """host:pid:random — unique per builder process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class LeaseKeeper:
+    """Holds a lease and renews it every ``ttl_s / 3`` seconds until released."""
+
+    def __init__(self, store: LeaseStore, build_key: str, holder: str, ttl_s: float) -> None:
+        self.store, self.build_key, self.holder, self.ttl_s = store, build_key, holder, ttl_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.lost = False
+
+    def start(self) -> "LeaseKeeper":
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{self.build_key[:15]}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                if not self.store.renew_lease(self.build_key, self.holder, self.ttl_s):
+                    self.lost = True
+            except Exception:  # a transient catalog error: try again next tick; expiry is the backstop
+                continue
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.store.release_lease(self.build_key, self.holder)
