@@ -118,6 +118,34 @@ class Fingerprint:
     gpu: GpuFingerprint
     toolchain: ToolchainVersions | None = None
 
+    @property
+    def gpu_arch(self) -> str | None:
+        return self.gpu.gpu_arch
+
+    @property
+    def gpu_name(self) -> str | None:
+        return self.gpu.gpu_name
+
+    @property
+    def gpu_count(self) -> int:
+        return self.gpu.gpu_count
+
+    @property
+    def driver_version(self) -> str | None:
+        return self.gpu.driver_version
+
+    @property
+    def cuda_version(self) -> str | None:
+        return self.gpu.cuda_driver_version
+
+    @property
+    def trtllm_version(self) -> str | None:
+        return self.toolchain.trtllm_version if self.toolchain else None
+
+    @property
+    def tensorrt_version(self) -> str | None:
+        return self.toolchain.tensorrt_version if self.toolchain else None
+
     def to_dict(self) -> dict[str, Any]:
         """Flat keys named as the catalog columns, plus the details under ``gpu`` / ``toolchain``."""
         tc = self.toolchain
@@ -275,3 +303,12 @@ def fingerprint(runner: Runner | None = None, image: str | None = None, *, gpus_
         gpu = host_gpus()
     tc = toolchain_versions(runner, image, mounts=mounts, env=env) if runner is not None else None
     return Fingerprint(gpu=gpu, toolchain=tc)
+
+
+def collect_fingerprint(runner: Runner, image: str | None, *, gpus: int = -1,
+                        extra_env: dict[str, str] | None = None,
+                        extra_mounts: list[Mount] | None = None) -> Fingerprint:
+    """What the builder records: the GPUs as the toolchain sees them (``gpus`` requested, as the build
+    step will) and the toolchain's versions. A host without GPUs gives gpu_count 0, never an exception."""
+    return Fingerprint(gpu=container_gpus(runner, image, gpus=gpus),
+                       toolchain=toolchain_versions(runner, image, mounts=extra_mounts, env=extra_env))

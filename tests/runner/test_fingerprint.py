@@ -121,3 +121,14 @@ def test_toolchain_versions_with_host_modelopt_mounted(runner, double):
     v = toolchain_versions(runner, double, mounts=mounts, env=env)
     assert v.modelopt_version == modelopt.__version__ and v.torch_version == torch.__version__
     assert v.trtllm_version == "1.1.0"
+
+
+@pytest.mark.docker
+def test_collect_fingerprint_for_the_builder(runner, double):
+    from trtbuild.fingerprint import collect_fingerprint
+
+    fp = collect_fingerprint(runner, double, gpus=0)
+    assert (fp.gpu_arch, fp.gpu_name, fp.gpu_count, fp.driver_version, fp.cuda_version, fp.trtllm_version,
+            fp.tensorrt_version) == ("sm90", "NVIDIA H100 80GB HBM3", 1, "535.104.05", "12.2", "1.1.0", "0.0.0+double")
+    d = fp.to_dict()
+    assert d["gpu_arch"] == "sm90" and d["toolchain"]["image"] == double and d["gpu"]["gpus"][0]["memory_mib"] == 81559
