@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("trtbuild.commands.plan:command", "Show the build plan of a recipe with its content keys."),
     "lock": ("trtbuild.commands.lock:command", "Resolve image tags and model revisions to pins; write the lock file."),
     "build": ("trtbuild.commands.build:command", "Build the engine of a recipe (or --dry-run)."),
+    "doctor": ("trtbuild.commands.doctor:command", "Check this host: Docker, NVIDIA runtime, GPUs, drivers, disk, registry."),
     "matrix": ("trtbuild.commands.matrix:command", "Print a CI build matrix (JSON) for recipes."),
     "bake": ("trtbuild.commands.bake:command", "Bake an engine into a trtllm-serve or Triton serving image."),
 }

@@ -74,3 +74,11 @@ class HostMismatch(TrtbuildError):
 
 class Interrupted(TrtbuildError):
     exit_code = 130
+
+
+class StepTimeout(StepFailed):
+    """A step ran past its timeout; it was stopped and removed."""
+
+
+class ImageUnavailable(RunnerUnavailable):
+    """The toolchain image is not present locally and could not be pulled."""

@@ -1,0 +1,83 @@
+"""argparse parsers built from cli_spec.json (the real flags of the TensorRT-LLM tools).
+
+An unknown flag fails exactly as argparse does in the real tools (exit 2, "unrecognized arguments");
+types and choices are validated; plugin flags take enable/disable or a dtype like the real ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from trtllm_double import ROOT
+
+KV_CACHE_TYPES = {"continuous": "CONTINUOUS", "paged": "PAGED", "disabled": "DISABLED"}
+
+
+def spec() -> dict[str, Any]:
+    return json.loads((ROOT / "cli_spec.json").read_text())
+
+
+def kv_cache_type(value: str) -> str:
+    """KVCacheType.from_string: continuous, paged or disabled."""
+    try:
+        return KV_CACHE_TYPES[value.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"invalid KVCacheType {value!r} (choose from continuous, paged, disabled)") from None
+
+
+_TYPES = {"str": str, "int": int, "float": float}
+
+
+def add_flag(parser: argparse.ArgumentParser, entry: dict[str, Any]) -> None:
+    names = [entry["flag"], *entry.get("aliases", [])]
+    typ: str = entry["type"]
+    default = entry.get("default")
+    if isinstance(default, str) and default.startswith("SUPPRESS"):
+        default = argparse.SUPPRESS
+    kw: dict[str, Any] = {"required": bool(entry.get("required"))}
+    if typ == "store_true":
+        parser.add_argument(*names, action="store_true", default=bool(default), **kw)
+        return
+    if typ == "enable/disable":
+        parser.add_argument(*names, type=str, choices=["enable", "disable"],
+                            default="enable" if default else "disable", **kw)
+        return
+    if typ.startswith("enum KVCacheType"):
+        parser.add_argument(*names, type=kv_cache_type, default=default, **kw)
+        return
+    base = typ.split()[0]
+    pytype = _TYPES.get(base, str)
+    if "nargs=+" in typ:
+        kw["nargs"] = "+"
+    elif "nargs=?" in typ:
+        kw["nargs"] = "?"
+        if "const=" in typ:
+            kw["const"] = typ.split("const=")[1].rstrip(")")
+    if entry.get("choices") is not None:
+        kw["choices"] = entry["choices"]
+    if isinstance(default, str) and default is not argparse.SUPPRESS:
+        try:  # argparse converts string defaults with `type`; keep only defaults that convert
+            pytype(default)
+        except ValueError:
+            default = None
+    parser.add_argument(*names, type=pytype, default=default, **kw)
+
+
+def parser_for(tool: str, version: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of ``tool`` (a key of cli_spec.json) as that version of TensorRT-LLM had it."""
+    data = spec()
+    parser = argparse.ArgumentParser(prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    entries = list(data[tool])
+    if tool == "trtllm-build" and version.startswith("0.2"):
+        entries += data["trtllm-build_0.2x_extra"]
+    for entry in entries:
+        add_flag(parser, entry)
+    return parser
+
+
+def plugin_flags() -> list[dict[str, Any]]:
+    """The plugin flags of trtllm-build (those whose choices are derived from the plugin config)."""
+    return [e for e in spec()["trtllm-build"] if e.get("choices_derived")]
