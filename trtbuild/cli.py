@@ -18,6 +18,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("trtbuild.commands.plan:command", "Show the build plan of a recipe with its content keys."),
     "lock": ("trtbuild.commands.lock:command", "Resolve image tags and model revisions to pins; write the lock file."),
     "build": ("trtbuild.commands.build:command", "Build the engine of a recipe (or --dry-run)."),
+    "push": ("trtbuild.commands.push:command", "Push a directory (engine, checkpoint) to the registry."),
+    "pull": ("trtbuild.commands.pull:command", "Pull an artifact by hash, tag or --resolve; verified and atomic."),
+    "ls": ("trtbuild.commands.ls:command", "List artifacts in the registry."),
+    "show": ("trtbuild.commands.show:command", "Show one artifact: metadata, provenance, files."),
+    "tag": ("trtbuild.commands.tag:command", "Point NAME:TAG at an artifact."),
+    "resolve": ("trtbuild.commands.resolve:command", "Pick the best engine of a name for this host."),
+    "gc": ("trtbuild.commands.gc:command", "Remove old untagged artifacts and unreferenced blobs."),
 }
 
 EXIT_CODES_HELP = "Exit codes: 0 ok, 1 failure, 2 invalid input, 130 interrupted."
