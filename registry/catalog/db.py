@@ -63,7 +63,11 @@ class Catalog:
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CatalogUnavailable(f"cannot create the directory of {self.safe_url}: {exc}",
+                                             hint="choose a writable path in TRTBUILD_DB_URL / --db-url") from None
             kwargs["connect_args"] = {"timeout": 60}
         elif self.dialect == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": 10}
@@ -233,7 +237,8 @@ class Catalog:
         from registry.catalog.models import ArtifactName, ArtifactRow
 
         with self._write() as s:
-            created = s.execute(self._insert(ArtifactRow).values(**values).on_conflict_do_nothing()).rowcount == 1
+            stmt = self._insert(ArtifactRow).values(**values).on_conflict_do_nothing().returning(ArtifactRow.hash)
+            created = s.connection().execute(stmt).first() is not None
             s.execute(
                 self._insert(ArtifactName)
                 .values(name=name, hash=values["hash"], created_at=values["created_at"])
@@ -344,14 +349,15 @@ class Catalog:
         now = self.now()
         with self._write() as s:
             ins = self._insert(LeaseRow).values(build_key=build_key, holder=holder, acquired_at=now, expires_at=now + ttl_s)
-            if s.execute(ins.on_conflict_do_nothing()).rowcount == 1:
+            if s.connection().execute(ins.on_conflict_do_nothing().returning(LeaseRow.build_key)).first() is not None:
                 return True
-            res = s.execute(
+            res = s.connection().execute(
                 update(LeaseRow)
                 .where(LeaseRow.build_key == build_key, or_(LeaseRow.expires_at < now, LeaseRow.holder == holder))
                 .values(holder=holder, acquired_at=now, expires_at=now + ttl_s)
+                .returning(LeaseRow.build_key)
             )
-            return res.rowcount == 1
+            return res.first() is not None
 
     @_wrap_db_errors
     def renew_lease(self, build_key: str, holder: str, ttl_s: float) -> bool:
@@ -361,7 +367,7 @@ class Catalog:
 
         now = self.now()
         with self._write() as s:
-            res = s.execute(
+            res = s.connection().execute(
                 update(LeaseRow)
                 .where(LeaseRow.build_key == build_key, LeaseRow.holder == holder)
                 .values(expires_at=now + ttl_s)

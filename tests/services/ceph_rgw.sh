@@ -38,13 +38,13 @@ stop_pid() {  # stop a daemon by its pid file: TERM, then KILL after 20 s
 }
 
 if [[ $cmd == stop ]]; then
-  for d in radosgw osd mon; do stop_pid "$dir/run/$d.pid"; done
+  for f in "$dir"/run/client.rgw.*.pid "$dir"/run/osd.*.pid "$dir"/run/mon.*.pid; do stop_pid "$f"; done
   rm -rf "$dir"
   exit 0
 fi
 [[ $cmd == start ]] || { echo "usage: ceph_rgw.sh start|stop DIR [PORT] [MON_PORT]" >&2; exit 2; }
 
-if [[ -f $dir/run/radosgw.pid ]] && kill -0 "$(cat "$dir/run/radosgw.pid")" 2>/dev/null; then
+if [[ -f $dir/run/client.rgw.a.pid ]] && kill -0 "$(cat "$dir/run/client.rgw.a.pid")" 2>/dev/null; then
   log "already running in $dir"
 else
   [[ -e $dir ]] && { log "$dir exists but no gateway runs there: stop it first"; exit 1; }
@@ -65,7 +65,7 @@ keyring = $dir/\$cluster.\$name.keyring
 run dir = $dir/run
 admin socket = $dir/run/\$cluster-\$name.asok
 log file = $dir/log/\$cluster-\$name.log
-pid file = $dir/run/\$type.pid
+pid file = $dir/run/\$name.pid
 osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
