@@ -39,3 +39,13 @@ class StoreUnavailable(RegistryError):
 
 class CatalogUnavailable(RegistryError):
     pass
+
+
+class InvalidInput(RegistryError):
+    """Bad input to the registry: a source directory, a name, a flag value. Exit code 2."""
+
+    exit_code = 2
+
+
+class LeaseHeld(RegistryError):
+    """A build lease is held by another holder."""

@@ -21,6 +21,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("trtbuild.commands.doctor:command", "Check this host: Docker, NVIDIA runtime, GPUs, drivers, disk, registry."),
     "matrix": ("trtbuild.commands.matrix:command", "Print a CI build matrix (JSON) for recipes."),
     "bake": ("trtbuild.commands.bake:command", "Bake an engine into a trtllm-serve or Triton serving image."),
+    "push": ("trtbuild.commands.push:command", "Push a directory (engine, checkpoint) to the registry."),
+    "pull": ("trtbuild.commands.pull:command", "Pull an artifact by hash, tag or --resolve; verified and atomic."),
+    "ls": ("trtbuild.commands.ls:command", "List artifacts in the registry."),
+    "show": ("trtbuild.commands.show:command", "Show one artifact: metadata, provenance, files."),
+    "tag": ("trtbuild.commands.tag:command", "Point NAME:TAG at an artifact."),
+    "resolve": ("trtbuild.commands.resolve:command", "Pick the best engine of a name for this host."),
+    "gc": ("trtbuild.commands.gc:command", "Remove old untagged artifacts and unreferenced blobs."),
 }
 
 EXIT_CODES_HELP = "Exit codes: 0 ok, 1 failure, 2 invalid input, 130 interrupted."

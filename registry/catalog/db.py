@@ -1,0 +1,484 @@
+"""The catalog database: opens (and migrates) SQLite or PostgreSQL; every query the registry needs.
+
+Migrations are applied on open (Alembic ``upgrade head``), serialised across processes by a PostgreSQL advisory
+lock or a lock file beside the SQLite database. Any connection failure becomes ``CatalogUnavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from registry.errors import CatalogUnavailable, InvalidInput, NotFound
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MIGRATE_LOCK_ID = 0x7472_7462  # pg_advisory_lock key ("trtb")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def _wrap_db_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def inner(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import DBAPIError, OperationalError
+
+        try:
+            return fn(self, *args, **kwargs)
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not isinstance(exc, OperationalError):
+                raise
+            raise CatalogUnavailable(
+                f"cannot use the catalog database {self.safe_url}: {str(exc.orig or exc).strip().splitlines()[0]}",
+                hint="check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url",
+            ) from None
+
+    return inner  # type: ignore[return-value]
+
+
+class Catalog:
+    """SQL catalog of artifacts, names, tags (with history), build leases and pushes in flight."""
+
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise InvalidInput(f"invalid database URL {url!r}", hint="e.g. sqlite:////path/registry.db or postgresql+psycopg://user@host/db") from exc
+        self.safe_url = parsed.render_as_string(hide_password=True)
+        self.dialect = parsed.get_backend_name()
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                try:
+                    Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise CatalogUnavailable(f"cannot create the directory of {self.safe_url}: {exc}",
+                                             hint="choose a writable path in TRTBUILD_DB_URL / --db-url") from None
+            kwargs["connect_args"] = {"timeout": 60}
+        elif self.dialect == "postgresql":
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        try:
+            self.engine = create_engine(parsed, **kwargs)
+        except ModuleNotFoundError as exc:
+            raise CatalogUnavailable(
+                f"the database driver for {self.safe_url} is not installed ({exc.name})",
+                hint="pip install 'trtbuild[postgres]' for PostgreSQL (psycopg 3)",
+            ) from None
+        if self.dialect == "sqlite":
+            @event.listens_for(self.engine, "connect")
+            def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+                dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (IMMEDIATE for writes)
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=60000")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.close()
+
+            @event.listens_for(self.engine, "begin")
+            def _sqlite_begin(conn: Any) -> None:
+                immediate = conn.get_execution_options().get("write", False)
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        self._migrate()
+
+    # -- schema ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _alembic_config() -> Any:
+        from alembic.config import Config
+
+        import registry.migrations
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(registry.migrations.__file__).parent))
+        return cfg
+
+    @_wrap_db_errors
+    def _migrate(self) -> None:
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = self._alembic_config()
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+        with self._migration_lock() as conn:
+            if MigrationContext.configure(conn).get_current_revision() != head:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[Any]:
+        from sqlalchemy import text
+
+        if self.dialect == "postgresql":
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATE_LOCK_ID})
+                conn.commit()
+                try:
+                    yield conn
+                finally:
+                    conn.rollback()
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATE_LOCK_ID})
+                    conn.commit()
+            return
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and database and database != ":memory:":
+            import fcntl
+
+            with open(f"{database}.migrate.lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                with self.engine.connect() as conn:
+                    yield conn
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    # -- sessions ----------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Any]:
+        from sqlalchemy.orm import Session
+
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        from sqlalchemy.orm import Session
+
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(write=True)
+            with Session(bind=conn, expire_on_commit=False) as s:
+                try:
+                    yield s
+                    s.commit()
+                except BaseException:
+                    s.rollback()
+                    raise
+
+    def _insert(self, model: Any) -> Any:
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(model)
+
+    def now(self) -> float:
+        """Epoch seconds from the database's clock (PostgreSQL) or this host (SQLite)."""
+        if self.dialect == "postgresql":
+            from sqlalchemy import text
+
+            with self.engine.connect() as conn:
+                return float(conn.execute(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")).scalar_one())
+        return time.time()
+
+    # -- artifacts ---------------------------------------------------------------------------------------
+    @_wrap_db_errors
+    def get_row(self, hash_: str) -> Any | None:
+        from registry.catalog.models import ArtifactRow
+
+        with self._read() as s:
+            return s.get(ArtifactRow, hash_)
+
+    @_wrap_db_errors
+    def names_of(self, hash_: str) -> list[str]:
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactName
+
+        with self._read() as s:
+            return list(s.scalars(select(ArtifactName.name).where(ArtifactName.hash == hash_).order_by(ArtifactName.created_at)))
+
+    @_wrap_db_errors
+    def tags_of(self, hash_: str) -> list[str]:
+        from sqlalchemy import select
+
+        from registry.catalog.models import TagRow
+
+        with self._read() as s:
+            rows = s.execute(select(TagRow.name, TagRow.tag).where(TagRow.hash == hash_).order_by(TagRow.name, TagRow.tag))
+            return [f"{n}:{t}" for n, t in rows]
+
+    @_wrap_db_errors
+    def hash_for_tag(self, name: str, tag: str) -> str | None:
+        from registry.catalog.models import TagRow
+
+        with self._read() as s:
+            row = s.get(TagRow, (name, tag))
+            return row.hash if row else None
+
+    @_wrap_db_errors
+    def has_name(self, name: str, hash_: str) -> bool:
+        from registry.catalog.models import ArtifactName
+
+        with self._read() as s:
+            return s.get(ArtifactName, (name, hash_)) is not None
+
+    @_wrap_db_errors
+    def publish(self, values: dict[str, Any], name: str, tag: str | None) -> bool:
+        """Insert the artifact row (if new), its name and tag in one transaction. True if the row is new."""
+        from registry.catalog.models import ArtifactName, ArtifactRow
+
+        with self._write() as s:
+            stmt = self._insert(ArtifactRow).values(**values).on_conflict_do_nothing().returning(ArtifactRow.hash)
+            created = s.connection().execute(stmt).first() is not None
+            s.execute(
+                self._insert(ArtifactName)
+                .values(name=name, hash=values["hash"], created_at=values["created_at"])
+                .on_conflict_do_nothing()
+            )
+            if tag:
+                self._set_tag(s, name, tag, values["hash"])
+        return created
+
+    def _set_tag(self, s: Any, name: str, tag: str, hash_: str) -> None:
+        from sqlalchemy import select
+
+        from registry.catalog.models import TagEvent, TagRow
+
+        now = utcnow()
+        prev = s.scalar(select(TagRow.hash).where(TagRow.name == name, TagRow.tag == tag).with_for_update())
+        if prev == hash_:
+            return
+        stmt = self._insert(TagRow).values(name=name, tag=tag, hash=hash_, updated_at=now)
+        s.execute(stmt.on_conflict_do_update(index_elements=["name", "tag"], set_={"hash": hash_, "updated_at": now}))
+        s.add(TagEvent(name=name, tag=tag, hash=hash_, previous_hash=prev, changed_at=now))
+
+    @_wrap_db_errors
+    def set_tag(self, name: str, tag: str, hash_: str) -> None:
+        from registry.catalog.models import ArtifactName
+
+        with self._write() as s:
+            s.execute(
+                self._insert(ArtifactName).values(name=name, hash=hash_, created_at=utcnow()).on_conflict_do_nothing()
+            )
+            self._set_tag(s, name, tag, hash_)
+
+    @_wrap_db_errors
+    def tag_history(self, name: str, tag: str) -> list[tuple[str, str | None, datetime]]:
+        from sqlalchemy import select
+
+        from registry.catalog.models import TagEvent
+
+        with self._read() as s:
+            rows = s.execute(
+                select(TagEvent.hash, TagEvent.previous_hash, TagEvent.changed_at)
+                .where(TagEvent.name == name, TagEvent.tag == tag)
+                .order_by(TagEvent.id)
+            )
+            return [(h, p, as_utc(c)) for h, p, c in rows]
+
+    @_wrap_db_errors
+    def list_rows(self, name: str | None = None, kind: str | None = None, limit: int | None = None) -> list[Any]:
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactName, ArtifactRow
+
+        q = select(ArtifactRow)
+        if name:
+            q = q.join(ArtifactName, ArtifactName.hash == ArtifactRow.hash).where(ArtifactName.name == name)
+        if kind:
+            q = q.where(ArtifactRow.kind == kind)
+        q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.hash)
+        if limit:
+            q = q.limit(limit)
+        with self._read() as s:
+            return list(s.scalars(q))
+
+    @_wrap_db_errors
+    def find_by_build_key(self, build_key: str, kind: str) -> Any | None:
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactRow
+
+        q = (
+            select(ArtifactRow)
+            .where(ArtifactRow.build_key == build_key, ArtifactRow.kind == kind)
+            .order_by(ArtifactRow.created_at.desc())
+            .limit(1)
+        )
+        with self._read() as s:
+            return s.scalars(q).first()
+
+    @_wrap_db_errors
+    def candidates(self, name: str, kind: str, limit: int) -> list[Any]:
+        """Rows for resolve: only the columns resolve needs, newest first (no JSON columns loaded)."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactName, ArtifactRow
+
+        cols = (
+            ArtifactRow.hash, ArtifactRow.name, ArtifactRow.kind, ArtifactRow.size, ArtifactRow.build_key,
+            ArtifactRow.created_at, ArtifactRow.gpu_arch, ArtifactRow.trtllm_version, ArtifactRow.cuda_version,
+            ArtifactRow.tp, ArtifactRow.pp, ArtifactRow.driver_version, ArtifactRow.gpu_name,
+        )
+        q = (
+            select(*cols)
+            .join(ArtifactName, ArtifactName.hash == ArtifactRow.hash)
+            .where(ArtifactName.name == name, ArtifactRow.kind == kind)
+            .order_by(ArtifactName.created_at.desc())
+            .limit(limit)
+        )
+        with self._read() as s:
+            return [r._mapping for r in s.execute(q)]
+
+    # -- leases ------------------------------------------------------------------------------------------
+    @_wrap_db_errors
+    def acquire_lease(self, build_key: str, holder: str, ttl_s: float) -> bool:
+        from sqlalchemy import or_, update
+
+        from registry.catalog.models import LeaseRow
+
+        now = self.now()
+        with self._write() as s:
+            ins = self._insert(LeaseRow).values(build_key=build_key, holder=holder, acquired_at=now, expires_at=now + ttl_s)
+            if s.connection().execute(ins.on_conflict_do_nothing().returning(LeaseRow.build_key)).first() is not None:
+                return True
+            res = s.connection().execute(
+                update(LeaseRow)
+                .where(LeaseRow.build_key == build_key, or_(LeaseRow.expires_at < now, LeaseRow.holder == holder))
+                .values(holder=holder, acquired_at=now, expires_at=now + ttl_s)
+                .returning(LeaseRow.build_key)
+            )
+            return res.first() is not None
+
+    @_wrap_db_errors
+    def renew_lease(self, build_key: str, holder: str, ttl_s: float) -> bool:
+        from sqlalchemy import update
+
+        from registry.catalog.models import LeaseRow
+
+        now = self.now()
+        with self._write() as s:
+            res = s.connection().execute(
+                update(LeaseRow)
+                .where(LeaseRow.build_key == build_key, LeaseRow.holder == holder)
+                .values(expires_at=now + ttl_s)
+            )
+            return res.rowcount == 1
+
+    @_wrap_db_errors
+    def release_lease(self, build_key: str, holder: str) -> None:
+        from sqlalchemy import delete
+
+        from registry.catalog.models import LeaseRow
+
+        with self._write() as s:
+            s.execute(delete(LeaseRow).where(LeaseRow.build_key == build_key, LeaseRow.holder == holder))
+
+    # -- pushes in flight --------------------------------------------------------------------------------
+    @_wrap_db_errors
+    def begin_push(self, push_id: str, hash_: str, blobs: Sequence[str]) -> None:
+        from registry.catalog.models import PushRow
+
+        with self._write() as s:
+            s.add(PushRow(id=push_id, hash=hash_, blobs=list(blobs), started_at=self.now()))
+
+    @_wrap_db_errors
+    def end_push(self, push_id: str) -> None:
+        from sqlalchemy import delete
+
+        from registry.catalog.models import PushRow
+
+        with self._write() as s:
+            s.execute(delete(PushRow).where(PushRow.id == push_id))
+
+    # -- gc ----------------------------------------------------------------------------------------------
+    @_wrap_db_errors
+    def gc_plan(self, keep_last: int | None) -> tuple[list[Any], set[str]]:
+        """(rows to delete, hashes protected by tags or live leases). keep_last=None deletes no rows."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagRow
+
+        now = self.now()
+        with self._read() as s:
+            tagged = set(s.scalars(select(TagRow.hash)))
+            leased_keys = set(s.scalars(select(LeaseRow.build_key).where(LeaseRow.expires_at > now)))
+            leased = set(s.scalars(select(ArtifactRow.hash).where(ArtifactRow.build_key.in_(leased_keys)))) if leased_keys else set()
+            protected = tagged | leased
+            if keep_last is None:
+                return [], protected
+            keep: set[str] = set()
+            by_name: dict[str, int] = {}
+            for name, hash_ in s.execute(
+                select(ArtifactName.name, ArtifactName.hash).order_by(ArtifactName.name, ArtifactName.created_at.desc())
+            ):
+                by_name[name] = by_name.get(name, 0) + 1
+                if by_name[name] <= keep_last:
+                    keep.add(hash_)
+            rows = [r for r in s.scalars(select(ArtifactRow)) if r.hash not in keep and r.hash not in protected]
+            return rows, protected
+
+    @_wrap_db_errors
+    def delete_rows(self, hashes: Sequence[str]) -> list[str]:
+        """Delete artifact rows unless (re-checked inside the transaction) tagged or leased. Returns deleted."""
+        from sqlalchemy import delete, select
+
+        from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagRow
+
+        if not hashes:
+            return []
+        now = self.now()
+        with self._write() as s:
+            tagged = set(s.scalars(select(TagRow.hash).where(TagRow.hash.in_(hashes))))
+            live = select(LeaseRow.build_key).where(LeaseRow.expires_at > now)
+            leased = set(s.scalars(select(ArtifactRow.hash).where(ArtifactRow.hash.in_(hashes), ArtifactRow.build_key.in_(live))))
+            doomed = [h for h in hashes if h not in tagged and h not in leased]
+            if doomed:
+                s.execute(delete(ArtifactName).where(ArtifactName.hash.in_(doomed)))
+                s.execute(delete(ArtifactRow).where(ArtifactRow.hash.in_(doomed)))
+            return doomed
+
+    @_wrap_db_errors
+    def referenced(self, since: float) -> tuple[set[str], set[str]]:
+        """(artifact hex digests, blob hex digests) referenced by catalog rows and pushes started after ``since``."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactRow, PushRow
+
+        manifests: set[str] = set()
+        blobs: set[str] = set()
+        with self._read() as s:
+            for hash_, manifest in s.execute(select(ArtifactRow.hash, ArtifactRow.manifest)):
+                manifests.add(hash_.removeprefix("sha256:"))
+                blobs.update(f["sha256"] for f in manifest["files"])
+            for hash_, pblobs in s.execute(select(PushRow.hash, PushRow.blobs).where(PushRow.started_at > since)):
+                manifests.add(hash_.removeprefix("sha256:"))
+                blobs.update(pblobs)
+        return manifests, blobs
+
+    @_wrap_db_errors
+    def forget_pushes(self, before: float) -> None:
+        from sqlalchemy import delete
+
+        from registry.catalog.models import PushRow
+
+        with self._write() as s:
+            s.execute(delete(PushRow).where(PushRow.started_at < before))
+
+    def require_row(self, hash_: str) -> Any:
+        row = self.get_row(hash_)
+        if row is None:
+            raise NotFound(f"no artifact {hash_} in the catalog {self.safe_url}")
+        return row
+
+    def dispose(self) -> None:
+        self.engine.dispose()

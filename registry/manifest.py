@@ -1,0 +1,153 @@
+"""Artifact manifests: ``{schema, kind, files: [{path, size, sha256}], metadata}``.
+
+The artifact hash is ``sha256:`` + sha256 of the manifest's canonical JSON, and the stored manifest bytes are
+exactly that canonical JSON. Paths are relative POSIX paths, normalised, without ``..``, absolute parts,
+duplicates or links; a reader validates all of that before writing a single byte.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from registry.canonical import canonical_json, sha256_hex
+from registry.errors import IntegrityError, InvalidInput, UnsafeManifest
+
+SCHEMA = "trtbuild.artifact.v1"
+KINDS = ("engine", "checkpoint", "timing-cache")
+MARKER_NAME = ".trtbuild-artifact.json"  # written into a pulled directory; never part of an artifact
+RESERVED_PREFIX = ".trtbuild-"  # top-level names the registry keeps for its own bookkeeping
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_LINK_KEYS = {"type", "link", "target", "linkname", "symlink", "hardlink"}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int
+    sha256: str  # 64 lowercase hex digits (the blob key)
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    kind: str
+    files: tuple[FileEntry, ...]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "kind": self.kind,
+            "files": [f.to_obj() for f in self.files],
+            "metadata": self.metadata,
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_obj())
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + sha256_hex(self.to_bytes())
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise InvalidInput(f"invalid artifact kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+    return kind
+
+
+def check_path(path: Any) -> str:
+    """A safe relative path or UnsafeManifest."""
+    if not isinstance(path, str) or not path:
+        raise UnsafeManifest(f"manifest file path {path!r} is not a non-empty string")
+    if "\x00" in path or "\\" in path:
+        raise UnsafeManifest(f"manifest file path {path!r} contains NUL or a backslash")
+    if path.startswith("/"):
+        raise UnsafeManifest(f"manifest file path {path!r} is absolute")
+    parts = path.split("/")
+    if ".." in parts:
+        raise UnsafeManifest(f"manifest file path {path!r} contains '..'")
+    if posixpath.normpath(path) != path or "." in parts or "" in parts:
+        raise UnsafeManifest(f"manifest file path {path!r} is not normalised")
+    if parts[0].startswith(RESERVED_PREFIX):
+        raise UnsafeManifest(f"manifest file path {path!r} uses the reserved prefix {RESERVED_PREFIX!r}")
+    return path
+
+
+def build(kind: str, files: list[FileEntry], metadata: dict[str, Any]) -> Manifest:
+    """A manifest for a directory scanned by the pusher (files sorted by path, validated)."""
+    check_kind(kind)
+    try:
+        canonical_json(metadata)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"artifact metadata is not JSON-serialisable: {exc}", hint="use str/int/float/bool/list/dict") from exc
+    manifest = Manifest(kind=kind, files=tuple(sorted(files, key=lambda f: f.path)), metadata=dict(metadata))
+    validate(manifest)
+    return manifest
+
+
+def validate(manifest: Manifest) -> None:
+    """Refuse unsafe or inconsistent manifests: bad paths, duplicates, file/dir clashes, bad sizes or digests."""
+    seen: set[str] = set()
+    for f in manifest.files:
+        check_path(f.path)
+        if f.path in seen:
+            raise UnsafeManifest(f"manifest lists {f.path!r} twice")
+        seen.add(f.path)
+        if not isinstance(f.size, int) or isinstance(f.size, bool) or f.size < 0:
+            raise UnsafeManifest(f"manifest file {f.path!r} has invalid size {f.size!r}")
+        if not isinstance(f.sha256, str) or not _HEX64.match(f.sha256):
+            raise UnsafeManifest(f"manifest file {f.path!r} has invalid sha256 {f.sha256!r}")
+    for p in seen:  # a path may not be both a file and a directory of another file
+        parent = posixpath.dirname(p)
+        while parent:
+            if parent in seen:
+                raise UnsafeManifest(f"manifest path {parent!r} is both a file and a directory")
+            parent = posixpath.dirname(parent)
+
+
+def parse(data: bytes, expected_digest: str) -> Manifest:
+    """Verify ``data`` hashes to ``expected_digest``, is canonical and safe; return the manifest."""
+    actual = "sha256:" + sha256_hex(data)
+    if actual != expected_digest:
+        raise IntegrityError(f"manifest {expected_digest} is corrupt: its bytes hash to {actual}")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"manifest {expected_digest} is not valid JSON: {exc}") from exc
+    manifest = from_obj(obj, expected_digest)
+    if manifest.to_bytes() != data:
+        raise IntegrityError(f"manifest {expected_digest} is not in canonical form")
+    return manifest
+
+
+def from_obj(obj: Any, label: str) -> Manifest:
+    if not isinstance(obj, dict) or set(obj) != {"schema", "kind", "files", "metadata"}:
+        raise IntegrityError(f"manifest {label} does not have exactly the keys schema, kind, files, metadata")
+    if obj["schema"] != SCHEMA:
+        raise IntegrityError(f"manifest {label} has unknown schema {obj['schema']!r} (this reader knows {SCHEMA})")
+    if obj["kind"] not in KINDS or not isinstance(obj["metadata"], dict) or not isinstance(obj["files"], list):
+        raise IntegrityError(f"manifest {label} has an invalid kind, metadata or files field")
+    files = []
+    for entry in obj["files"]:
+        if not isinstance(entry, dict):
+            raise UnsafeManifest(f"manifest {label} has a file entry that is not an object")
+        if _LINK_KEYS & set(entry):
+            raise UnsafeManifest(f"manifest {label} entry {entry.get('path')!r} is a link; links are not allowed")
+        if set(entry) != {"path", "size", "sha256"}:
+            raise UnsafeManifest(f"manifest {label} entry {entry.get('path')!r} has keys {sorted(entry)}")
+        files.append(FileEntry(path=entry["path"], size=entry["size"], sha256=entry["sha256"]))
+    manifest = Manifest(kind=obj["kind"], files=tuple(files), metadata=obj["metadata"], schema=obj["schema"])
+    validate(manifest)
+    return manifest

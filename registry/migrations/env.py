@@ -1,0 +1,39 @@
+"""Alembic environment: runs on a connection handed in by registry.catalog.db, or on sqlalchemy.url."""
+
+from __future__ import annotations
+
+import os
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from registry.catalog.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if context.is_offline_mode():
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+elif connection is not None:
+    _run(connection)
+else:
+    url = os.environ.get("TRTBUILD_DB_URL") or config.get_main_option("sqlalchemy.url")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()

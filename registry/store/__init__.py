@@ -1,0 +1,29 @@
+"""Content-addressed stores: one small interface (``base.Store``), one backend per module."""
+
+from __future__ import annotations
+
+from registry.store.base import BlobInfo, Store
+
+
+def open_store(url: str) -> Store:
+    """A store for ``file://``, a plain path, or ``s3://bucket/prefix``."""
+    from urllib.parse import urlparse
+
+    from registry.errors import InvalidInput
+
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        from registry.store.local import LocalStore
+
+        path = parsed.path if parsed.scheme == "file" else url
+        if parsed.scheme == "file" and parsed.netloc:
+            raise InvalidInput(f"store URL {url!r} has a host part", hint="use file:///absolute/path")
+        return LocalStore(path)
+    if parsed.scheme == "s3":
+        from registry.store.s3 import S3Store
+
+        return S3Store.from_url(url)
+    raise InvalidInput(f"unsupported store URL {url!r}", hint="use file:///dir, /dir or s3://bucket/prefix")
+
+
+__all__ = ["BlobInfo", "Store", "open_store"]

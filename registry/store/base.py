@@ -1,0 +1,95 @@
+"""The store interface: blobs addressed by sha256 and manifests addressed by the artifact hash.
+
+Layout (both backends): ``blobs/sha256/<first2>/<hex>`` and ``manifests/sha256/<hex>.json``. Writes are
+create-only and idempotent. Downloads return the sha256 computed while streaming; callers compare it.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+Progress = Callable[[int], None]
+
+
+def blob_key(hexdigest: str) -> str:
+    return f"blobs/sha256/{hexdigest[:2]}/{hexdigest}"
+
+
+def manifest_key(hexdigest: str) -> str:
+    return f"manifests/sha256/{hexdigest}.json"
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    hexdigest: str
+    size: int
+    mtime: float  # seconds since the epoch
+
+
+class Store(abc.ABC):
+    """A content-addressed store. Implementations are thread-safe."""
+
+    url: str
+
+    # Stores that can stream a file into a hidden staging area and publish it by a cheap rename set this
+    # and implement ingest(): push then reads each new file once (copy and hash in one pass).
+    can_ingest: bool = False
+
+    @abc.abstractmethod
+    def has_blob(self, hexdigest: str, size: int) -> bool:
+        """True when a blob of this digest (and size) is stored."""
+
+    @abc.abstractmethod
+    def put_blob(self, hexdigest: str, path: Path, size: int, progress: Progress) -> None:
+        """Store the file at ``path`` (already hashed to ``hexdigest``) unless present; create-only."""
+
+    def ingest(self, path: Path, progress: Progress) -> tuple[str, int, bool]:
+        """Copy a file into the store while hashing it: (hex, size, newly stored). Only when ``can_ingest``."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
+        """Write the blob into the open file ``fd`` from offset 0; return the sha256 hex of the bytes written."""
+
+    @abc.abstractmethod
+    def read_blob(self, hexdigest: str) -> bytes:
+        """The bytes of a small blob (unverified; the caller verifies)."""
+
+    @abc.abstractmethod
+    def put_manifest(self, hexdigest: str, data: bytes) -> None:
+        """Store manifest bytes under its digest; create-only, a repeat is a no-op."""
+
+    @abc.abstractmethod
+    def get_manifest(self, hexdigest: str) -> bytes | None:
+        """The stored manifest bytes, or None (unverified; the caller verifies)."""
+
+    @abc.abstractmethod
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every stored blob."""
+
+    @abc.abstractmethod
+    def list_manifests(self) -> Iterator[BlobInfo]:
+        """Every stored manifest (hexdigest of the artifact hash)."""
+
+    @abc.abstractmethod
+    def delete_blob(self, hexdigest: str) -> None: ...
+
+    @abc.abstractmethod
+    def delete_manifest(self, hexdigest: str) -> None: ...
+
+    def clean_staging(self, older_than: float) -> int:
+        """Remove abandoned partial uploads older than ``older_than`` (epoch seconds); returns the count."""
+        return 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url})"
+
+
+def file_changed(path: Path, st: os.stat_result) -> bool:
+    """True when a file's size or timestamps differ from an earlier stat."""
+    now = os.stat(path)
+    return (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -1,0 +1,52 @@
+"""Shared pieces of the registry verbs: --db-url/--store-url/--json options, opening, output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+F = Callable[..., Any]
+
+
+def registry_options(fn: F) -> F:
+    """Add --db-url and --store-url (defaults: TRTBUILD_DB_URL / TRTBUILD_STORE_URL, then the cache dir)."""
+    fn = click.option("--store-url", envvar="TRTBUILD_STORE_URL", default=None, metavar="URL",
+                      help="Store: file:///dir or s3://bucket/prefix [env TRTBUILD_STORE_URL].")(fn)
+    fn = click.option("--db-url", envvar="TRTBUILD_DB_URL", default=None, metavar="URL",
+                      help="Catalog: sqlite:///file or postgresql+psycopg://... [env TRTBUILD_DB_URL].")(fn)
+    return fn
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (no progress bars).")(fn)
+
+
+def open_registry(db_url: str | None, store_url: str | None) -> Any:
+    from registry.api import Registry
+
+    return Registry.open(db_url=db_url, store_url=store_url)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def table(columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(*columns, box=None, pad_edge=False, header_style="bold")
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    Console(highlight=False, soft_wrap=True).print(t)

@@ -1,0 +1,36 @@
+"""trtbuild pull REF DEST [--resolve ...]: verified, atomic download of an artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from trtbuild.commands._registry import emit_json, json_option, open_registry, registry_options
+from trtbuild.commands.resolve import host_options, resolve_or_fail
+
+
+@click.command("pull")
+@click.argument("ref")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--resolve", "use_resolve", is_flag=True,
+              help="REF is a NAME: pull the best engine of that name for this host (see `trtbuild resolve`).")
+@host_options
+@registry_options
+@json_option
+def command(ref: str, dest: Path, use_resolve: bool, gpu_arch: str | None, driver: str | None, gpus: int | None,
+            gpu_mem_gib: float | None, trtllm: str | None, db_url: str | None, store_url: str | None,
+            as_json: bool) -> None:
+    """Pull REF (sha256:<hex>, NAME:TAG or NAME@sha256:<hex>) into DEST, verifying every byte.
+
+    Files land in a temp dir beside DEST and are renamed into place; DEST gets a marker file
+    .trtbuild-artifact.json, and pulling the same hash again is a no-op.
+    """
+    reg = open_registry(db_url, store_url)
+    if use_resolve:
+        ref = resolve_or_fail(reg, ref, gpu_arch, driver, gpus, gpu_mem_gib, trtllm).hash
+    art = reg.pull(ref, dest, progress=not as_json)
+    if as_json:
+        emit_json({"hash": art.hash, "name": art.name, "dest": str(dest.absolute()), "size": art.size})
+    else:
+        click.echo(f"{art.hash} -> {dest}")
