@@ -194,6 +194,12 @@ def read_marker(dest: Path) -> dict[str, Any] | None:
         return None
 
 
+def write_marker(dest: Path, hash_: str, name: str, kind: str, size: int, files: int) -> None:
+    """Record that ``dest`` holds artifact ``hash_`` (after a pull, or after pushing ``dest`` itself)."""
+    marker = {"hash": hash_, "name": name, "kind": kind, "size": size, "files": files}
+    (dest / mf.MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
+
+
 def is_complete(dest: Path, hash_: str, manifest: mf.Manifest) -> bool:
     """DEST holds this artifact: marker with the same hash and every file present with its size."""
     marker = read_marker(dest)
@@ -294,8 +300,7 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
         if path not in by_path:
             (tmp / path).unlink(missing_ok=True)
     verified_path.unlink(missing_ok=True)
-    marker = {"hash": hash_, "name": name, "kind": manifest.kind, "size": manifest.size, "files": len(manifest.files)}
-    (tmp / mf.MARKER_NAME).write_text(json.dumps(marker, indent=2) + "\n")
+    write_marker(tmp, hash_, name, manifest.kind, manifest.size, len(manifest.files))
     _install(tmp, dest)
     return True
 

@@ -34,8 +34,4 @@ def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> Plan:
     source_digest = None
     if model.scheme == "file":
         source_digest = local_tree_digest(Path(model.location), cache_home() / "hash-cache.json")
-    draft = make_plan(loaded, workdir=workdir or work_root() / "pending", lock=lock, source_digest=source_digest)
-    if workdir is not None:
-        return draft
-    return make_plan(loaded, workdir=work_root() / draft.engine_key.split(":")[1][:16], lock=lock,
-                     source_digest=source_digest)
+    return make_plan(loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest)

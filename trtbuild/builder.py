@@ -12,6 +12,7 @@ Every step writes into a fresh directory removed again if the step fails or is i
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import socket
@@ -22,9 +23,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from trtbuild.build import plan_recipe
-from trtbuild.errors import HostMismatch, InputError, TrtbuildError
+from trtbuild.errors import HostMismatch, InputError, ToolchainError, TrtbuildError
 from trtbuild.fsutil import clean_path_on_failure, fresh_dir
 from trtbuild.lease import LeaseKeeper, holder_id
+from registry.transfer import write_marker
 from trtbuild.plan import TIMING_CACHE, Plan, Step, with_timing_cache
 from trtbuild.steps import fetch as fetch_step
 from trtbuild.steps.verify import verify_engine
@@ -46,6 +48,7 @@ class BuildOptions:
     wait_timeout_s: float = 6 * 3600.0
     poll_s: float = 2.0
     step_timeout_s: float | None = None
+    memlock_limit: int | None = None               # bytes; None = unlimited, as TensorRT-LLM wants
     accuracy_gate: bool = True
     tag: str | None = "latest"
     toolchains_path: Path | None = None
@@ -93,7 +96,8 @@ class _Build:
         self.recipe = plan.recipe.recipe
         self.steps_run: list[str] = []
         self.logs: list[Path] = []
-        self.runner = _make_runner(options.runner, allow_unpinned=options.allow_unpinned)
+        self.runner = _make_runner(options.runner, allow_unpinned=options.allow_unpinned,
+                                   memlock_limit=options.memlock_limit)
 
     def event(self, message: str) -> None:
         if self.options.on_event:
@@ -129,12 +133,11 @@ class _Build:
     def _build(self):
         from trtbuild.fingerprint import collect_fingerprint
 
-        workdir = self.plan.workdir
-        workdir.mkdir(parents=True, exist_ok=True)
         build_step = self.plan.step("build")
         fingerprint = collect_fingerprint(self.runner, build_step.image, gpus=self._gpus(build_step),
-                                          extra_env=self.options.extra_env)
+                                          extra_env=self.options.extra_env, extra_mounts=self.options.extra_mounts)
         self._check_host(fingerprint)
+        self._check_toolchain(fingerprint)
         checkpoint_dir = self._checkpoint(fingerprint)
         engine_dir = self._engine(build_step, checkpoint_dir)
         return self._publish(engine_dir, fingerprint)
@@ -148,9 +151,17 @@ class _Build:
         if not fingerprint.gpu_arch:
             self.event("no GPU seen by the toolchain: engine arch not checked against the host")
 
+    def _check_toolchain(self, fingerprint) -> None:
+        tc = self.plan.recipe.toolchain
+        found = fingerprint.trtllm_version
+        if found and found != tc.trtllm_version:
+            raise ToolchainError(f"{self.plan.pins.image} contains TensorRT-LLM {found}, but toolchain {tc.name} "
+                                 f"pins {tc.trtllm_version}",
+                                 hint="fix the image or trtllm_version of this toolchain in toolchains.toml")
+
     def _checkpoint(self, fingerprint) -> Path:
         step = self.plan.checkpoint_step
-        dest = self.plan.workdir / "checkpoint"
+        dest = self.plan.dirs.checkpoint
         found = self.registry.find_by_build_key(self.plan.checkpoint_key, "checkpoint")
         if found is not None:
             self.event(f"checkpoint {self.plan.checkpoint_key[:19]} found in the registry: skipping fetch and "
@@ -159,20 +170,22 @@ class _Build:
             return dest
         model_dir = self._fetch()
         with clean_path_on_failure(fresh_dir(dest)):
-            self._run(step, model_dir=model_dir)
+            self._run(step)
             if step.kind == "quantize" and self.options.accuracy_gate:
                 _check_accuracy_gate(dest, self.recipe)
             _copy_tokenizer(model_dir, dest)
-        self.registry.push(dest, name=f"{self.recipe.name}-checkpoint", kind="checkpoint",
-                           build_key=self.plan.checkpoint_key, metadata=self._identity(step),
-                           provenance={"host": socket.gethostname(), "fingerprint": fingerprint.to_dict()})
+        artifact = self.registry.push(dest, name=f"{self.recipe.name}-checkpoint", kind="checkpoint",
+                                      build_key=self.plan.checkpoint_key, metadata=self._identity(step),
+                                      provenance={"host": socket.gethostname(), "fingerprint": fingerprint.to_dict()})
+        # the directory now holds exactly that artifact: a later pull into it is a no-op
+        write_marker(dest, artifact.hash, artifact.name, artifact.kind, artifact.size, len(artifact.files))
         return dest
 
     def _fetch(self) -> Path:
         step, model = self.plan.step("fetch"), self.recipe.model
         if model.scheme == "file":
             return Path(model.location)
-        dest = self.plan.workdir / "model"
+        dest = self.plan.dirs.model
         marker = dest / ".trtbuild-fetched"
         if marker.exists() and marker.read_text() == step.key:
             return dest
@@ -187,12 +200,11 @@ class _Build:
         return dest
 
     def _engine(self, step: Step, checkpoint_dir: Path) -> Path:
-        cache_dir = self.plan.workdir / "cache"
-        cache_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir = fresh_dir(self.plan.dirs.cache)
         argv = step.argv
         if self._pull_timing_cache(cache_dir / TIMING_CACHE):
             argv = with_timing_cache(argv)
-        engine_dir = self.plan.workdir / "engine"
+        engine_dir = self.plan.dirs.engine
         with clean_path_on_failure(fresh_dir(engine_dir)):
             self._run(step, argv=argv)
             report = verify_engine(engine_dir, self.plan.step("verify").params["expect"])
@@ -202,17 +214,14 @@ class _Build:
         self._push_timing_cache(cache_dir / TIMING_CACHE)
         return engine_dir
 
-    def _run(self, step: Step, *, argv: list[str] | None = None, model_dir: Path | None = None) -> None:
+    def _run(self, step: Step, *, argv: list[str] | None = None) -> None:
         from trtbuild.runner import Mount, RunSpec
 
-        mounts = []
-        for m in step.mounts:
-            source = model_dir if (model_dir is not None and m.target == "/trtbuild/model") else Path(m.source)
-            mounts.append(Mount(source=source, target=m.target, read_only=m.read_only))
+        mounts = [Mount(source=Path(m.source), target=m.target, read_only=m.read_only) for m in step.mounts]
         env = dict(step.env)
         for name, value in self.options.extra_env.items():
             env[name] = f"{env[name]}:{value}" if name == "PYTHONPATH" and name in env else value
-        log_path = self.plan.workdir / "logs" / f"{step.kind}.log"
+        log_path = self.plan.dirs.logs / f"{step.kind}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         spec = RunSpec(name=f"trtbuild-{step.kind}-{step.key.split(':')[1][:12]}", image=step.image,
                        argv=list(argv or step.argv), mounts=[*mounts, *self.options.extra_mounts], env=env,
@@ -228,7 +237,8 @@ class _Build:
     # -- timing cache ----------------------------------------------------------------------------------------
     def _timing_cache_name(self) -> str:
         tc = self.plan.recipe.toolchain
-        return f"timing-cache-{self.recipe.target.gpu_arch}-{tc.tensorrt_version or 'trtllm' + tc.trtllm_version}"
+        version = f"trt{tc.tensorrt_version}" if tc.tensorrt_version else f"trtllm{tc.trtllm_version}"
+        return re.sub(r"[^A-Za-z0-9._-]", "-", f"timing-cache-{self.recipe.target.gpu_arch}-{version}")
 
     def _pull_timing_cache(self, path: Path) -> bool:
         from registry.errors import NotFound
@@ -295,11 +305,13 @@ class _Build:
         return artifact
 
 
-def _make_runner(kind: str, *, allow_unpinned: bool):
+def _make_runner(kind: str, *, allow_unpinned: bool, memlock_limit: int | None):
     from trtbuild.runner import DockerRunner, LocalRunner
+    from trtbuild.runner.docker import ULIMITS
 
     if kind == "docker":
-        return DockerRunner(allow_unpinned=allow_unpinned)
+        ulimits = None if memlock_limit is None else {**ULIMITS, "memlock": (memlock_limit, memlock_limit)}
+        return DockerRunner(allow_unpinned=allow_unpinned, ulimits=ulimits)
     if kind == "local":
         return LocalRunner()
     raise InputError(f"--runner {kind!r}: unknown runner", hint="use --runner docker or --runner local")

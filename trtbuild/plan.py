@@ -90,7 +90,7 @@ class Pins:
 class Plan:
     recipe: LoadedRecipe
     pins: Pins
-    workdir: Path
+    dirs: "WorkDirs"
     steps: list[Step]
     checkpoint_key: str
     engine_key: str
@@ -132,46 +132,62 @@ def current_pins(loaded: LoadedRecipe, lock: Lock | None) -> Pins:
                 revision_pinned=rev_pinned, lock_state=lock_state)
 
 
+@dataclass(frozen=True)
+class WorkDirs:
+    """Where each step writes on the host: one folder per content key, so plans sharing a checkpoint share it."""
+
+    model: Path
+    checkpoint: Path
+    engine: Path
+    cache: Path
+    logs: Path
+
+
+def _short(key: str) -> str:
+    return key.split(":", 1)[1][:16]
+
+
 def make_plan(loaded: LoadedRecipe, *, workdir: Path, lock: Lock | None = None,
               source_digest: str | None = None, src_root: Path | None = None) -> Plan:
-    """Plan ``loaded``. ``source_digest`` is the content digest of a file:// model (see fetch)."""
-    recipe, tc = loaded.recipe, loaded.toolchain
+    """Plan ``loaded`` with step outputs under ``workdir``.
+
+    ``source_digest`` is the content digest of a file:// model (see trtbuild.steps.fetch).
+    """
+    recipe = loaded.recipe
     pins = current_pins(loaded, lock)
     toolchain_id = pins.image if pins.image_pinned else f"unpinned:{pins.image}"
     world = recipe.parallelism.world_size
-    model_dir, ckpt_dir, engine_dir, cache_dir = (
-        _model_dir(recipe, workdir), workdir / "checkpoint", workdir / "engine", workdir / "cache")
 
+    # keys first: they never depend on where things are written
     fetch_params = _fetch_params(recipe, pins, source_digest)
-    fetch = Step("fetch", "fetch", content_key("fetch", fetch_params, [], None), None, None,
-                 [PlanMount(str(model_dir), str(model_dir), read_only=False)], fetch_params, [])
-
-    model_mount = PlanMount(str(model_dir), C_MODEL)
-    ckpt_out = PlanMount(str(ckpt_dir), C_CHECKPOINT, read_only=False)
-    if recipe.quantization.needs_quantize_step:
-        params, argv, extra_mounts, env = _quantize(loaded, src_root)
-        kind = "quantize"
-    else:
-        params, argv, extra_mounts, env = _convert(loaded)
-        kind = "convert"
-    ckpt = Step(kind, kind, content_key(kind, params, [fetch.key], toolchain_id), pins.image, argv,
-                [model_mount, ckpt_out, *extra_mounts], params, [fetch.key], gpus=world, env=env)
-
+    fetch_key = content_key("fetch", fetch_params, [], None)
+    kind = "quantize" if recipe.quantization.needs_quantize_step else "convert"
+    params, argv, extra_mounts, env = _quantize(loaded, src_root) if kind == "quantize" else _convert(loaded)
+    ckpt_key = content_key(kind, params, [fetch_key], toolchain_id)
     build_params, build_argv = _build(loaded)
-    build = Step("build", "build", content_key("build", build_params, [ckpt.key], toolchain_id), pins.image,
-                 build_argv, [PlanMount(str(ckpt_dir), C_CHECKPOINT), PlanMount(str(engine_dir), C_ENGINE, False),
-                              PlanMount(str(cache_dir), C_CACHE, False)], build_params, [ckpt.key], gpus=world)
-
+    build_key = content_key("build", build_params, [ckpt_key], toolchain_id)
     verify_params = {"expect": _expectations(loaded)}
-    verify = Step("verify", "verify", content_key("verify", verify_params, [build.key], None), None, None,
-                  [PlanMount(str(engine_dir), str(engine_dir))], verify_params, [build.key])
-    publish = Step("publish", "publish", content_key("publish", {}, [verify.key], None), None, None,
-                   [PlanMount(str(engine_dir), str(engine_dir))], {}, [verify.key])
-    return Plan(loaded, pins, workdir, [fetch, ckpt, build, verify, publish], ckpt.key, build.key)
+    verify_key = content_key("verify", verify_params, [build_key], None)
 
-
-def _model_dir(recipe: Recipe, workdir: Path) -> Path:
-    return Path(recipe.model.location) if recipe.model.scheme == "file" else workdir / "model"
+    dirs = WorkDirs(
+        model=Path(recipe.model.location) if recipe.model.scheme == "file" else workdir / "models" / _short(fetch_key),
+        checkpoint=workdir / "checkpoints" / _short(ckpt_key), engine=workdir / "engines" / _short(build_key),
+        cache=workdir / "timing-caches" / _short(build_key), logs=workdir / "logs" / _short(build_key))
+    engine_mount = [PlanMount(str(dirs.engine), str(dirs.engine))]
+    steps = [
+        Step("fetch", "fetch", fetch_key, None, None, [PlanMount(str(dirs.model), str(dirs.model), False)],
+             fetch_params, []),
+        Step(kind, kind, ckpt_key, pins.image, argv,
+             [PlanMount(str(dirs.model), C_MODEL), PlanMount(str(dirs.checkpoint), C_CHECKPOINT, False),
+              *extra_mounts], params, [fetch_key], gpus=world, env=env),
+        Step("build", "build", build_key, pins.image, build_argv,
+             [PlanMount(str(dirs.checkpoint), C_CHECKPOINT), PlanMount(str(dirs.engine), C_ENGINE, False),
+              PlanMount(str(dirs.cache), C_CACHE, False)], build_params, [ckpt_key], gpus=world),
+        Step("verify", "verify", verify_key, None, None, engine_mount, verify_params, [build_key]),
+        Step("publish", "publish", content_key("publish", {}, [verify_key], None), None, None, engine_mount, {},
+             [verify_key]),
+    ]
+    return Plan(loaded, pins, dirs, steps, ckpt_key, build_key)
 
 
 def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict:

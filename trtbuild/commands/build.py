@@ -34,10 +34,13 @@ def _parse_mount(value: str):
 @click.option("--tag", default="latest", show_default=True, help="Tag the engine as NAME:TAG in the registry.")
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Per-step timeout in seconds.")
 @click.option("--lease-ttl", type=float, default=120.0, show_default=True, help="Build lease time-to-live, s.")
+@click.option("--memlock-limit", type=click.IntRange(min=0), default=None, metavar="BYTES",
+              help="Container memlock ulimit (default unlimited, as TensorRT-LLM wants); only for Docker Engines "
+                   "that cannot raise it.")
 @json_option
 def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: bool, allow_unpinned: bool,
             runner: str, gpus: int | None, mounts: tuple[str, ...], envs: tuple[str, ...], no_accuracy_gate: bool,
-            tag: str, timeout_s: float | None, lease_ttl: float, as_json: bool) -> int:
+            tag: str, timeout_s: float | None, lease_ttl: float, memlock_limit: int | None, as_json: bool) -> int:
     """Build the TensorRT-LLM engine of RECIPE, or return the one already built for its key."""
     if dry_run:
         from trtbuild.build import plan_recipe
@@ -62,6 +65,7 @@ def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: b
         runner=runner, allow_unpinned=allow_unpinned, locked=locked, gpus=gpus,
         extra_mounts=[_parse_mount(m) for m in mounts], extra_env=env, accuracy_gate=not no_accuracy_gate,
         tag=tag, step_timeout_s=timeout_s, lease_ttl_s=lease_ttl, toolchains_path=toolchains_path,
+        memlock_limit=memlock_limit,
         on_line=None if as_json else (lambda line: err.print(f"[dim]│ {escape(line)}[/]")),
         on_event=None if as_json else (lambda msg: err.print(f"[cyan]›[/] {escape(msg)}")),
     )
