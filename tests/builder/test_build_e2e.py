@@ -1,0 +1,177 @@
+"""The main job end to end, through the real Docker Engine and the toolchain double.
+
+build -> published -> second build is a cache hit with no container started -> change only
+max_batch_size -> only the build step runs -> pull by hash and verify; Ctrl-C mid-build leaves no
+partial artifact and no stale lease; two concurrent builds of one recipe build once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.runner.conftest import engine_ulimits  # noqa: F401  (fixture)
+from tests.toolchain_double.fixture import (  # noqa: F401  (fixtures)
+    docker_client, make_tiny_llama, toolchain_double, write_toolchains_toml)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_llama(tmp_path_factory.mktemp("model") / "tiny-llama")
+
+
+@pytest.fixture
+def project(tmp_path, toolchain_double, tiny_model, engine_ulimits):  # noqa: F811
+    """A recipe on the tiny model pinned to the 1.1.0 double, and a runner for `trtbuild`."""
+    toolchains = tmp_path / "toolchains.toml"
+    write_toolchains_toml(toolchains, toolchain_double)
+    return Project(tmp_path, toolchains, tiny_model, engine_ulimits)
+
+
+class Project:
+    def __init__(self, root: Path, toolchains: Path, model: Path, ulimits) -> None:
+        self.root, self.toolchains, self.model = root, toolchains, model
+        self.env = {**os.environ, "TRTBUILD_TOOLCHAINS": str(toolchains)}
+        self.build_flags = ["--gpus", "0"]
+        if ulimits is not None:  # a sandboxed Docker Engine that cannot raise memlock
+            self.build_flags += ["--memlock-limit", str(ulimits["memlock"][0])]
+
+    def recipe(self, name: str = "tiny.toml", *, max_batch_size: int = 4, extra: str = "",
+               arch: str = "sm90") -> Path:
+        path = self.root / name
+        path.write_text(f"""name = "tiny-llama-bf16"
+[model]
+source = "file://{self.model}"
+dtype = "float16"
+[parallelism]
+tp = 2
+[limits]
+max_batch_size = {max_batch_size}
+max_input_len = 64
+max_seq_len = 128
+max_num_tokens = 256
+{extra}
+[target]
+gpu_arch = "{arch}"
+toolchain = "double-1.1.0"
+""")
+        return path
+
+    def cli(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "trtbuild", *args], env={**self.env, **(env or {})},
+                              cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+    def build(self, recipe: Path, *more: str, env: dict | None = None) -> dict:
+        result = self.cli("build", str(recipe), "--json", *self.build_flags, *more, env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def popen_build(self, recipe: Path, *more: str, env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "trtbuild", "build", str(recipe), *self.build_flags, *more],
+                                env={**self.env, **(env or {})}, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+
+def _created_containers(client, since: float) -> list[str]:
+    events = client.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                           filters={"type": "container", "event": "create"})
+    return [e["Actor"]["Attributes"].get("name", "") for e in events]
+
+
+def test_build_cache_hit_shapes_only_and_pull(project, docker_client, tmp_path):  # noqa: F811
+    recipe = project.recipe()
+    first = project.build(recipe)
+    assert first["cache_hit"] is False
+    assert first["steps_run"] == ["convert", "build", "verify", "publish"]
+
+    time.sleep(1.1)  # docker events have one-second resolution: everything of the first build is older
+    since = int(time.time())
+    second = project.build(recipe)
+    assert second["cache_hit"] is True and second["hash"] == first["hash"] and second["steps_run"] == []
+    assert _created_containers(docker_client, since) == [], "a cache hit must start no container"
+
+    project.recipe(max_batch_size=8)
+    third = project.build(recipe)
+    assert third["checkpoint_key"] == first["checkpoint_key"] and third["engine_key"] != first["engine_key"]
+    assert third["steps_run"] == ["build", "verify", "publish"]
+
+    dest = tmp_path / "pulled"
+    pulled = project.cli("pull", third["hash"], str(dest))
+    assert pulled.returncode == 0, pulled.stderr
+    config = json.loads((dest / "config.json").read_text())
+    assert config["build_config"]["max_batch_size"] == 8
+    assert config["pretrained_config"]["mapping"]["tp_size"] == 2
+    assert {p.name for p in dest.glob("rank*.engine")} == {"rank0.engine", "rank1.engine"}
+    verify = json.loads((dest / "trtbuild" / "verify.json").read_text())
+    assert verify["ok"] is True
+    shown = json.loads(project.cli("show", third["hash"], "--json").stdout)
+    assert shown["provenance"]["build_seconds"] > 0 and shown["metadata"]["build_key"] == third["engine_key"]
+
+
+def test_ctrl_c_mid_build_leaves_nothing(project, docker_client):  # noqa: F811
+    recipe = project.recipe("slow.toml", max_batch_size=2)
+    proc = project.popen_build(recipe, "--env", "TOOLCHAIN_DOUBLE_SLEEP=60")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if docker_client.containers.list(filters={"name": "trtbuild-build-"}):
+            break
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the build container never started")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert docker_client.containers.list(all=True, filters={"name": "trtbuild-build-"}) == []
+    plan = json.loads(project.cli("plan", str(recipe), "--json").stdout)
+    listing = json.loads(project.cli("ls", "--json").stdout)
+    assert all(a.get("build_key") != plan["engine_key"] for a in listing), "no engine may be published"
+    from registry.api import Registry
+
+    reg = Registry.open()
+    assert reg.acquire_lease(plan["engine_key"], "probe", 5.0), "the lease must have been released"
+    reg.release_lease(plan["engine_key"], "probe")
+    engines = Path(os.environ["TRTBUILD_HOME"]) / "work" / "engines"
+    assert not any(engines.glob("*")) if engines.exists() else True, "no half-made engine dir"
+
+
+def test_two_concurrent_builds_build_once(project, docker_client):  # noqa: F811
+    recipe = project.recipe("concurrent.toml", max_batch_size=3)
+    since = time.time() - 1
+    procs = [project.popen_build(recipe, "--json", env={"TOOLCHAIN_DOUBLE_SLEEP": "3"}) for _ in range(2)]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    assert results[0]["hash"] == results[1]["hash"]
+    assert sorted(r["cache_hit"] for r in results) == [False, True]
+    builds = [n for n in _created_containers(docker_client, since) if "trtbuild-build-" in n]
+    assert len(builds) == 1, builds
+
+
+def test_host_arch_mismatch_is_refused(project):
+    recipe = project.recipe("ada.toml", arch="sm89")
+    result = project.cli("build", str(recipe), *project.build_flags)
+    assert result.returncode == 1
+    assert "the recipe targets sm89" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_floating_image_is_refused_without_allow_unpinned(project, toolchain_double):  # noqa: F811
+    write_toolchains_toml(project.toolchains, toolchain_double, pinned=False)
+    recipe = project.recipe("floating.toml")
+    result = project.cli("build", str(recipe), *project.build_flags)
+    assert result.returncode == 2
+    assert "refusing to build floating references" in result.stderr and "trtbuild lock" in result.stderr
