@@ -158,7 +158,8 @@ def test_two_concurrent_builds_build_once(project, docker_client):  # noqa: F811
         results.append(json.loads(out))
     assert results[0]["hash"] == results[1]["hash"]
     assert sorted(r["cache_hit"] for r in results) == [False, True]
-    builds = [n for n in _created_containers(docker_client, since) if "trtbuild-build-" in n]
+    key = results[0]["engine_key"].split(":")[1][:12]
+    builds = [n for n in _created_containers(docker_client, since) if f"trtbuild-build-{key}" in n]
     assert len(builds) == 1, builds
 
 
