@@ -26,26 +26,23 @@ python3 -m pip install -q -e ".[quantize,postgres,test]" "torch==2.13.0"
 
 STATE=$(mktemp -d /tmp/trtbuild-ci.XXXXXX)
 export TRTBUILD_TEST_STATE=$STATE
+SERVICES=(dockerd postgres ceph_rgw local_registry)
 cleanup() {
   set +e
-  for svc in tests/services/*.sh; do
-    [ -x "$svc" ] || [ -f "$svc" ] || continue
-    bash "$svc" stop "$STATE" >/dev/null 2>&1
+  for svc in "${SERVICES[@]}"; do
+    bash "tests/services/$svc.sh" stop "$STATE/$svc" >/dev/null 2>&1
   done
   rm -rf "$STATE"
 }
 trap cleanup EXIT
 
 echo "== starting services"
-for svc in dockerd postgres ceph_rgw local_registry; do
-  if [ -f "tests/services/$svc.sh" ]; then
-    # each start script prints `export VAR=...` lines for the tests
-    eval "$(bash "tests/services/$svc.sh" start "$STATE")"
-  fi
+for svc in "${SERVICES[@]}"; do
+  # each start script takes its own state dir and prints `export VAR=...` lines for the tests
+  eval "$(bash "tests/services/$svc.sh" start "$STATE/$svc")"
 done
-if [ -f tests/toolchain_double/build.sh ]; then
-  eval "$(bash tests/toolchain_double/build.sh)"
-fi
+echo "== building the toolchain double (test fixture image)"
+eval "$(bash tests/toolchain_double/build.sh)"
 
 echo "== running tests"
 set +e
