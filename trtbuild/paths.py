@@ -1,20 +1,15 @@
-"""Where trtbuild keeps its working files: ``$TRTBUILD_HOME``, else ``$XDG_CACHE_HOME/trtbuild``, else
-``~/.cache/trtbuild``."""
+"""Where trtbuild keeps its working files: under the registry's cache home (``$TRTBUILD_HOME``, else
+``$XDG_CACHE_HOME/trtbuild``, else ``~/.cache/trtbuild``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from registry.config import cache_dir as cache_home
 
-def cache_home() -> Path:
-    env = os.environ.get("TRTBUILD_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "trtbuild"
+__all__ = ["cache_home", "work_root"]
 
 
 def work_root() -> Path:
-    """Step outputs, one folder per engine key."""
+    """Step outputs: models, checkpoints, engines and logs, one folder per content key."""
     return cache_home() / "work"
