@@ -56,14 +56,14 @@ class Registry:
         return cls(Catalog(config.db_url(db_url)), open_store(config.store_url(store_url)))
 
     # -- artifacts ---------------------------------------------------------------------------------------
-    def _artifact(self, row: Any, *, full: bool = True) -> Artifact:
+    def _artifact(self, row: Any, names: list[str] | None = None, tags: list[str] | None = None) -> Artifact:
         manifest = mf.from_obj(row.manifest, row.hash)
         return Artifact(
             hash=row.hash, name=row.name, kind=row.kind, size=row.size, build_key=row.build_key,
             metadata=manifest.metadata, provenance=dict(row.provenance or {}), files=list(manifest.files),
             created_at=as_utc(row.created_at),
-            tags=self.catalog.tags_of(row.hash) if full else [],
-            names=self.catalog.names_of(row.hash) if full else [row.name],
+            tags=self.catalog.tags_of(row.hash) if tags is None else tags,
+            names=self.catalog.names_of(row.hash) if names is None else names,
             columns={k: getattr(row, k) for k in _COLUMN_KEYS if getattr(row, k) is not None},
         )
 
@@ -76,15 +76,18 @@ class Registry:
                 raise NotFound(f"no tag {r.name}:{r.tag} in the catalog {self.catalog.safe_url}",
                                hint=f"see tags with: trtbuild ls --name {r.name}")
             return hash_
-        assert r.digest is not None
-        if r.name and not self.catalog.has_name(r.name, r.digest):
+        if r.name and not self.catalog.has_name(r.name, r.digest or ""):
             raise NotFound(f"no artifact {r.digest} under the name {r.name}")
-        self.catalog.require_row(r.digest)
-        return r.digest
+        return r.digest or ""
 
     def get(self, ref: str) -> Artifact:
         """The catalog record of REF (raises NotFound)."""
-        return self._artifact(self.catalog.require_row(self.resolve_ref(ref)))
+        hash_ = self.resolve_ref(ref)
+        full = self.catalog.get_full(hash_)
+        if full is None:
+            raise NotFound(f"no artifact {hash_} in the catalog {self.catalog.safe_url}")
+        row, names, tags = full
+        return self._artifact(row, names, tags)
 
     def find_by_build_key(self, build_key: str, kind: str) -> Artifact | None:
         row = self.catalog.find_by_build_key(build_key, mf.check_kind(kind))
@@ -157,7 +160,7 @@ class Registry:
             columns={k: c[k] for k in ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp") if c[k] is not None},
         )
         return Resolution(
-            best=self.get(best["hash"]) if best is not None else None,
+            best=self.get(best["hash"]) if best is not None else None,  # one session: row, names, tags
             rejected=[(light(c), reason) for c, reason in rejected],
             notes=notes,
         )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 MINOR_COMPAT_SOURCE = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"
 FORWARD_COMPAT_SOURCE = "https://docs.nvidia.com/deeplearning/frameworks/sglang-release-notes/rel-25-10.html"
@@ -27,6 +28,7 @@ FORWARD_COMPAT: dict[int, dict[int, tuple[int, ...]]] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def parse_version(text: str | None) -> tuple[int, ...] | None:
     """'535.104.05' -> (535, 104, 5); None when not a dotted number."""
     if not text:
@@ -45,6 +47,7 @@ class DriverVerdict:
     reason: str
 
 
+@lru_cache(maxsize=4096)
 def check_driver(cuda_version: str | None, driver_version: str | None, datacenter_gpu: bool) -> DriverVerdict:
     """Can a toolchain built with ``cuda_version`` run on ``driver_version``? Unknown facts say 'unknown'."""
     cuda = parse_version(cuda_version)

@@ -45,7 +45,3 @@ class InvalidInput(RegistryError):
     """Bad input to the registry: a source directory, a name, a flag value. Exit code 2."""
 
     exit_code = 2
-
-
-class LeaseHeld(RegistryError):
-    """A build lease is held by another holder."""

@@ -75,7 +75,11 @@ def hash_file(path: str | os.PathLike, progress: Progress = _noop, chunk: int = 
 
 
 class OrderedHasher:
-    """Feeds parts that arrive out of order into one sha256, in order; callers wait for room in the window."""
+    """Feeds parts that arrive out of order into one sha256, in order; callers wait for room in the window.
+
+    The thread whose part completes the in-order prefix hashes it outside the lock, so other workers only
+    deposit their part and go on fetching.
+    """
 
     def __init__(self, window: int) -> None:
         self._h = hashlib.sha256()
@@ -83,6 +87,7 @@ class OrderedHasher:
         self._parts: dict[int, bytes] = {}
         self._window = window
         self._cond = threading.Condition()
+        self._hashing = False
         self._error: BaseException | None = None
 
     def wait_for_slot(self, index: int) -> None:
@@ -96,10 +101,25 @@ class OrderedHasher:
     def add(self, index: int, data: bytes) -> None:
         with self._cond:
             self._parts[index] = data
-            while self._next in self._parts:
-                self._h.update(self._parts.pop(self._next))
-                self._next += 1
-            self._cond.notify_all()
+            if self._hashing:
+                return  # the thread that is hashing will pick this part up
+            self._hashing = True
+        try:
+            while True:
+                with self._cond:
+                    part = self._parts.pop(self._next, None)
+                    if part is None:
+                        self._hashing = False
+                        self._cond.notify_all()
+                        return
+                self._h.update(part)  # outside the lock; releases the GIL
+                with self._cond:
+                    self._next += 1
+                    self._cond.notify_all()
+        except BaseException:
+            with self._cond:
+                self._hashing = False
+            raise
 
     def fail(self, exc: BaseException) -> None:
         with self._cond:
@@ -107,6 +127,9 @@ class OrderedHasher:
             self._cond.notify_all()
 
     def hexdigest(self) -> str:
-        if self._parts:
-            raise RuntimeError("parts missing before the end of the stream")
-        return self._h.hexdigest()
+        with self._cond:
+            while self._hashing:
+                self._cond.wait()
+            if self._parts:
+                raise RuntimeError("parts missing before the end of the stream")
+            return self._h.hexdigest()

@@ -10,6 +10,7 @@ Among fitting candidates: known-good driver first, then newest.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from registry.driver_compat import check_driver
@@ -40,6 +41,7 @@ class Verdict:
     driver_known: bool = True
 
 
+@lru_cache(maxsize=1024)
 def normalize_arch(arch: str | None) -> str | None:
     """'sm_90', 'SM90', '9.0', '90' -> 'sm90'."""
     if arch is None:

@@ -198,6 +198,21 @@ class Catalog:
             return s.get(ArtifactRow, hash_)
 
     @_wrap_db_errors
+    def get_full(self, hash_: str) -> tuple[Any, list[str], list[str]] | None:
+        """(row, names, "name:tag" tags) of one artifact in one session, or None."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactName, ArtifactRow, TagRow
+
+        with self._read() as s:
+            row = s.get(ArtifactRow, hash_)
+            if row is None:
+                return None
+            names = list(s.scalars(select(ArtifactName.name).where(ArtifactName.hash == hash_).order_by(ArtifactName.created_at)))
+            tags = [f"{n}:{t}" for n, t in s.execute(select(TagRow.name, TagRow.tag).where(TagRow.hash == hash_).order_by(TagRow.name, TagRow.tag))]
+            return row, names, tags
+
+    @_wrap_db_errors
     def names_of(self, hash_: str) -> list[str]:
         from sqlalchemy import select
 
@@ -317,10 +332,10 @@ class Catalog:
         with self._read() as s:
             return s.scalars(q).first()
 
-    @_wrap_db_errors
-    def candidates(self, name: str, kind: str, limit: int) -> list[Any]:
-        """Rows for resolve: only the columns resolve needs, newest first (no JSON columns loaded)."""
-        from sqlalchemy import select
+    @functools.cached_property
+    def _candidates_stmt(self) -> Any:
+        """The resolve query, built once (bind parameters: name, kind, limit)."""
+        from sqlalchemy import bindparam, select
 
         from registry.catalog.models import ArtifactName, ArtifactRow
 
@@ -329,15 +344,19 @@ class Catalog:
             ArtifactRow.created_at, ArtifactRow.gpu_arch, ArtifactRow.trtllm_version, ArtifactRow.cuda_version,
             ArtifactRow.tp, ArtifactRow.pp, ArtifactRow.driver_version, ArtifactRow.gpu_name,
         )
-        q = (
+        return (
             select(*cols)
             .join(ArtifactName, ArtifactName.hash == ArtifactRow.hash)
-            .where(ArtifactName.name == name, ArtifactRow.kind == kind)
+            .where(ArtifactName.name == bindparam("name"), ArtifactRow.kind == bindparam("kind"))
             .order_by(ArtifactName.created_at.desc())
-            .limit(limit)
+            .limit(bindparam("limit"))
         )
-        with self._read() as s:
-            return [r._mapping for r in s.execute(q)]
+
+    @_wrap_db_errors
+    def candidates(self, name: str, kind: str, limit: int) -> list[Any]:
+        """Rows for resolve: only the columns resolve needs, newest first (no JSON columns loaded)."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(self._candidates_stmt, {"name": name, "kind": kind, "limit": limit}).mappings())
 
     # -- leases ------------------------------------------------------------------------------------------
     @_wrap_db_errors

@@ -93,6 +93,10 @@ rgw frontends = beast endpoint=127.0.0.1:$port
 rgw data = $dir/rgw
 rgw dns name = 127.0.0.1
 rgw thread pool size = 64
+# reclaim the space of deleted objects within seconds (default: 2 h), so tests and benchmarks do not fill the OSD
+rgw gc obj min wait = 0
+rgw gc processor period = 5
+rgw gc processor max time = 5
 CONF
   ceph-authtool --create-keyring "$dir/mon.keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
   ceph-authtool --create-keyring "$dir/ceph.client.admin.keyring" --gen-key -n client.admin \
