@@ -46,3 +46,12 @@ def test_registry_migrates_on_open(pg_url: str, tmp_path: Path) -> None:
         engine = create_engine(url)
         assert TABLES <= set(inspect(engine).get_table_names())
         engine.dispose()
+
+
+def test_head_revision_constant_matches_alembic_head():
+    from alembic.script import ScriptDirectory
+
+    from registry.catalog.db import Catalog
+    from registry.migrations import HEAD_REVISION
+
+    assert ScriptDirectory.from_config(Catalog._alembic_config()).get_current_head() == HEAD_REVISION
