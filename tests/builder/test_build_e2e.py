@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.registry.conftest import backend, pg_url, s3_url  # noqa: F401  (fixtures)
 from tests.runner.conftest import engine_ulimits  # noqa: F401  (fixture)
 from tests.toolchain_double.fixture import (  # noqa: F401  (fixtures)
     docker_client, make_tiny_llama, toolchain_double, write_toolchains_toml)
@@ -31,17 +32,18 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def project(tmp_path, toolchain_double, tiny_model, engine_ulimits):  # noqa: F811
-    """A recipe on the tiny model pinned to the 1.1.0 double, and a runner for `trtbuild`."""
+def project(tmp_path, toolchain_double, tiny_model, engine_ulimits, backend):  # noqa: F811
+    """A recipe on the tiny model pinned to the 1.1.0 double, a registry (LocalStore+SQLite, then
+    S3Store+PostgreSQL) and a runner for `trtbuild`."""
     toolchains = tmp_path / "toolchains.toml"
     write_toolchains_toml(toolchains, toolchain_double)
-    return Project(tmp_path, toolchains, tiny_model, engine_ulimits)
+    return Project(tmp_path, toolchains, tiny_model, engine_ulimits, backend)
 
 
 class Project:
-    def __init__(self, root: Path, toolchains: Path, model: Path, ulimits) -> None:
-        self.root, self.toolchains, self.model = root, toolchains, model
-        self.env = {**os.environ, "TRTBUILD_TOOLCHAINS": str(toolchains)}
+    def __init__(self, root: Path, toolchains: Path, model: Path, ulimits, backend) -> None:
+        self.root, self.toolchains, self.model, self.backend = root, toolchains, model, backend
+        self.env = {**os.environ, **backend.env, "TRTBUILD_TOOLCHAINS": str(toolchains)}
         self.build_flags = ["--gpus", "0"]
         if ulimits is not None:  # a sandboxed Docker Engine that cannot raise memlock
             self.build_flags += ["--memlock-limit", str(ulimits["memlock"][0])]
@@ -138,12 +140,10 @@ def test_ctrl_c_mid_build_leaves_nothing(project, docker_client):  # noqa: F811
     plan = json.loads(project.cli("plan", str(recipe), "--json").stdout)
     listing = json.loads(project.cli("ls", "--json").stdout)
     assert all(a.get("build_key") != plan["engine_key"] for a in listing), "no engine may be published"
-    from registry.api import Registry
-
-    reg = Registry.open()
+    reg = project.backend.open()
     assert reg.acquire_lease(plan["engine_key"], "probe", 5.0), "the lease must have been released"
     reg.release_lease(plan["engine_key"], "probe")
-    engines = Path(os.environ["TRTBUILD_HOME"]) / "work" / "engines"
+    engines = Path(project.backend.env["TRTBUILD_HOME"]) / "work" / "engines"
     assert not any(engines.glob("*")) if engines.exists() else True, "no half-made engine dir"
 
 
