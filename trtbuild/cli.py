@@ -67,7 +67,32 @@ def _plain_error(exc: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and map typed errors to exit codes (never a traceback)."""
+    """Entry point: run the CLI, map typed errors to exit codes (never a traceback), and exit quickly."""
+    try:
+        _run(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if argv is not None:  # called as a library function (tests): a normal SystemExit
+            raise
+        _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Run atexit handlers (temp-dir finalizers included), flush, and skip interpreter teardown: tearing
+    down SQLAlchemy, pydantic and rich module state costs ~0.15 s, a third of a cache-hit build."""
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _run(argv: list[str] | None) -> None:
     from registry.errors import RegistryError
     from trtbuild.errors import TrtbuildError
 

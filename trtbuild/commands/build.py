@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from trtbuild.commands._common import console, json_option, print_json, short, toolchains_option
+from trtbuild.commands._common import json_option, print_json, short, toolchains_option
 
 
 def _parse_mount(value: str):
@@ -50,8 +50,6 @@ def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: b
         print_json(plan.to_dict()) if as_json else show_plan(plan)
         return 0
 
-    from rich.markup import escape
-
     from trtbuild.builder import BuildOptions, build_recipe
 
     env = {}
@@ -60,24 +58,28 @@ def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: b
         if not eq or not name:
             raise click.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--env")
         env[name] = value
-    err = console(stderr=True)
+    def stream(line: str) -> None:
+        click.echo(click.style(f"│ {line}", dim=True), err=True)
+
+    def event(message: str) -> None:
+        click.echo(f"{click.style('›', fg='cyan')} {message}", err=True)
+
     options = BuildOptions(
         runner=runner, allow_unpinned=allow_unpinned, locked=locked, gpus=gpus,
         extra_mounts=[_parse_mount(m) for m in mounts], extra_env=env, accuracy_gate=not no_accuracy_gate,
         tag=tag, step_timeout_s=timeout_s, lease_ttl_s=lease_ttl, toolchains_path=toolchains_path,
         memlock_limit=memlock_limit,
-        on_line=None if as_json else (lambda line: err.print(f"[dim]│ {escape(line)}[/]")),
-        on_event=None if as_json else (lambda msg: err.print(f"[cyan]›[/] {escape(msg)}")),
+        on_line=None if as_json else stream, on_event=None if as_json else event,
     )
     result = build_recipe(recipe, options)
     if as_json:
         print_json(result.to_dict())
         return 0
-    out = console()
+    # plain click output: a cache hit should not pay for importing rich
     if result.cache_hit:
-        out.print(f"[green]cache hit[/] {result.artifact.name} {result.artifact.hash} "
-                  f"(engine key {short(result.plan.engine_key)}; nothing was built)")
+        click.echo(f"{click.style('cache hit', fg='green')} {result.artifact.name} {result.artifact.hash} "
+                   f"(engine key {short(result.plan.engine_key)}; nothing was built)")
     else:
-        out.print(f"[green]built[/] {result.artifact.name} {result.artifact.hash} in {result.seconds:.1f} s "
-                  f"(steps: {', '.join(result.steps_run)})")
+        click.echo(f"{click.style('built', fg='green')} {result.artifact.name} {result.artifact.hash} in "
+                   f"{result.seconds:.1f} s (steps: {', '.join(result.steps_run)})")
     return 0
