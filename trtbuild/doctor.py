@@ -211,16 +211,15 @@ def check_resources(est: Estimate | None, work: Path) -> list[Check]:
 
 
 def check_registry() -> Check:
-    try:
-        from registry.api import Registry  # type: ignore[import-not-found]
-    except ImportError:
-        return Check("registry", "skip", "registry package not installed in this build")
+    """Open the registry and touch both halves: one catalog query and one store listing."""
+    from registry.api import Registry
+
     try:
         reg = Registry.open()
-        probe = getattr(reg, "check", None) or getattr(reg, "ping", None)
-        detail = probe() if callable(probe) else None
-        where = getattr(reg, "describe", None)
-        shown = where() if callable(where) else (detail or "opened")
+        artifacts = len(reg.list(limit=1000))
+        next(iter(reg.store.list_manifests()), None)
+        db = reg.catalog.engine.url.render_as_string(hide_password=True)
+        shown = f"catalog {db} ({artifacts}{'+' if artifacts == 1000 else ''} artifacts), store {reg.store.url}"
         return Check("registry", "ok", f"registry reachable: {shown}")
     except Exception as exc:  # any failure to open store or catalog is a failed check
         return Check("registry", "fail", f"registry not reachable: {exc}",
