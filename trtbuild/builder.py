@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from trtbuild.build import plan_recipe
+from trtbuild.plan import plan_recipe
 from trtbuild.errors import HostMismatch, InputError, ToolchainError, TrtbuildError
 from trtbuild.fsutil import clean_path_on_failure, fresh_dir
 from trtbuild.lease import LeaseKeeper, holder_id

@@ -14,11 +14,14 @@ from pathlib import Path
 import trtbuild
 from registry.canonical import digest_of
 from trtbuild import cli_spec
-from trtbuild.errors import InputError
-from trtbuild.lock import Lock, is_fresh
-from trtbuild.recipe import LoadedRecipe
+from trtbuild.errors import InputError, LockError
+from trtbuild.lock import Lock, is_fresh, lock_path_for, read_lock
+from trtbuild.paths import cache_home, work_root
+from trtbuild.recipe import LoadedRecipe, load_recipe
 from trtbuild.recipe_checks import resolve_dataset
 from trtbuild.recipe_schema import BUILD_SWITCH_FLAGS, SHA_RE, STORE_TRUE_SWITCHES, Recipe
+from trtbuild.steps.fetch import local_tree_digest
+from trtbuild.toolchain import load_toolchains
 
 # Bump a step's version whenever its implementation changes the bytes it produces.
 STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 1, "publish": 1}
@@ -195,7 +198,7 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
     if model.scheme == "file":
         if source_digest is None:
             raise InputError(f"model.source {model.source}: the local checkpoint's content digest is needed to plan",
-                             hint="plan through trtbuild.build.plan_recipe, which hashes the directory")
+                             hint="plan through trtbuild.plan.plan_recipe, which hashes the directory")
         return {"source": "file", "content": source_digest}
     params = {"source": model.source, "revision": pins.revision}
     if model.scheme == "hf":
@@ -303,3 +306,27 @@ def _file_digest(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
+
+
+def plan_recipe(recipe_path: Path | str, *, toolchains_path: Path | None = None, locked: bool = False,
+                workdir: Path | None = None) -> Plan:
+    """Validate ``recipe_path`` and plan it (hashing a file:// checkpoint by content)."""
+    loaded = load_recipe(recipe_path, load_toolchains(toolchains_path))
+    lock = read_lock(loaded)
+    plan = _plan(loaded, lock, workdir)
+    if locked:
+        if plan.pins.lock_state == "none":
+            raise LockError(f"{lock_path_for(loaded.path)}: no lock file (--locked)",
+                            hint=f"run: trtbuild lock {loaded.path}")
+        if plan.pins.lock_state == "stale":
+            raise LockError(f"{lock_path_for(loaded.path)}: stale: the recipe's toolchain or model changed since "
+                            "it was locked (--locked)", hint=f"run: trtbuild lock {loaded.path}")
+    return plan
+
+
+def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> Plan:
+    model = loaded.recipe.model
+    source_digest = None
+    if model.scheme == "file":
+        source_digest = local_tree_digest(Path(model.location), cache_home() / "hash-cache.json")
+    return make_plan(loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest)

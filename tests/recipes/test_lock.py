@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.recipes.helpers import write_recipe
-from trtbuild.build import plan_recipe
+from trtbuild.plan import plan_recipe
 from trtbuild.errors import LockError
 from trtbuild.lock import lock_path_for, lock_recipe, read_lock
 from trtbuild.recipe import load_recipe

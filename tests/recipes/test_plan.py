@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tests.conftest import RECIPES
 from tests.recipes.helpers import DELETE, write_recipe
 from trtbuild import cli_spec
-from trtbuild.build import plan_recipe
+from trtbuild.plan import plan_recipe
 from trtbuild.cli import cli
 from trtbuild.recipe import is_pins_file
 

@@ -43,7 +43,7 @@ def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: b
             tag: str, timeout_s: float | None, lease_ttl: float, memlock_limit: int | None, as_json: bool) -> int:
     """Build the TensorRT-LLM engine of RECIPE, or return the one already built for its key."""
     if dry_run:
-        from trtbuild.build import plan_recipe
+        from trtbuild.plan import plan_recipe
         from trtbuild.commands.plan import show_plan
 
         plan = plan_recipe(recipe, toolchains_path=toolchains_path, locked=locked)

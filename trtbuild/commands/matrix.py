@@ -15,7 +15,7 @@ from trtbuild.commands._common import console, json_option, print_json, short, t
 @json_option
 def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bool) -> int:
     """Plan RECIPES and print {"include": [...]} for a CI matrix; recipes sharing an engine key appear once."""
-    from trtbuild.build import plan_recipe
+    from trtbuild.plan import plan_recipe
     from trtbuild.recipe import is_pins_file
 
     include, seen = [], set()

@@ -16,7 +16,7 @@ from trtbuild.commands._common import console, json_option, print_json, short, t
 @json_option
 def command(recipe: Path, toolchains_path: Path | None, locked: bool, as_json: bool) -> int:
     """Show the build plan of RECIPE."""
-    from trtbuild.build import plan_recipe
+    from trtbuild.plan import plan_recipe
 
     plan = plan_recipe(recipe, toolchains_path=toolchains_path, locked=locked)
     if as_json:
