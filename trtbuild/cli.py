@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("trtbuild.commands.plan:command", "Show the build plan of a recipe with its content keys."),
     "lock": ("trtbuild.commands.lock:command", "Resolve image tags and model revisions to pins; write the lock file."),
     "build": ("trtbuild.commands.build:command", "Build the engine of a recipe (or --dry-run)."),
+    "quantize": ("trtbuild.commands.quantize:command", "Quantize a HF checkpoint with ModelOpt into a TensorRT-LLM checkpoint."),
 }
 
 EXIT_CODES_HELP = "Exit codes: 0 ok, 1 failure, 2 invalid input, 130 interrupted."
