@@ -7,7 +7,9 @@ Runs the ModelOpt driver in-process on this host (torch, transformers and ModelO
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 
 import click
 
@@ -67,7 +69,8 @@ def command(model_dir: str, out_dir: str, fmt: str, kv_cache: str | None, tp: in
         calib_dataset=calib_file or "builtin", calib_size=calib_samples, batch_size=batch_size,
         calib_max_seq_length=calib_seq_len, awq_block_size=awq_block_size, dtype=dtype, device=_device(device),
         seed=seed, accuracy_gate=not no_accuracy_gate, min_top1=min_top1, max_kl=max_kl)
-    report = run_quantize(options, log=lambda msg: click.echo(msg, err=True))
+    with contextlib.redirect_stdout(sys.stderr):  # ModelOpt prints progress; stdout is for the result
+        report = run_quantize(options, log=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(report, indent=2, sort_keys=True, default=str))
         return

@@ -28,13 +28,14 @@ Report (``quantize_report.json``, schema ``trtbuild.quantize_report/1``)::
              min_top1_agreement, max_kl_divergence, failures} (null when nothing was quantized),
   export: {quantization: <config.json "quantization">, mapping: <config.json "mapping">, seconds,
            bytes, files: [{path, size}]},
-  shape_warnings: [...], timings: {load_s, calibrate_s, gate_s, export_s, total_s},
+  shape_warnings: [...], timings: {import_s, load_s, calibrate_s, gate_s, export_s, total_s},
   memory: {device, peak_gpu_bytes}, versions: {python, torch, cuda, modelopt, transformers, ...}
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -199,6 +200,7 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     for note in notes:
         log(note)
 
+    t_import = time.perf_counter()
     try:
         import torch
         import transformers
@@ -210,6 +212,7 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     except ImportError as exc:
         raise MissingDependency(f"quantization needs torch, transformers and NVIDIA ModelOpt: {exc}",
                                 hint="pip install 'trtbuild[quantize]' (or run in the toolchain image)") from None
+    import_s = time.perf_counter() - t_import
     if options.device == "cuda" and not torch.cuda.is_available():
         raise QuantizeInputError("--device cuda: no CUDA device is visible here", hint="use --device cpu")
 
@@ -230,9 +233,15 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
     dtype_kw = "dtype" if major_minor >= (4, 56) else "torch_dtype"
     load_kw = {dtype_kw: getattr(torch, calib_dtype)}
-    if device == "cuda":
-        load_kw["device_map"] = "auto" if torch.cuda.device_count() > 1 else "cuda"
-    model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw).eval()
+    if device == "cuda" and importlib.util.find_spec("accelerate") is not None:
+        # straight onto the GPU(s); several GPUs share a model too big for one
+        model = AutoModelForCausalLM.from_pretrained(
+            options.model_dir, **load_kw, device_map="auto" if torch.cuda.device_count() > 1 else "cuda")
+    elif device == "cuda":  # transformers needs accelerate for device_map: load, then move
+        model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw).to("cuda")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw)
+    model = model.eval()
     decoder_type = get_model_type(model)
     if decoder_type is None:
         raise QuantizeInputError(f"--model_dir {options.model_dir}: {type(model).__name__} is not a model "
@@ -325,7 +334,7 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
             + ("" if not failures else f" -> FAILED{'' if options.accuracy_gate else ' (not enforced)'}"))
         if failures and options.accuracy_gate:
             report["status"] = "accuracy_gate_failed"
-            report["timings"] = {"load_s": round(load_s, 4), "calibrate_s": round(calibrate_s, 4),
+            report["timings"] = {"import_s": round(import_s, 4), "load_s": round(load_s, 4), "calibrate_s": round(calibrate_s, 4),
                                  "gate_s": round(gate_s, 4), "total_s": round(time.perf_counter() - t_start, 4)}
             report["export"] = {"files": []}
             _write_json_atomic(out / REPORT_NAME, report)
@@ -359,7 +368,7 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
     report["export"] = {**exported, "seconds": round(export_s, 4), "files": files,
                         "bytes": sum(f["size"] for f in files)}
-    report["timings"] = {"load_s": round(load_s, 4), "calibrate_s": round(calibrate_s, 4), "gate_s": round(gate_s, 4),
+    report["timings"] = {"import_s": round(import_s, 4), "load_s": round(load_s, 4), "calibrate_s": round(calibrate_s, 4), "gate_s": round(gate_s, 4),
                          "export_s": round(export_s, 4), "total_s": round(time.perf_counter() - t_start, 4)}
     report["memory"] = {"device": device, "peak_gpu_bytes": peak,
                         "gpu_name": torch.cuda.get_device_name() if device == "cuda" else None}

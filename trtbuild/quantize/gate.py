@@ -14,29 +14,37 @@ model from a near-uniform one, where top-1 agreement says less.
 from __future__ import annotations
 
 
-def _logprobs(model, prompt, device):
+def _logprobs(model, prompts: list, device) -> list:
+    """Per-prompt next-token log-probabilities [len, vocab] (float32, CPU), from one batched forward.
+
+    Prompts are right-padded: with causal attention no real position sees the padding, so the logits of
+    the real positions equal those of unpadded single-prompt runs.
+    """
     import torch
 
-    out = model(input_ids=prompt.unsqueeze(0).to(device))
-    return torch.log_softmax(out.logits[0].float(), dim=-1).cpu()
+    lengths = [int(p.shape[0]) for p in prompts]
+    batch = torch.zeros((len(prompts), max(lengths)), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        batch[i, :lengths[i]] = p
+    logits = model(input_ids=batch.to(device), use_cache=False).logits
+    return [torch.log_softmax(logits[i, :n].float(), dim=-1).cpu() for i, n in enumerate(lengths)]
 
 
-def reference_logprobs(model, prompts: list, device: str) -> list:
+def reference_logprobs(model, prompts: list, device) -> list:
     import torch
 
     with torch.no_grad():
-        return [_logprobs(model, p, device) for p in prompts]
+        return _logprobs(model, prompts, device)
 
 
-def compare(model, prompts: list, reference: list, device: str) -> dict:
+def compare(model, prompts: list, reference: list, device) -> dict:
     """Figures of the quantized ``model`` against ``reference`` (from ``reference_logprobs``)."""
     import torch
 
     agree = positions = 0
     kl_sum = kl_max = ent_sum = 0.0
     with torch.no_grad():
-        for prompt, ref in zip(prompts, reference):
-            q = _logprobs(model, prompt, device)
+        for q, ref in zip(_logprobs(model, prompts, device), reference):
             p_ref = ref.exp()
             kl = (p_ref * (ref - q)).sum(-1).clamp_min(0)  # per position
             agree += int((ref.argmax(-1) == q.argmax(-1)).sum())

@@ -34,15 +34,16 @@ DTYPES = ("auto", "float16", "bfloat16", "float32")
 DEVICES = ("cuda", "cpu")
 
 # Accuracy-gate defaults per format: (min top-1 agreement, max mean KL in nats). Measured on the tiny
-# random Llama of tests/tiny_models.py (16 held-out prompts x 32 tokens, seeds 0 and 1): correct FP8
-# 0.943-0.947 / 0.0020, INT8 SQ 0.963-0.979 / 0.0009, INT4 AWQ 0.736-0.818 / 0.0187, KV-only 0.979-0.994 /
-# 0.0002; weight scales corrupted by 10x after calibration: top-1 0.25-0.29, KL 0.36-0.40. Thresholds
-# leave margin under the correct figures and stay far above broken ones; a quantized KV cache
-# (fp8/int8) changes the figures by < 0.01, so it shares the format's thresholds.
+# random Llama of tests/tiny_models.py (16 held-out prompts x 32 tokens, seeds 0 and 1, FP8 KV cache on):
+# correct FP8 0.953-0.973 / 0.0005, INT8 SQ 0.967-0.977 / 0.0005, INT4 AWQ 0.896-0.918 / 0.005; weight
+# scales corrupted 10x after calibration: top-1 0.557-0.594, KL 0.10-0.13 (every format). On the
+# ~1.1B random Llama of bench/quantize_gpu (H100): see its RESULTS.md. The thresholds leave margin under
+# the correct figures and catch the broken ones on top-1 alone; a quantized KV cache (fp8/int8) moves
+# the figures by < 0.01, so it shares the format's thresholds.
 GATE_DEFAULTS: dict[str, tuple[float, float]] = {
     "fp8": (0.85, 0.05),
     "int8_sq": (0.85, 0.05),
-    "int4_awq": (0.65, 0.10),
+    "int4_awq": (0.75, 0.10),
     "full_prec": (0.90, 0.02),  # only a quantized KV cache is in play
 }
 
