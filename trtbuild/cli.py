@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("trtbuild.commands.tag:command", "Point NAME:TAG at an artifact."),
     "resolve": ("trtbuild.commands.resolve:command", "Pick the best engine of a name for this host."),
     "gc": ("trtbuild.commands.gc:command", "Remove old untagged artifacts and unreferenced blobs."),
+    "quantize": ("trtbuild.commands.quantize:command", "Quantize a HF checkpoint with ModelOpt into a TensorRT-LLM checkpoint."),
 }
 
 EXIT_CODES_HELP = "Exit codes: 0 ok, 1 failure, 2 invalid input, 130 interrupted."

@@ -1,0 +1,378 @@
+"""The quantize driver: HF checkpoint -> ModelOpt PTQ -> accuracy gate -> TensorRT-LLM checkpoint.
+
+``run_quantize(options)`` does, in order:
+ 1. checks options, the model directory, the calibration source and the output directory, and the
+    model's shapes (``shapes.check_shapes``) from config.json -- all before any weight is loaded;
+ 2. loads tokenizer and model (CPU: float32, the fast way to calibrate there; CUDA: the export dtype);
+ 3. packs calibration sequences and, when the gate is on, records the unquantized model's next-token
+    log-probabilities on held-out prompts;
+ 4. ``mtq.quantize`` with the format's ModelOpt config (+ KV-cache entries), timed;
+ 5. checks that every enabled quantizer got a scale, then runs the accuracy gate;
+ 6. ``export_tensorrt_llm_checkpoint(..., inference_tensor_parallel=tp, inference_pipeline_parallel=pp)``
+    into a staging folder, checks its config.json against the request, saves the tokenizer beside it,
+    moves everything into the output directory and writes ``quantize_report.json`` last.
+
+Imports only the stdlib, torch, transformers, modelopt, safetensors and numpy (it runs inside the
+toolchain container with trtbuild/ mounted read-only on PYTHONPATH).
+
+Report (``quantize_report.json``, schema ``trtbuild.quantize_report/1``)::
+
+  schema, status ("ok" | "accuracy_gate_failed"), argv, options,
+  model: {dir, architecture, decoder_type, config_sha256, hidden_size, ...},
+  format: {qformat, kv_cache_dtype, awq_block_size (int4_awq), export_dtype, calib_dtype, device},
+  calibration: {dataset, dataset_sha256, passages, samples, batch_size, seq_len, tokens,
+                unique_tokens, passes, seconds},
+  quantizers: {enabled, by_kind: {weight_quantizer: {enabled, calibrated, num_bits, amax_min,
+               amax_max, amax_mean, ...}, ...}},
+  accuracy: {enforced, passed, prompts, positions, top1_agreement, mean_kl, max_kl, ref_entropy,
+             min_top1_agreement, max_kl_divergence, failures} (null when nothing was quantized),
+  export: {quantization: <config.json "quantization">, mapping: <config.json "mapping">, seconds,
+           bytes, files: [{path, size}]},
+  shape_warnings: [...], timings: {import_s, load_s, calibrate_s, gate_s, export_s, total_s},
+  memory: {device, peak_gpu_bytes}, versions: {python, torch, cuda, modelopt, transformers, ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from trtbuild.quantize import calib as calib_mod
+from trtbuild.quantize import formats, gate, shapes
+from trtbuild.quantize.errors import (AccuracyGateFailed, CalibrationError, ExportError, MissingDependency,
+                                      QuantizeInputError, ShapeError)
+from trtbuild.quantize.options import QuantizeOptions, build_argv, validate_options
+
+REPORT_NAME = "quantize_report.json"
+REPORT_SCHEMA = "trtbuild.quantize_report/1"
+STAGING_NAME = ".trtbuild-staging"
+SUPPORTED_DTYPES = ("float16", "bfloat16")
+
+
+def _default_log(msg: str) -> None:
+    print(f"[trtbuild.quantize] {msg}", file=sys.stderr, flush=True)
+
+
+def read_model_config(model_dir: str) -> tuple[dict, str]:
+    """(config dict, sha256 of config.json); ``QuantizeInputError`` when missing or invalid."""
+    path = Path(model_dir) / "config.json"
+    if not Path(model_dir).is_dir():
+        raise QuantizeInputError(f"--model_dir {model_dir}: no such directory",
+                                 hint="point it at a Hugging Face checkpoint directory")
+    if not path.is_file():
+        raise QuantizeInputError(f"--model_dir {model_dir}: no config.json in it",
+                                 hint="point it at a Hugging Face checkpoint directory")
+    raw = path.read_bytes()
+    try:
+        cfg = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise QuantizeInputError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise QuantizeInputError(f"{path}: expected a JSON object")
+    return cfg, hashlib.sha256(raw).hexdigest()
+
+
+def export_dtype_of(options: QuantizeOptions, config: dict) -> tuple[str, list[str]]:
+    """The dtype of unquantized weights in the export (ModelOpt exports float16 or bfloat16 only)."""
+    notes = []
+    want = options.dtype
+    if want == "auto":
+        want = str(config.get("dtype") or config.get("torch_dtype") or "float16")
+    if want not in SUPPORTED_DTYPES:
+        notes.append(f"dtype {want} is exported as float16 (ModelOpt writes float16 or bfloat16 checkpoints)")
+        want = "float16"
+    return want, notes
+
+
+def prepare_output_dir(out: Path) -> None:
+    """Make ``out`` ready: absent or empty, or holding only a previous run of this driver (removed)."""
+    if out.exists() and not out.is_dir():
+        raise QuantizeInputError(f"--output_dir {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    previous = out / REPORT_NAME
+    if previous.is_file():
+        try:
+            old = json.loads(previous.read_text(encoding="utf-8"))
+            old_files = [f["path"] for f in old.get("export", {}).get("files", [])] if old.get(
+                "schema") == REPORT_SCHEMA else None
+        except (ValueError, AttributeError, TypeError, KeyError):
+            old_files = None
+        if old_files is not None:
+            for rel in old_files:
+                p = (out / rel)
+                if p.is_file() and p.resolve().parent == out.resolve():
+                    p.unlink()
+            previous.unlink()
+    shutil.rmtree(out / STAGING_NAME, ignore_errors=True)
+    left = sorted(p.name for p in out.iterdir())
+    if left:
+        raise QuantizeInputError(
+            f"--output_dir {out}: not empty ({', '.join(left[:5])}{' ...' if len(left) > 5 else ''})",
+            hint="give an empty or new directory; trtbuild replaces only its own earlier output")
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    import torch
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda}
+    for dist in ("nvidia-modelopt", "transformers", "safetensors", "numpy", "tokenizers"):
+        try:
+            out[dist.replace("nvidia-", "")] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist.replace("nvidia-", "")] = None
+    return out
+
+
+def _sync(torch, device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _check_export(out: Path, options: QuantizeOptions) -> dict:
+    """Read the exported config.json and check it says what was asked; return its sections."""
+    cfg_path = out / "config.json"
+    if not cfg_path.is_file():
+        raise ExportError(f"ModelOpt wrote no config.json into {out}")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    quant, mapping = cfg.get("quantization") or {}, cfg.get("mapping") or {}
+    problems = []
+    want_algo = formats.EXPECTED_QUANT_ALGO[options.qformat]
+    if quant.get("quant_algo") != want_algo:
+        problems.append(f"quant_algo {quant.get('quant_algo')!r} != {want_algo!r}")
+    want_kv = formats.EXPECTED_KV_ALGO[options.kv_cache_dtype]
+    if quant.get("kv_cache_quant_algo") != want_kv:
+        problems.append(f"kv_cache_quant_algo {quant.get('kv_cache_quant_algo')!r} != {want_kv!r}")
+    if options.qformat == "int4_awq" and quant.get("group_size") != options.awq_block_size:
+        problems.append(f"group_size {quant.get('group_size')!r} != {options.awq_block_size}")
+    world = options.tp_size * options.pp_size
+    if (mapping.get("tp_size"), mapping.get("pp_size"), mapping.get("world_size")) != (
+            options.tp_size, options.pp_size, world):
+        problems.append(f"mapping {mapping} != tp {options.tp_size} pp {options.pp_size}")
+    ranks = sorted(p.name for p in out.glob("rank*.safetensors"))
+    if ranks != sorted(f"rank{r}.safetensors" for r in range(world)):
+        problems.append(f"rank files {ranks} != rank0..rank{world - 1}")
+    if problems:
+        raise ExportError("the exported TensorRT-LLM checkpoint does not match the request: " + "; ".join(problems))
+    return {"quantization": quant, "mapping": mapping, "architecture": cfg.get("architecture"),
+            "dtype": cfg.get("dtype")}
+
+
+def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | None = None,
+                 log: Callable[[str], None] | None = None) -> dict:
+    """Quantize ``options.model_dir`` into a TensorRT-LLM checkpoint in ``options.output_dir``.
+
+    Returns the report (also written as ``quantize_report.json``). Raises ``QuantizeInputError`` /
+    ``ShapeError`` (exit 2) before any weight is loaded, ``CalibrationError`` / ``ExportError`` (exit 1),
+    ``AccuracyGateFailed`` (exit 1; the report is written, no checkpoint). ``post_calibration_hook(model)``
+    runs right after calibration (tests use it to corrupt scales and prove the gate catches it).
+    """
+    log = log or _default_log
+    t_start = time.perf_counter()
+    problems = validate_options(options)
+    if problems:
+        raise QuantizeInputError("invalid options:\n  " + "\n  ".join(problems))
+    config, config_sha = read_model_config(options.model_dir)
+    shape_problems = shapes.check_shapes(config, options.qformat, options.tp_size, options.pp_size,
+                                         options.awq_block_size)
+    errors = shapes.errors_only(shape_problems)
+    if errors:
+        raise ShapeError(errors)
+    passages = calib_mod.read_passages(options.calib_dataset)
+    out = Path(options.output_dir)
+    prepare_output_dir(out)
+    export_dtype, notes = export_dtype_of(options, config)
+    for note in notes:
+        log(note)
+
+    t_import = time.perf_counter()
+    try:
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        import modelopt.torch.quantization as mtq
+        from modelopt.torch.export import export_tensorrt_llm_checkpoint
+        from modelopt.torch.export.model_utils import get_model_type
+    except ImportError as exc:
+        raise MissingDependency(f"quantization needs torch, transformers and NVIDIA ModelOpt: {exc}",
+                                hint="pip install 'trtbuild[quantize]' (or run in the toolchain image)") from None
+    import_s = time.perf_counter() - t_import
+    if options.device == "cuda" and not torch.cuda.is_available():
+        raise QuantizeInputError("--device cuda: no CUDA device is visible here", hint="use --device cpu")
+
+    torch.manual_seed(options.seed)
+    device = options.device
+    calib_dtype = "float32" if device == "cpu" else export_dtype
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    # --- load
+    t0 = time.perf_counter()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(options.model_dir,
+                                                  model_max_length=options.tokenizer_max_seq_length)
+    except (OSError, ValueError) as exc:
+        raise QuantizeInputError(f"--model_dir {options.model_dir}: cannot load its tokenizer ({exc})",
+                                 hint="the checkpoint directory must include the tokenizer files") from None
+    major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
+    dtype_kw = "dtype" if major_minor >= (4, 56) else "torch_dtype"
+    load_kw = {dtype_kw: getattr(torch, calib_dtype)}
+    if device == "cuda" and importlib.util.find_spec("accelerate") is not None:
+        # straight onto the GPU(s); several GPUs share a model too big for one
+        model = AutoModelForCausalLM.from_pretrained(
+            options.model_dir, **load_kw, device_map="auto" if torch.cuda.device_count() > 1 else "cuda")
+    elif device == "cuda":  # transformers needs accelerate for device_map: load, then move
+        model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw).to("cuda")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw)
+    model = model.eval()
+    decoder_type = get_model_type(model)
+    if decoder_type is None:
+        raise QuantizeInputError(f"--model_dir {options.model_dir}: {type(model).__name__} is not a model "
+                                 "ModelOpt can export to a TensorRT-LLM checkpoint",
+                                 hint="use a Llama-architecture checkpoint")
+    in_device = next(model.parameters()).device
+    load_s = time.perf_counter() - t0
+    log(f"loaded {type(model).__name__} ({decoder_type}) in {calib_dtype} on {device} in {load_s:.1f}s")
+
+    # --- calibration data and gate reference
+    batches = calib_mod.pack_calibration(tokenizer, passages.calib, options.calib_size, options.batch_size,
+                                         options.calib_max_seq_length, options.seed)
+    qcfg = formats.quant_config(mtq, options.qformat, options.kv_cache_dtype, options.awq_block_size)
+    min_top1, max_kl = options.thresholds()
+    gate_s = 0.0
+    prompts, reference = [], None
+    if qcfg is not None:
+        t0 = time.perf_counter()
+        held = passages.held_out or calib_mod.builtin_held_out()
+        prompts = calib_mod.held_out_prompts(tokenizer, held, options.gate_prompts, options.gate_tokens)
+        reference = gate.reference_logprobs(model, prompts, in_device)
+        gate_s += time.perf_counter() - t0
+
+    # --- calibrate
+    def forward_loop(m) -> None:
+        with torch.no_grad():
+            for b in batches.batches:
+                m(input_ids=b.to(in_device), use_cache=False)
+
+    calibrate_s = 0.0
+    qstats: dict = {"enabled": 0, "by_kind": {}, "uncalibrated": []}
+    if qcfg is not None:
+        log(f"calibrating {options.qformat}"
+            + (f" + {options.kv_cache_dtype} KV cache" if options.kv_cache_dtype else "")
+            + f" on {batches.samples} x {batches.seq_len} tokens")
+        _sync(torch, device)
+        t0 = time.perf_counter()
+        try:
+            model = mtq.quantize(model, qcfg, forward_loop)
+        except Exception as exc:  # ModelOpt raises plain exceptions; keep the message, type it
+            raise CalibrationError(f"ModelOpt calibration failed: {type(exc).__name__}: {exc}") from exc
+        _sync(torch, device)
+        calibrate_s = time.perf_counter() - t0
+        log(f"calibrated in {calibrate_s:.2f}s")
+        if post_calibration_hook is not None:
+            post_calibration_hook(model)
+        from trtbuild.quantize.stats import quantizer_stats
+
+        qstats = quantizer_stats(model)
+        if qstats["enabled"] == 0:
+            raise CalibrationError("no quantizer is enabled after mtq.quantize; ModelOpt matched no layer")
+        if qstats["uncalibrated"]:
+            names = ", ".join(qstats["uncalibrated"][:5])
+            raise CalibrationError(f"{len(qstats['uncalibrated'])} enabled quantizers have no valid scale after "
+                                   f"calibration (e.g. {names})", hint="check the calibration data reaches "
+                                   "every layer; raise --calib_size")
+
+    versions = _versions()
+    report: dict = {
+        "schema": REPORT_SCHEMA, "status": "ok", "argv": build_argv(options), "options": options.as_dict(),
+        "model": {"dir": str(Path(options.model_dir).resolve()), "architecture": type(model).__name__,
+                  "decoder_type": decoder_type, "config_sha256": config_sha,
+                  **shapes.model_dims(config)},
+        "format": {"qformat": options.qformat, "kv_cache_dtype": options.kv_cache_dtype,
+                   "awq_block_size": options.awq_block_size if options.qformat == "int4_awq" else None,
+                   "export_dtype": export_dtype, "calib_dtype": calib_dtype, "device": device},
+        "calibration": {"dataset": passages.source, "dataset_sha256": passages.sha256,
+                        "passages": len(passages.calib), "samples": batches.samples,
+                        "batch_size": options.batch_size, "seq_len": batches.seq_len, "tokens": batches.tokens,
+                        "unique_tokens": batches.unique_tokens, "passes": batches.passes,
+                        "seconds": round(calibrate_s, 4) if qcfg is not None else 0.0,
+                        "skipped": qcfg is None},
+        "quantizers": {"enabled": qstats["enabled"], "by_kind": qstats["by_kind"]},
+        "accuracy": None,
+        "shape_warnings": [p.as_dict() for p in shape_problems if p.severity != "error"],
+        "notes": notes,
+        "versions": versions,
+    }
+
+    # --- accuracy gate
+    if qcfg is not None:
+        t0 = time.perf_counter()
+        figures = gate.compare(model, prompts, reference, in_device)
+        gate_s += time.perf_counter() - t0
+        failures = gate.verdict(figures, min_top1, max_kl)
+        report["accuracy"] = {**figures, "min_top1_agreement": min_top1, "max_kl_divergence": max_kl,
+                              "enforced": options.accuracy_gate, "passed": not failures, "failures": failures}
+        log(f"accuracy gate: top-1 agreement {figures['top1_agreement']:.4f} (min {min_top1}), "
+            f"mean KL {figures['mean_kl']:.5f} (max {max_kl}) over {figures['positions']} positions"
+            + ("" if not failures else f" -> FAILED{'' if options.accuracy_gate else ' (not enforced)'}"))
+        if failures and options.accuracy_gate:
+            report["status"] = "accuracy_gate_failed"
+            report["timings"] = {"import_s": round(import_s, 4), "load_s": round(load_s, 4), "calibrate_s": round(calibrate_s, 4),
+                                 "gate_s": round(gate_s, 4), "total_s": round(time.perf_counter() - t_start, 4)}
+            report["export"] = {"files": []}
+            _write_json_atomic(out / REPORT_NAME, report)
+            raise AccuracyGateFailed(
+                f"accuracy gate failed for {options.qformat}: " + "; ".join(failures),
+                report=report,
+                hint="check the calibration data and format; relax quantization.accuracy.min_top1_agreement / "
+                     "max_kl_divergence only if the figures are acceptable, or disable the gate")
+
+    # --- export
+    staging = out / STAGING_NAME
+    log(f"exporting TensorRT-LLM checkpoint ({export_dtype}, tp {options.tp_size}, pp {options.pp_size})")
+    t0 = time.perf_counter()
+    try:
+        with torch.no_grad():
+            export_tensorrt_llm_checkpoint(model, decoder_type=decoder_type, dtype=getattr(torch, export_dtype),
+                                           export_dir=staging, inference_tensor_parallel=options.tp_size,
+                                           inference_pipeline_parallel=options.pp_size)
+    except Exception as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ExportError(f"ModelOpt export failed: {type(exc).__name__}: {exc}") from exc
+    export_s = time.perf_counter() - t0
+    exported = _check_export(staging, options)
+    tokenizer.save_pretrained(str(staging))
+    files = []
+    for p in sorted(staging.iterdir()):
+        if p.is_file():
+            files.append({"path": p.name, "size": p.stat().st_size})
+            os.replace(p, out / p.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
+    report["export"] = {**exported, "seconds": round(export_s, 4), "files": files,
+                        "bytes": sum(f["size"] for f in files)}
+    report["timings"] = {"import_s": round(import_s, 4), "load_s": round(load_s, 4), "calibrate_s": round(calibrate_s, 4), "gate_s": round(gate_s, 4),
+                         "export_s": round(export_s, 4), "total_s": round(time.perf_counter() - t_start, 4)}
+    report["memory"] = {"device": device, "peak_gpu_bytes": peak,
+                        "gpu_name": torch.cuda.get_device_name() if device == "cuda" else None}
+    _write_json_atomic(out / REPORT_NAME, report)
+    log(f"wrote {len(files)} files ({report['export']['bytes'] / 1e6:.1f} MB) to {out} in "
+        f"{report['timings']['total_s']:.1f}s")
+    return report
