@@ -171,8 +171,6 @@ class _Build:
         model_dir = self._fetch()
         with clean_path_on_failure(fresh_dir(dest)):
             self._run(step)
-            if step.kind == "quantize" and self.options.accuracy_gate:
-                _check_accuracy_gate(dest, self.recipe)
             _copy_tokenizer(model_dir, dest)
         artifact = self.registry.push(dest, name=f"{self.recipe.name}-checkpoint", kind="checkpoint",
                                       build_key=self.plan.checkpoint_key, metadata=self._identity(step),
@@ -218,7 +216,14 @@ class _Build:
         from trtbuild.runner import Mount, RunSpec
 
         mounts = [Mount(source=Path(m.source), target=m.target, read_only=m.read_only) for m in step.mounts]
+        for m in mounts:
+            if not m.read_only:
+                m.source.mkdir(parents=True, exist_ok=True)
         env = dict(step.env)
+        if step.kind == "quantize" and not self.options.accuracy_gate:
+            from trtbuild.quantize.options import ENV_GATE
+
+            env[ENV_GATE] = "0"  # --no-accuracy-gate: the driver measures and reports, and does not fail
         for name, value in self.options.extra_env.items():
             env[name] = f"{env[name]}:{value}" if name == "PYTHONPATH" and name in env else value
         log_path = self.plan.dirs.logs / f"{step.kind}.log"
@@ -325,13 +330,6 @@ def _copy_tokenizer(src: Path, dest: Path) -> None:
     for path in files:
         if path.parent != dest:
             shutil.copyfile(path, dest / path.name)
-
-
-def _check_accuracy_gate(checkpoint_dir: Path, recipe) -> None:
-    from trtbuild.quantize.gate import enforce_gate
-
-    enforce_gate(checkpoint_dir, recipe.quantization.format, recipe.quantization.accuracy.min_top1_agreement,
-                 recipe.quantization.accuracy.max_kl_divergence)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ max_seq_len vs position embeddings. Stdlib only.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # rope types whose factor builder._init_max_seq_len ignores when deducing max_seq_len
@@ -27,6 +27,7 @@ class ModelFacts:
     rope_type: str | None
     rope_factor: float | None
     source: str
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, cfg: dict, source: str) -> "ModelFacts":
@@ -49,6 +50,7 @@ class ModelFacts:
             rope_type=rope.get("rope_type") or rope.get("type"),
             rope_factor=float(rope["factor"]) if isinstance(rope.get("factor"), (int, float)) else None,
             source=source,
+            raw=cfg,
         )
 
     @classmethod

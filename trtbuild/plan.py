@@ -33,6 +33,7 @@ C_ENGINE = "/trtbuild/engine"
 C_CACHE = "/trtbuild/cache"
 C_CALIB = "/trtbuild/calib"
 C_SRC = "/trtbuild/src"
+C_TORCH_EXT = "/trtbuild/torch-extensions"  # ModelOpt's compiled CUDA extensions, kept between builds
 TIMING_CACHE = "timing.cache"
 # Files fetched from a Hugging Face repo: weights, configs and tokenizer.
 HF_ALLOW_PATTERNS = ("*.safetensors", "*.json", "tokenizer.model", "*.tiktoken", "*.txt")
@@ -207,30 +208,36 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
 
 
 def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[str], list[PlanMount], dict]:
+    """trtbuild's ModelOpt driver (``python3 -m trtbuild.quantize``) with quantize.py's flag names."""
+    from trtbuild.quantize import QuantizeOptions, build_argv, build_env
+
     recipe, tc = loaded.recipe, loaded.toolchain
-    q, par = recipe.quantization, recipe.parallelism
-    cal = q.calibration
-    mounts = [PlanMount(str(src_root or Path(trtbuild.__file__).resolve().parent.parent), C_SRC)]
+    q, par, cal = recipe.quantization, recipe.parallelism, recipe.quantization.calibration
+    mounts = [PlanMount(str(src_root or Path(trtbuild.__file__).resolve().parent.parent), C_SRC),
+              PlanMount(str(cache_home() / "torch-extensions"), C_TORCH_EXT, read_only=False)]
     if cal.dataset == "builtin":
         dataset_arg, dataset_id = "builtin", "builtin"
     else:
         path = resolve_dataset(cal.dataset, loaded.path.parent).resolve()
         mounts.append(PlanMount(str(path), f"{C_CALIB}/{path.name}"))
         dataset_arg, dataset_id = f"{C_CALIB}/{path.name}", _file_digest(path)
-    flags = ["--model_dir", C_MODEL, "--output_dir", C_CHECKPOINT, "--qformat", QFORMAT[q.format],
-             "--dtype", recipe.model.dtype, "--tp_size", str(par.tp), "--pp_size", str(par.pp),
-             "--calib_dataset", dataset_arg, "--calib_size", str(cal.samples), "--batch_size", str(cal.batch_size),
-             "--calib_max_seq_length", str(cal.max_seq_len), "--seed", str(QUANTIZE_SEED), "--device", "cuda"]
-    if q.kv_cache != "none":
-        flags += ["--kv_cache_dtype", q.kv_cache]
-    if q.format == "int4_awq":
-        flags += ["--awq_block_size", str(q.awq_block_size)]
+    options = QuantizeOptions(
+        model_dir=C_MODEL, output_dir=C_CHECKPOINT, qformat=QFORMAT[q.format],
+        kv_cache_dtype=None if q.kv_cache == "none" else q.kv_cache, tp_size=par.tp, pp_size=par.pp,
+        calib_dataset=dataset_arg, calib_size=cal.samples, batch_size=cal.batch_size,
+        calib_max_seq_length=cal.max_seq_len, awq_block_size=q.awq_block_size, dtype=recipe.model.dtype,
+        device=q.device, seed=QUANTIZE_SEED, min_top1=q.accuracy.min_top1_agreement,
+        max_kl=q.accuracy.max_kl_divergence)
+    flags = build_argv(options)
     _ensure_valid(flags, "quantize", tc.cli_spec, "quantize")
+    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it)
     params = {"format": q.format, "kv_cache": q.kv_cache, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp,
               "calibration": {"samples": cal.samples, "batch_size": cal.batch_size, "max_seq_len": cal.max_seq_len,
-                              "dataset": dataset_id},
-              "awq_block_size": q.awq_block_size if q.format == "int4_awq" else None, "seed": QUANTIZE_SEED}
-    return params, [tc.python, "-m", "trtbuild.quantize", *flags], mounts, {"PYTHONPATH": C_SRC}
+                              "dataset": dataset_id, "tokenizer_max_seq_length": options.tokenizer_max_seq_length},
+              "awq_block_size": q.awq_block_size if q.format == "int4_awq" else None, "seed": QUANTIZE_SEED,
+              "device": q.device}
+    env = {"PYTHONPATH": C_SRC, **build_env(options, torch_extensions_dir=C_TORCH_EXT)}
+    return params, [tc.python, "-m", "trtbuild.quantize", *flags], mounts, env
 
 
 def _convert(loaded: LoadedRecipe) -> tuple[dict, list[str], list[PlanMount], dict]:

@@ -83,8 +83,8 @@ def _check_parallelism(recipe: Recipe, facts: ModelFacts | None) -> Iterator[Pro
     if tp * pp > MAX_GPUS_PER_NODE:
         yield Problem("parallelism", f"tp × pp = {tp * pp} GPUs; at most {MAX_GPUS_PER_NODE} per node are supported",
                       "lower parallelism.tp or parallelism.pp so that tp × pp ≤ 8", {"tp": tp, "pp": pp})
-    if facts is None:
-        return
+    if facts is None or recipe.quantization.needs_quantize_step:
+        return  # quantized checkpoints: the quantize driver's own shape rules (_check_quantize_shapes)
     heads, kv = facts.num_attention_heads, facts.num_key_value_heads
     if heads and heads % tp:
         yield Problem("parallelism.tp", f"{heads} attention heads ({facts.source}) are not divisible by tp",
@@ -151,16 +151,18 @@ def _check_quantization(recipe: Recipe, facts: ModelFacts | None) -> Iterator[Pr
         if used and q.format != "fp8":
             yield Problem(field, "the FP8 GEMM plugins need quantization.format = \"fp8\"",
                           "quantize to FP8 or use gemm_plugin = \"auto\"", value)
-    if q.format == "int4_awq" and facts is not None:
-        tp, block = recipe.parallelism.tp, q.awq_block_size
-        for name, size in (("hidden_size", facts.hidden_size), ("intermediate_size", facts.intermediate_size)):
-            if size is None:
-                continue
-            if size % tp or (size // tp) % block:
-                yield Problem("quantization.awq_block_size",
-                              f"{name} {size} / tp {tp} = {size / tp:g} is not a multiple of the AWQ block size",
-                              f"use an awq_block_size (64 or 128) dividing {size / tp:g}, or another parallelism.tp",
-                              block)
+    if q.needs_quantize_step and facts is not None:
+        yield from _check_quantize_shapes(recipe, facts)
+
+
+def _check_quantize_shapes(recipe: Recipe, facts: ModelFacts) -> Iterator[Problem]:
+    """The quantize driver's rules (ModelOpt's export: heads, sizes, layers, AWQ blocks), before any GPU time."""
+    from trtbuild.plan import QFORMAT
+    from trtbuild.quantize.shapes import check_shapes, errors_only
+
+    q, par = recipe.quantization, recipe.parallelism
+    for p in errors_only(check_shapes(facts.raw, QFORMAT[q.format], par.tp, par.pp, q.awq_block_size)):
+        yield Problem(p.field, f"{p.message} ({facts.source})", p.fix, p.value)
 
 
 def _check_calibration(recipe: Recipe, recipe_dir: Path) -> Iterator[Problem]:

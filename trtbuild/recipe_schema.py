@@ -73,6 +73,7 @@ class Quantization(_Table):
     format: QuantFormat = "none"
     kv_cache: KvCacheQuant = "none"
     awq_block_size: Literal[64, 128] = 128
+    device: Literal["cuda", "cpu"] = "cuda"  # where calibration runs; "cpu" for small models without a GPU
     calibration: Calibration = Calibration()
     accuracy: AccuracyGate = AccuracyGate()
 

@@ -20,7 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    return make_tiny_llama(tmp_path_factory.mktemp("model") / "tiny-llama")
+    """A tiny Llama (stdlib weights) with a real tokenizer trained offline, so engines carry tokenizer/."""
+    from tests.tiny_models import train_tokenizer
+
+    model = make_tiny_llama(tmp_path_factory.mktemp("model") / "tiny-llama")
+    train_tokenizer(model, vocab_size=512)
+    return model
 
 
 @pytest.fixture
@@ -41,14 +46,15 @@ class Project:
             self.build_flags += ["--memlock-limit", str(ulimits["memlock"][0])]
 
     def recipe(self, name: str = "tiny.toml", *, max_batch_size: int = 4, extra: str = "",
-               arch: str = "sm90") -> Path:
+               arch: str = "sm90", model: Path | None = None, tp: int = 2,
+               recipe_name: str = "tiny-llama-bf16") -> Path:
         path = self.root / name
-        path.write_text(f"""name = "tiny-llama-bf16"
+        path.write_text(f"""name = "{recipe_name}"
 [model]
-source = "file://{self.model}"
+source = "file://{model or self.model}"
 dtype = "float16"
 [parallelism]
-tp = 2
+tp = {tp}
 [limits]
 max_batch_size = {max_batch_size}
 max_input_len = 64

@@ -86,14 +86,21 @@ CASES = [
      "quantization.accuracy.min_top1_agreement", "must be ≤ 1", "≤ 1"),
     # rules that need the model's config.json (a local checkpoint dir)
     ("heads-vs-tp", {"model.source": LOCAL, "parallelism.tp": 3}, "parallelism.tp",
-     "32 attention heads", "1, 2, 4, 8"),
+     "num_attention_heads=32 is not divisible by tp", "one of [1, 2, 4, 8]"),
+    ("heads-vs-tp-convert", {"model.source": LOCAL, "parallelism.tp": 3, "quantization.format": "none",
+                             "quantization.kv_cache": "none"}, "parallelism.tp", "32 attention heads", "1, 2, 4, 8"),
+    ("layers-vs-pp", {"model.source": LOCAL, "parallelism.pp": 3}, "parallelism.pp",
+     "num_hidden_layers=32 is not divisible by pp", "one of [1, 2, 4, 8, 16, 32]"),
     ("seq-beyond-positions", {"model.source": LOCAL, "limits.max_seq_len": 16384}, "limits.max_seq_len",
      "max_position_embeddings × rope factor = 8192", "≤ 8192"),
     ("awq-divisibility", {"model.source": LOCAL2, "quantization.format": "int4_awq", "quantization.kv_cache": "none",
                           "parallelism.tp": 4}, "quantization.awq_block_size",
-     "intermediate_size 11008 / tp 4 = 2752", "64 or 128"),
+     "intermediate_size (down_proj input)=11008 / tp=4 = 2752", "awq_block_size to 64"),
     ("kv-heads-vs-tp", {"model.source": LOCAL2, "parallelism.tp": 8}, "parallelism.tp",
-     "12 key/value heads", "multiple of it"),
+     "num_key_value_heads=12 is not divisible by tp", "one of [1, 2, 3, 4, 6, 12]"),
+    ("kv-heads-vs-tp-convert", {"model.source": LOCAL2, "parallelism.tp": 8, "quantization.format": "none",
+                                "quantization.kv_cache": "none"}, "parallelism.tp", "12 key/value heads",
+     "multiple of it"),
     ("arch-mismatch", {"model.source": LOCAL, "model.architecture": "MistralForCausalLM"}, "model.architecture",
      "LlamaForCausalLM", "model.architecture = \"LlamaForCausalLM\""),
 ]
@@ -109,7 +116,7 @@ def test_bad_recipe_is_explained(tmp_path, llama_config_dir, case_id, changes, f
     model2 = tmp_path / "llama2-like"
     model2.mkdir()
     (model2 / "config.json").write_text(json.dumps({**LLAMA8B_CONFIG, "intermediate_size": 11008,
-                                                     "num_key_value_heads": 12, "num_attention_heads": 48,
+                                                     "num_key_value_heads": 12, "num_attention_heads": 48, "hidden_size": 6144,
                                                      "max_position_embeddings": 4096}))
     path = write_recipe(tmp_path, _resolve(changes, llama_config_dir, model2))
     with pytest.raises(RecipeError) as info:

@@ -115,6 +115,7 @@ BOTH = [
     {"quantization.kv_cache": "none"},
     {"quantization.calibration.samples": 256},
     {"quantization.calibration.max_seq_len": 256},
+    {"quantization.device": "cpu"},
     {"parallelism.tp": 2},
     {"model.dtype": "float16"},
     {"model.revision": "0123456789abcdef0123456789abcdef01234567"},
