@@ -25,6 +25,7 @@ python3 -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13
 python3 -m pip install -q -e ".[quantize,postgres,test]" "torch==2.13.0"
 
 STATE=$(mktemp -d /tmp/trtbuild-ci.XXXXXX)
+chmod 755 "$STATE"   # PostgreSQL runs as the postgres user and needs to reach its data dir inside
 export TRTBUILD_TEST_STATE=$STATE
 SERVICES=(dockerd postgres ceph_rgw local_registry)
 cleanup() {
@@ -39,10 +40,12 @@ trap cleanup EXIT
 echo "== starting services"
 for svc in "${SERVICES[@]}"; do
   # each start script takes its own state dir and prints `export VAR=...` lines for the tests
-  eval "$(bash "tests/services/$svc.sh" start "$STATE/$svc")"
+  exports=$(bash "tests/services/$svc.sh" start "$STATE/$svc") || { echo "could not start $svc" >&2; exit 1; }
+  eval "$exports"
 done
 echo "== building the toolchain double (test fixture image)"
-eval "$(bash tests/toolchain_double/build.sh)"
+exports=$(bash tests/toolchain_double/build.sh) || { echo "could not build the toolchain double" >&2; exit 1; }
+eval "$exports"
 
 echo "== running tests"
 set +e
