@@ -34,3 +34,22 @@ def llama_config_dir(tmp_path) -> Path:
     d.mkdir()
     (d / "config.json").write_text(json.dumps(LLAMA8B_CONFIG))
     return d
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the serving-image test tags of this session (trtbuild-test/bake:*-<session>), whichever
+    directory's tests made them (tests/bake and tests/builder both bake)."""
+    import sys
+
+    bake = sys.modules.get("tests.bake.conftest")
+    if bake is None:
+        return
+    try:
+        import docker
+
+        client = docker.from_env()
+        tags = [t for image in client.images.list(name=bake.TEST_REPO) for t in image.tags if bake.SESSION in t]
+        for tag in sorted(tags, key=lambda t: ":base-" in t):  # children first
+            client.images.remove(tag, force=True)
+    except Exception:  # noqa: BLE001 - cleanup must not turn a green run red
+        pass

@@ -112,3 +112,18 @@ def test_floating_image_is_refused_without_allow_unpinned(project, toolchain_dou
     result = project.cli("build", str(recipe), *project.build_flags)
     assert result.returncode == 2
     assert "refusing to build floating references" in result.stderr and "trtbuild lock" in result.stderr
+
+
+def test_lock_resolves_a_real_registry_tag_then_builds_locked(project, toolchain_double):  # noqa: F811
+    """`trtbuild lock` asks the Docker Engine for the registry digest of the double's tag (a real
+    distribution registry on 127.0.0.1), and `build --locked` then runs pinned."""
+    write_toolchains_toml(project.toolchains, toolchain_double, pinned=False)
+    recipe = project.recipe("locked.toml", max_batch_size=9)
+    assert project.cli("build", str(recipe), "--locked", *project.build_flags).returncode == 2
+    locked = project.cli("lock", str(recipe), "--json")
+    assert locked.returncode == 0, locked.stderr
+    lock = json.loads(locked.stdout)[0]
+    assert lock["image_digest"] == toolchain_double["1.1.0"].split("@", 1)[1]
+    assert recipe.with_suffix(".lock").is_file()
+    built = project.build(recipe, "--locked")
+    assert built["steps_run"][-1] == "publish"

@@ -41,7 +41,9 @@ def test_doctor_json_on_a_host_with_gpus(toolchain_double, tmp_path, docker_clie
     for ver in toolchain_double:
         c = checks[f"toolchain double-{ver}"]
         assert c["status"] == "ok" and "pinned" in c["detail"] and "driver 535.104.05 ≥ 525.60.13" in c["detail"]
-    assert checks["disk"]["status"] == "ok" and checks["ram"]["status"] == "ok"
+    # without a recipe, disk is a warning below 50 GiB free (this machine's free space varies)
+    assert checks["disk"]["status"] in ("ok", "warn") and "GiB free" in checks["disk"]["detail"]
+    assert checks["ram"]["status"] == "ok"
     has_runtime = "nvidia" in (docker_client.info().get("Runtimes") or {})
     assert checks["nvidia-runtime"]["status"] == ("ok" if has_runtime else "fail")
     if not has_runtime:
