@@ -11,8 +11,8 @@ copy, e.g. AWS above 5 GiB) and the staging object is deleted. A killed push lea
 an unfinished multipart upload under ``tmp/``, never a blob; ``clean_staging`` (gc) removes them.
 A blob whose digest is already known (hash cache) is HEAD-checked and uploaded directly (``put_blob``).
 
-Downloads are parallel ranged GETs written with ``pwrite`` while an in-order hasher computes the sha256
-(no second read pass). Tuning: ``TRTBUILD_S3_THREADS`` (default 10), ``TRTBUILD_S3_PART_MIB`` (default 32),
+Downloads are parallel ranged GETs streamed to their offsets with ``pwrite``; the calling thread hashes the
+written file in order as parts complete (a read-back from the page cache: the digest is of the bytes on disk). Tuning: ``TRTBUILD_S3_THREADS`` (default 10), ``TRTBUILD_S3_PART_MIB`` (default 32),
 ``TRTBUILD_S3_MULTIPART_MIB`` (single PUT below it; default 64), ``TRTBUILD_S3_STAGED_PUSH=0`` (hash every
 file first, then upload only the missing blobs: no wasted upload when a large blob already exists, but no
 overlap of hashing and upload either).
@@ -32,13 +32,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from registry.errors import IntegrityError, InvalidInput, StoreUnavailable
-from registry.hashing import OrderedHasher, pwrite_all
+from registry.hashing import pwrite_all
 from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key
 
 MIB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 COPY_PART = 1 << 30  # UploadPartCopy part size (S3 allows up to 5 GiB)
 STAGING = "tmp/"
+RECV_CHUNK = 1 << 20  # download: pwrite pieces (small, reused heap allocations)
+HASH_CHUNK = 8 << 20  # download: read-back size for hashing
 
 
 def _env_int(name: str, default: int) -> int:
@@ -61,8 +63,8 @@ class S3Store(Store):
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="s3")
         self._if_none_match = True  # cleared when the server refuses the header
         self._lock = threading.Lock()
-        # Parts read but not yet uploaded, over all files pushed at once: bounds memory to ~(threads+2) parts.
-        self._inflight = threading.BoundedSemaphore(self.threads + 2)
+        # Part buffers shared by all uploads at once: bounds memory to ~(threads+2) parts, reused.
+        self._buffers = _BufferPool(self.threads + 2)
         self.can_ingest = os.environ.get("TRTBUILD_S3_STAGED_PUSH", "1") != "0"
 
     @classmethod
@@ -192,7 +194,10 @@ class S3Store(Store):
 
     def _upload_hashing(self, key: str, fd: int, size: int, progress: Progress) -> tuple[str, int]:
         """Multipart-upload ``fd`` (read sequentially to EOF) to ``key``; the reading thread hashes every part
-        it hands to the uploaders, so the digest is of exactly the uploaded bytes. Returns (hex, size)."""
+        it hands to the uploaders, so the digest is of exactly the uploaded bytes. Returns (hex, size).
+
+        Parts are read into a store-wide pool of reusable buffers (threads + 2 of them): memory stays bounded
+        over all concurrent uploads and the kernel does not have to fault in fresh pages for every part."""
         from botocore.exceptions import ClientError
 
         full_key = self._key(key)
@@ -202,37 +207,37 @@ class S3Store(Store):
         futures: list = []
         total = 0
 
-        def part(number: int, data: bytes) -> dict:
+        def part(number: int, buf: bytearray, n: int) -> dict:
             try:
+                body = buf if n == len(buf) else bytes(memoryview(buf)[:n])  # last part: exact length
                 etag = self._call(
-                    self._client.upload_part, Key=full_key, UploadId=upload_id, PartNumber=number, Body=data
+                    self._client.upload_part, Key=full_key, UploadId=upload_id, PartNumber=number, Body=body
                 )["ETag"]
-                progress(len(data))
+                progress(n)
                 return {"ETag": etag, "PartNumber": number}
             finally:
-                self._inflight.release()
+                self._buffers.put(buf)
 
         try:
             while True:
-                self._inflight.acquire()
+                buf = self._buffers.get(part_size)
                 try:
-                    data = _read_exact(fd, part_size)
+                    n = _readinto_full(fd, buf)
                 except BaseException:
-                    self._inflight.release()
+                    self._buffers.put(buf)
                     raise
-                if not data and futures:
-                    self._inflight.release()
+                if n == 0 and futures:
+                    self._buffers.put(buf)
                     break
                 if len(futures) >= MAX_PARTS:
-                    self._inflight.release()
+                    self._buffers.put(buf)
                     raise IntegrityError(f"{key}: the file grew past {MAX_PARTS} parts while it was pushed")
-                h.update(data)  # releases the GIL: uploads of earlier parts go on meanwhile
-                total += len(data)
-                futures.append(self._pool.submit(part, len(futures) + 1, data))
-                del data
+                h.update(memoryview(buf)[:n])  # releases the GIL: uploads of earlier parts go on meanwhile
+                total += n
+                futures.append(self._pool.submit(part, len(futures) + 1, buf, n))
                 if any(f.done() and f.exception() for f in futures):
                     break
-                if total < part_size * len(futures):  # short read: end of file
+                if n < part_size:  # short read: end of file
                     break
             wait(futures)
             parts = [f.result() for f in futures]
@@ -373,32 +378,56 @@ class S3Store(Store):
             raise StoreUnavailable(f"GET {key} from {self.url} failed: {exc}") from exc
 
     def _download_ranged(self, key: str, size: int, fd: int, progress: Progress) -> str:
-        nparts = (size + self.part_size - 1) // self.part_size
-        hasher = OrderedHasher(window=self.threads * 2)
+        """Parallel ranged GETs, each streamed to its offset with ``pwrite`` in RECV_CHUNK pieces (no part is
+        held in memory); this thread meanwhile hashes the file's bytes in order, reading back each part once
+        it is complete (from the page cache), so the digest is of the bytes actually written."""
+        part_size = self._part_size(size)
+        nparts = (size + part_size - 1) // part_size
+        done = _Completion(nparts)
 
         def part(i: int) -> None:
             try:
-                off = i * self.part_size
-                end = min(off + self.part_size, size) - 1
-                body = self._call(self._client.get_object, Key=key, Range=f"bytes={off}-{end}")["Body"]
-                data = body.read()
-                if len(data) != end - off + 1:
-                    raise IntegrityError(f"short read of {key} bytes {off}-{end}: got {len(data)}")
-                pwrite_all(fd, data, off)
-                hasher.add(i, data)
-                progress(len(data))
+                off = i * part_size
+                end = min(off + part_size, size)
+                body = self._call(self._client.get_object, Key=key, Range=f"bytes={off}-{end - 1}")["Body"]
+                pos = off
+                while pos < end:
+                    chunk = body.read(min(RECV_CHUNK, end - pos))
+                    if not chunk:
+                        break
+                    pwrite_all(fd, chunk, pos)
+                    pos += len(chunk)
+                    progress(len(chunk))
+                if pos != end:
+                    raise IntegrityError(f"short read of {key} bytes {off}-{end - 1}: got {pos - off}")
+                done.set(i)
             except BaseException as exc:
-                hasher.fail(exc)
+                done.fail(exc)
                 raise
 
-        futures = []
-        for i in range(nparts):
-            hasher.wait_for_slot(i)
-            futures.append(self._pool.submit(part, i))
-        wait(futures)
-        for f in futures:
-            f.result()
-        return hasher.hexdigest()
+        futures = [self._pool.submit(part, i) for i in range(nparts)]
+        try:
+            h = hashlib.sha256()
+            buf = bytearray(min(HASH_CHUNK, size))
+            view = memoryview(buf)
+            pos = 0
+            for i in range(nparts):
+                done.wait(i)
+                end = min((i + 1) * part_size, size)
+                while pos < end:
+                    n = os.preadv(fd, [view[: min(len(buf), end - pos)]], pos)
+                    if n <= 0:
+                        raise IntegrityError(f"{key}: the partial file ended at {pos} of {size} bytes")
+                    h.update(view[:n])
+                    pos += n
+            return h.hexdigest()
+        finally:
+            for f in futures:
+                f.cancel()
+            wait(futures)  # no worker writes to fd after we return
+            for f in futures:
+                if not f.cancelled() and f.exception() is not None:
+                    raise f.exception()  # type: ignore[misc]
 
     def read_blob(self, hexdigest: str) -> bytes:
         from botocore.exceptions import ClientError
@@ -466,6 +495,74 @@ class S3Store(Store):
                 self._call(self._client.delete_object, Key=obj["Key"])
                 n += 1
         return n
+
+
+class _BufferPool:
+    """At most ``count`` reusable bytearrays; get() blocks while all are in use."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._made = 0
+        self._free: list[bytearray] = []
+        self._cond = threading.Condition()
+
+    def get(self, size: int) -> bytearray:
+        with self._cond:
+            while True:
+                for i, buf in enumerate(self._free):
+                    if len(buf) == size:
+                        return self._free.pop(i)
+                if self._free and self._made >= self._count:  # only other sizes are free: replace one
+                    self._free.pop()
+                    self._made -= 1
+                if self._made < self._count:
+                    self._made += 1
+                    return bytearray(size)
+                self._cond.wait()
+
+    def put(self, buf: bytearray) -> None:
+        with self._cond:
+            self._free.append(buf)
+            self._cond.notify()
+
+
+class _Completion:
+    """Which parts of a download are complete; wait(i) blocks until part i is, or raises the first failure."""
+
+    def __init__(self, n: int) -> None:
+        self._done = [False] * n
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+
+    def set(self, i: int) -> None:
+        with self._cond:
+            self._done[i] = True
+            self._cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = exc
+            self._cond.notify_all()
+
+    def wait(self, i: int) -> None:
+        with self._cond:
+            while not self._done[i] and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+
+
+def _readinto_full(fd: int, buf: bytearray) -> int:
+    """Fill ``buf`` from the current offset of ``fd``; fewer bytes only at end of file. Returns the count."""
+    view = memoryview(buf)
+    got = 0
+    while got < len(buf):
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            break
+        got += n
+    return got
 
 
 def _read_exact(fd: int, n: int) -> bytes:

@@ -92,3 +92,21 @@ def test_clean_staging_removes_leftovers_only_when_old(small_parts: None, s3_url
     assert _keys(st, "tmp/") == [] and _uploads(st) == []
     report = reg.gc(grace_s=0)  # gc calls clean_staging: nothing left to clean
     assert report.staging_cleaned == 0
+
+
+def test_ranged_pull_detects_a_corrupt_large_blob(small_parts: None, s3_url: str, tmp_path: Path) -> None:
+    from registry.errors import IntegrityError
+
+    reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
+    src = make_engine(tmp_path / "eng", {"rank0.engine": 17 * MIB + 3})
+    art = reg.push(src, name="c", metadata=ENGINE_META)
+    reg.pull(art.hash, tmp_path / "good")  # 4 ranged parts, hashed in order from the written file
+    assert (tmp_path / "good" / "rank0.engine").read_bytes() == (src / "rank0.engine").read_bytes()
+    digest = art.files[0].sha256
+    bad = bytearray((src / "rank0.engine").read_bytes())
+    bad[11 * MIB] ^= 1  # one flipped bit in the third part, same size
+    reg.store._client.put_object(Bucket=reg.store.bucket, Key=reg.store._key(f"blobs/sha256/{digest[:2]}/{digest}"),
+                                 Body=bytes(bad))
+    with pytest.raises(IntegrityError):
+        reg.pull(art.hash, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
