@@ -1,10 +1,11 @@
-"""sha256 while streaming: copy-and-hash pipelines and an in-order hasher for parallel ranged transfers."""
+"""sha256 while streaming: copy-and-hash pipelines (one read pass), and helpers to write and flush ranges."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import os
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -29,8 +30,40 @@ def pwrite_all(fd: int, data: memoryview | bytes, offset: int) -> None:
         view, offset = view[n:], offset + n
 
 
-def copy_hashing(src_fd: int, dst_fd: int, progress: Progress = _noop, chunk: int = CHUNK) -> tuple[str, int]:
-    """Copy src to dst in one read pass; sha256 and write run in parallel threads. Returns (hex, size)."""
+SYNC_FILE_RANGE_WRITE = 2
+
+
+@functools.lru_cache(maxsize=1)
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's sync_file_range (Linux), or None where it is missing."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (AttributeError, OSError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start writing a just-written range to disk now (asynchronously), so that a final
+    fsync() finds little left to do: the disk writes overlap the copy and hash instead of following them."""
+    fn = _sync_file_range()
+    if fn is not None:
+        fn(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # best effort: fsync() still decides durability
+
+
+def _write_chunk(fd: int, data: memoryview, offset: int, flush_behind: bool) -> None:
+    write_all(fd, data)
+    if flush_behind:
+        start_writeback(fd, offset, len(data))
+
+
+def copy_hashing(src_fd: int, dst_fd: int, progress: Progress = _noop, chunk: int = CHUNK,
+                 flush_behind: bool = False) -> tuple[str, int]:
+    """Copy src to dst in one read pass; sha256 and write run in parallel threads on the same buffer (the
+    digest is of exactly the bytes written). ``flush_behind``: start disk writeback of each chunk as soon as
+    it is written (for a caller that fsyncs at the end). Returns (hex, size)."""
     h = hashlib.sha256()
     bufs = [bytearray(chunk) for _ in range(3)]
     total = 0
@@ -45,7 +78,7 @@ def copy_hashing(src_fd: int, dst_fd: int, progress: Progress = _noop, chunk: in
             if n == 0:
                 break
             view = memoryview(buf)[:n]
-            pending = (pool.submit(h.update, view), pool.submit(write_all, dst_fd, view))
+            pending = (pool.submit(h.update, view), pool.submit(_write_chunk, dst_fd, view, total, flush_behind))
             total += n
             progress(n)
             i += 1
@@ -72,64 +105,3 @@ def hash_file(path: str | os.PathLike, progress: Progress = _noop, chunk: int = 
             progress(n)
             i += 1
     return h.hexdigest(), total
-
-
-class OrderedHasher:
-    """Feeds parts that arrive out of order into one sha256, in order; callers wait for room in the window.
-
-    The thread whose part completes the in-order prefix hashes it outside the lock, so other workers only
-    deposit their part and go on fetching.
-    """
-
-    def __init__(self, window: int) -> None:
-        self._h = hashlib.sha256()
-        self._next = 0
-        self._parts: dict[int, bytes] = {}
-        self._window = window
-        self._cond = threading.Condition()
-        self._hashing = False
-        self._error: BaseException | None = None
-
-    def wait_for_slot(self, index: int) -> None:
-        """Block until part ``index`` is within ``window`` parts of the next one to hash."""
-        with self._cond:
-            while index >= self._next + self._window and self._error is None:
-                self._cond.wait()
-            if self._error is not None:
-                raise self._error
-
-    def add(self, index: int, data: bytes) -> None:
-        with self._cond:
-            self._parts[index] = data
-            if self._hashing:
-                return  # the thread that is hashing will pick this part up
-            self._hashing = True
-        try:
-            while True:
-                with self._cond:
-                    part = self._parts.pop(self._next, None)
-                    if part is None:
-                        self._hashing = False
-                        self._cond.notify_all()
-                        return
-                self._h.update(part)  # outside the lock; releases the GIL
-                with self._cond:
-                    self._next += 1
-                    self._cond.notify_all()
-        except BaseException:
-            with self._cond:
-                self._hashing = False
-            raise
-
-    def fail(self, exc: BaseException) -> None:
-        with self._cond:
-            self._error = exc
-            self._cond.notify_all()
-
-    def hexdigest(self) -> str:
-        with self._cond:
-            while self._hashing:
-                self._cond.wait()
-            if self._parts:
-                raise RuntimeError("parts missing before the end of the stream")
-            return self._h.hexdigest()

@@ -278,7 +278,7 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
 
     def fetch(f: mf.FileEntry, advance: Any) -> None:
         target = tmp / f.path
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         try:
             actual = store.download_blob(f.sha256, f.size, fd, advance)
             size = os.fstat(fd).st_size

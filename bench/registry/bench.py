@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Registry benchmarks (a script, not a test): prints tables with ratios from one run.
+"""Registry benchmarks (a script, not a test): prints tables with ratios (medians of interleaved runs).
 
 Needs the S3 server and PostgreSQL of tests/services/ (export what their start scripts print):
   TRTBUILD_TEST_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, TRTBUILD_TEST_S3_BUCKET, TRTBUILD_TEST_PG_URL
-Run:  python bench/registry/bench.py [--work /tmp/trtbuild-bench] [--skip-s3] [--skip-resolve]
+Run:  python bench/registry/bench.py [--work /tmp/trtbuild-bench] [--reps 3] [--skip-s3] [--skip-local] [--skip-resolve]
 
 Measures: push/pull of a 2 GiB single-file engine and of an 8 x 256 MiB engine against the same S3 server,
-trtbuild vs `rclone copy` (AWS_CA_BUNDLE unset, --ignore-times) vs `aws s3 cp --recursive`; local-store
-push/pull vs `cp -r`; bytes uploaded by a re-push after changing only config.json; resolve latency p50/p99 with
+trtbuild (default staged push, and hash-first) vs `rclone copy` (AWS_CA_BUNDLE unset, --ignore-times) vs
+`aws s3 cp --recursive`; local-store push/pull vs `cp -r` and vs `sha256sum` + `cp -r`; bytes uploaded by a re-push after changing only config.json; resolve latency p50/p99 with
 100,000 artifacts in SQLite and in PostgreSQL. Page cache is warm for every tool alike (files were just written).
 """
 
@@ -31,9 +31,11 @@ MIB = 1 << 20
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> float:
+    """Seconds one command takes. `python -m trtbuild` runs this checkout's code (cwd and PYTHONPATH = REPO)."""
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     t0 = time.perf_counter()
-    subprocess.run(argv, check=True, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
+    subprocess.run(argv, check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - t0
 
 
@@ -80,7 +82,7 @@ def s3_delete_prefix(prefix: str) -> None:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
 
 
-def bench_s3(data: dict[str, Path], work: Path) -> list[list[str]]:
+def bench_s3(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]:
     endpoint = os.environ["TRTBUILD_TEST_S3_ENDPOINT"]
     bucket = os.environ["TRTBUILD_TEST_S3_BUCKET"]
     rclone_env = {"RCLONE_CONFIG_B_TYPE": "s3", "RCLONE_CONFIG_B_PROVIDER": "Ceph", "RCLONE_CONFIG_B_ENDPOINT": endpoint,
@@ -88,59 +90,81 @@ def bench_s3(data: dict[str, Path], work: Path) -> list[list[str]]:
                   "RCLONE_CONFIG_B_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"], "AWS_CA_BUNDLE": ""}
     rclone_flags = ["--ignore-times", "--transfers", "8", "--s3-upload-concurrency", "8", "--s3-chunk-size", "32M",
                     "--multi-thread-streams", "8", "--checkers", "16"]
+    aws = ["aws", "--endpoint-url", endpoint, "--only-show-errors", "s3", "cp", "--recursive"]
+    peers = ("rclone copy", "aws s3 cp")
+
+    def one(tool: str, src: Path) -> tuple[float, float]:
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        try:
+            if tool == "trtbuild":
+                return trtbuild_push_pull(src, work, prefix, f"s3://{bucket}/{prefix}?endpoint={endpoint}")
+            if tool.startswith("trtbuild (hash first"):
+                return trtbuild_push_pull(src, work, prefix, f"s3://{bucket}/{prefix}?endpoint={endpoint}",
+                                          TRTBUILD_S3_STAGED_PUSH="0")
+            dest = work / "pulled-peer"
+            if tool == "rclone copy":
+                push = run(["rclone", "copy", *rclone_flags, str(src), f"b:{bucket}/{prefix}"], rclone_env)
+                pull = run(["rclone", "copy", *rclone_flags, f"b:{bucket}/{prefix}", str(dest)], rclone_env)
+            else:
+                push = run([*aws, str(src), f"s3://{bucket}/{prefix}/"], {"AWS_CA_BUNDLE": ""})
+                pull = run([*aws, f"s3://{bucket}/{prefix}/", str(dest)], {"AWS_CA_BUNDLE": ""})
+            shutil.rmtree(dest)
+            return push, pull
+        finally:
+            s3_delete_prefix(prefix)
+
+    tools = ("trtbuild", "trtbuild (hash first: TRTBUILD_S3_STAGED_PUSH=0)", *peers)
     rows = []
     for label, src in data.items():
         size = total_bytes(src)
-        results: dict[str, dict[str, float]] = {}
-        prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        push, pull = trtbuild_push_pull(src, work, prefix, f"s3://{bucket}/{prefix}?endpoint={endpoint}")
-        s3_delete_prefix(prefix)
-        results["trtbuild"] = {"push": push, "pull": pull}
-        # rclone
-        prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        push = run(["rclone", "copy", *rclone_flags, str(src), f"b:{bucket}/{prefix}"], rclone_env)
-        dest = work / "pulled-rclone"
-        pull = run(["rclone", "copy", *rclone_flags, f"b:{bucket}/{prefix}", str(dest)], rclone_env)
-        shutil.rmtree(dest)
-        s3_delete_prefix(prefix)
-        results["rclone copy"] = {"push": push, "pull": pull}
-        # aws s3 cp --recursive
-        prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        aws = ["aws", "--endpoint-url", endpoint, "--only-show-errors", "s3", "cp", "--recursive"]
-        push = run([*aws, str(src), f"s3://{bucket}/{prefix}/"], {"AWS_CA_BUNDLE": ""})
-        dest = work / "pulled-aws"
-        pull = run([*aws, f"s3://{bucket}/{prefix}/", str(dest)], {"AWS_CA_BUNDLE": ""})
-        shutil.rmtree(dest)
-        s3_delete_prefix(prefix)
-        results["aws s3 cp"] = {"push": push, "pull": pull}
+        samples: dict[str, dict[str, list[float]]] = {t: {"push": [], "pull": []} for t in tools}
+        for rep in range(reps):  # interleaved, rotating the order, so that load bursts hit every tool alike
+            order = tools[rep % len(tools):] + tools[:rep % len(tools)]
+            for tool in order:
+                push, pull = one(tool, src)
+                samples[tool]["push"].append(push)
+                samples[tool]["pull"].append(pull)
         for op in ("push", "pull"):
-            best_peer = min(results["rclone copy"][op], results["aws s3 cp"][op])
-            for tool, r in results.items():
-                mbps = size / r[op] / 1e6
-                rows.append([label, op, tool, f"{r[op]:.2f}", f"{mbps:.0f}",
-                             f"{best_peer / r[op]:.2f}" if tool == "trtbuild" else f"{best_peer / r[op]:.2f}"])
+            med = {t: statistics.median(samples[t][op]) for t in tools}
+            best_peer = min(med[p] for p in peers)
+            for tool in tools:
+                t = med[tool]
+                spread = f"{min(samples[tool][op]):.2f}-{max(samples[tool][op]):.2f}"
+                rows.append([label, op, tool, f"{t:.2f}", spread, f"{size / t / 1e6:.0f}", f"{best_peer / t:.2f}"])
     return rows
 
 
-def bench_local(data: dict[str, Path], work: Path) -> list[list[str]]:
+def bench_local(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]:
+    """trtbuild vs `cp -r` (no verification) and vs `sha256sum` + `cp -r` (the peer that also hashes every byte,
+    one after the other). Medians over ``reps`` interleaved runs; ratios: peer time / this time."""
     rows = []
+    variants = (("trtbuild (fsync, default)", "1"), ("trtbuild (TRTBUILD_LOCAL_FSYNC=0)", "0"))
     for label, src in data.items():
         size = total_bytes(src)
-        ours = {}
-        for variant, fsync in (("trtbuild (fsync, default)", "1"), ("trtbuild (TRTBUILD_LOCAL_FSYNC=0)", "0")):
-            tag = f"local-{uuid.uuid4().hex[:8]}"
-            ours[variant] = trtbuild_push_pull(src, work, tag, f"file://{work / ('store-' + tag)}",
-                                               TRTBUILD_LOCAL_FSYNC=fsync)
-            shutil.rmtree(work / ("store-" + tag))
-        cp1 = run(["cp", "-r", str(src), str(work / "cp-push")])
-        cp2 = run(["cp", "-r", str(work / "cp-push"), str(work / "cp-pull")])
-        shutil.rmtree(work / "cp-push")
-        shutil.rmtree(work / "cp-pull")
-        for i, (op, peer) in enumerate((("push", cp1), ("pull", cp2))):
-            for variant, times in ours.items():
-                t = times[i]
-                rows.append([label, op, variant, f"{t:.2f}", f"{size / t / 1e6:.0f}", f"{peer / t:.2f}"])
-            rows.append([label, op, "cp -r (no fsync)", f"{peer:.2f}", f"{size / peer / 1e6:.0f}", "1.00"])
+        files = sorted(str(p) for p in src.rglob("*") if p.is_file())
+        samples: dict[str, list[tuple[float, float]]] = {}
+        for _ in range(reps):
+            for variant, fsync in variants:
+                tag = f"local-{uuid.uuid4().hex[:8]}"
+                samples.setdefault(variant, []).append(
+                    trtbuild_push_pull(src, work, tag, f"file://{work / ('store-' + tag)}", TRTBUILD_LOCAL_FSYNC=fsync))
+                shutil.rmtree(work / ("store-" + tag))
+            a, b = work / "cp-push", work / "cp-pull"
+            cp = (run(["cp", "-r", str(src), str(a)]), run(["cp", "-r", str(a), str(b)]))
+            shutil.rmtree(a)
+            shutil.rmtree(b)
+            sc_push = run(["sha256sum", *files]) + run(["cp", "-r", str(src), str(a)])
+            sc_pull = run(["cp", "-r", str(a), str(b)]) + \
+                run(["sha256sum", *(str(b / Path(f).relative_to(src)) for f in files)])
+            shutil.rmtree(a)
+            shutil.rmtree(b)
+            samples.setdefault("cp -r (no fsync, no hash)", []).append(cp)
+            samples.setdefault("sha256sum + cp -r (no fsync)", []).append((sc_push, sc_pull))
+        for i, op in enumerate(("push", "pull")):
+            med = {k: statistics.median(v[i] for v in vs) for k, vs in samples.items()}
+            cp_t, sc_t = med["cp -r (no fsync, no hash)"], med["sha256sum + cp -r (no fsync)"]
+            for tool, t in med.items():
+                rows.append([label, op, tool, f"{t:.2f}", f"{size / t / 1e6:.0f}", f"{cp_t / t:.2f}", f"{sc_t / t:.2f}"])
     return rows
 
 
@@ -205,13 +229,19 @@ def bench_resolve(work: Path, n: int = 100_000, names: int = 1000, queries: int 
                     conn.execute(ArtifactRow.__table__.insert(), batch_a)
                     conn.execute(ArtifactName.__table__.insert(), batch_n)
                     batch_a, batch_n = [], []
-        with reg.catalog.engine.begin() as conn:
-            from sqlalchemy import text
+        from sqlalchemy import text
 
-            conn.execute(text("ANALYZE"))  # as autovacuum/analyze would after a bulk load
+        # What autovacuum does after a bulk insert (PostgreSQL >= 13 vacuums insert-only tables too): statistics,
+        # and the visibility map that lets the covering indexes answer without visiting the table.
+        if label == "PostgreSQL":
+            with reg.catalog.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM ANALYZE"))
+        else:
+            with reg.catalog.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
         lat = []
         rng = random.Random(2)
-        for _ in range(50):
+        for _ in range(200):  # warm-up: connection pool, statement caches, prepared statements
             reg.resolve(f"model-{rng.randrange(names)}", host)
         for _ in range(queries):
             name = f"model-{rng.randrange(names)}"
@@ -240,18 +270,21 @@ def main() -> None:
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--skip-resolve", action="store_true")
+    ap.add_argument("--reps", type=int, default=3, help="interleaved runs per transfer measurement (median kept)")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = make_data(args.work)
     try:
         if not args.skip_s3:
             print("## S3 (Ceph RGW on 127.0.0.1), seconds and MB/s; ratio = best peer time / this time (>= 0.95 is the target)\n")
-            print(md_table(["data", "op", "tool", "s", "MB/s", "ratio vs best peer"], bench_s3(data, args.work)), flush=True)
+            print(md_table(["data", "op", "tool", "median s", "min-max s", "MB/s", "ratio vs best peer"],
+                           bench_s3(data, args.work, args.reps)), flush=True)
             print("\n## Re-push after changing only config.json (S3, 8 x 256 MiB)\n")
             print(md_table(["push", "bytes uploaded", "bytes reused", "s"], bench_repush(data, args.work)), flush=True)
         if not args.skip_local:
-            print("\n## Local store vs cp -r; ratio = cp time / trtbuild time\n")
-            print(md_table(["data", "op", "tool", "s", "MB/s", "ratio"], bench_local(data, args.work)), flush=True)
+            print("\n## Local store vs cp -r and vs sha256sum + cp -r; ratio = peer time / this time\n")
+            print(md_table(["data", "op", "tool", "s", "MB/s", "ratio vs cp -r", "ratio vs sha256sum + cp -r"],
+                           bench_local(data, args.work, args.reps)), flush=True)
         if not args.skip_resolve:
             print("\n## Resolve latency (ms), 100,000 artifacts, 1,000 names; target p99 < 5 ms\n")
             print(md_table(["catalog", "artifacts", "per name", "p50 ms", "p99 ms", "5 ms / p99 (>= 1 meets)"], bench_resolve(args.work)), flush=True)

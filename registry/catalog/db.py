@@ -18,6 +18,7 @@ from registry.errors import CatalogUnavailable, InvalidInput, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MIGRATE_LOCK_ID = 0x7472_7462  # pg_advisory_lock key ("trtb")
+PING_IDLE_S = 2.0  # a pooled connection idle longer than this is pinged before use
 
 
 def utcnow() -> datetime:
@@ -60,7 +61,7 @@ class Catalog:
             raise InvalidInput(f"invalid database URL {url!r}", hint="e.g. sqlite:////path/registry.db or postgresql+psycopg://user@host/db") from exc
         self.safe_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 try:
@@ -78,6 +79,7 @@ class Catalog:
                 f"the database driver for {self.safe_url} is not installed ({exc.name})",
                 hint="pip install 'trtbuild[postgres]' for PostgreSQL (psycopg 3)",
             ) from None
+        self._ping_when_idle()
         if self.dialect == "sqlite":
             @event.listens_for(self.engine, "connect")
             def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -95,6 +97,28 @@ class Catalog:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         self._migrate()
+
+    def _ping_when_idle(self) -> None:
+        """Like ``pool_pre_ping``, but only for connections idle longer than PING_IDLE_S: a connection the
+        server dropped (restart, idle timeout) is replaced before use, and a busy caller (resolve in a loop)
+        does not pay one extra round trip per query."""
+        from sqlalchemy import event
+        from sqlalchemy.exc import DisconnectionError
+
+        dialect = self.engine.dialect
+
+        @event.listens_for(self.engine, "checkout")
+        def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            last = record.info.get("trtbuild_last_used")
+            if last is not None and time.monotonic() - last > PING_IDLE_S:
+                try:
+                    dialect.do_ping(dbapi_conn)
+                except Exception as exc:  # noqa: BLE001 - any failure: let the pool reconnect
+                    raise DisconnectionError(str(exc)) from exc
+
+        @event.listens_for(self.engine, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            record.info["trtbuild_last_used"] = time.monotonic()
 
     # -- schema ------------------------------------------------------------------------------------------
     @staticmethod
@@ -213,20 +237,47 @@ class Catalog:
         with self._read() as s:
             return s.get(ArtifactRow, hash_)
 
-    @_wrap_db_errors
-    def get_full(self, hash_: str) -> tuple[Any, list[str], list[str]] | None:
-        """(row, names, "name:tag" tags) of one artifact in one session, or None."""
-        from sqlalchemy import select
+    @functools.cached_property
+    def _read_engine(self) -> Any:
+        """The engine for single-purpose reads. PostgreSQL: autocommit (no BEGIN/ROLLBACK round trips; under
+        READ COMMITTED every statement takes its own snapshot anyway). SQLite: a plain read transaction."""
+        if self.dialect == "postgresql":
+            return self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        return self.engine
+
+    @functools.cached_property
+    def _full_stmts(self) -> tuple[Any, Any]:
+        """(the whole artifact row by hash, its names and tags in one UNION ALL), built once."""
+        from sqlalchemy import bindparam, literal_column, select, union_all
 
         from registry.catalog.models import ArtifactName, ArtifactRow, TagRow
 
-        with self._read() as s:
-            row = s.get(ArtifactRow, hash_)
+        row = select(ArtifactRow.__table__).where(ArtifactRow.hash == bindparam("hash"))
+        refs = union_all(
+            select(literal_column("'n'").label("k"), ArtifactName.name.label("a"), ArtifactName.name.label("b"),
+                   ArtifactName.created_at.label("t")).where(ArtifactName.hash == bindparam("hash")),
+            select(literal_column("'t'"), TagRow.name, TagRow.tag, TagRow.updated_at).where(TagRow.hash == bindparam("hash")),
+        )
+        return row, refs
+
+    @_wrap_db_errors
+    def get_full(self, hash_: str) -> tuple[Any, list[str], list[str]] | None:
+        """(row, names, "name:tag" tags) of one artifact: two statements on one connection, or None.
+        The row has the ORM model's attributes (``row.hash``, ``row.manifest`` ...)."""
+        row_stmt, refs_stmt = self._full_stmts
+        with self._read_engine.connect() as conn:
+            row = conn.execute(row_stmt, {"hash": hash_}).first()
             if row is None:
                 return None
-            names = list(s.scalars(select(ArtifactName.name).where(ArtifactName.hash == hash_).order_by(ArtifactName.created_at)))
-            tags = [f"{n}:{t}" for n, t in s.execute(select(TagRow.name, TagRow.tag).where(TagRow.hash == hash_).order_by(TagRow.name, TagRow.tag))]
-            return row, names, tags
+            names: list[tuple[Any, str]] = []
+            tags: list[tuple[str, str]] = []
+            for k, a, b, t in conn.execute(refs_stmt, {"hash": hash_}):
+                if k == "n":
+                    names.append((as_utc(t), a))
+                else:
+                    tags.append((a, b))
+        names.sort(key=lambda nt: nt[0])  # stable: order of first push under each name
+        return row, [n for _, n in names], [f"{n}:{t}" for n, t in sorted(tags)]
 
     @_wrap_db_errors
     def names_of(self, hash_: str) -> list[str]:
@@ -371,7 +422,7 @@ class Catalog:
     @_wrap_db_errors
     def candidates(self, name: str, kind: str, limit: int) -> list[Any]:
         """Rows for resolve: only the columns resolve needs, newest first (no JSON columns loaded)."""
-        with self.engine.connect() as conn:
+        with self._read_engine.connect() as conn:
             return list(conn.execute(self._candidates_stmt, {"name": name, "kind": kind, "limit": limit}).mappings())
 
     # -- leases ------------------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ IDENTITY_COLUMNS = (
     "max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens", "max_beam_width", "gpu_arch",
     "cuda_version", "trtllm_version", "tensorrt_version", "modelopt_version", "toolchain_image",
 )
+# Columns the resolve query reads (``Catalog.candidates``); ix_artifacts_resolve covers them all.
+RESOLVE_COLUMNS = ("hash", "kind", "name", "size", "build_key", "created_at", "gpu_arch", "trtllm_version",
+                   "cuda_version", "tp", "pp", "driver_version", "gpu_name")
 # Provenance keys (per build, not identity) that also fill catalog columns.
 PROVENANCE_COLUMNS = ("host", "gpu_name", "driver_version", "build_seconds", "verification")
 INT_COLUMNS = {"tp", "pp", "max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens", "max_beam_width"}
@@ -83,6 +86,9 @@ class ArtifactRow(Base):
         Index("ix_artifacts_name_created", "name", "created_at"),
         Index("ix_artifacts_arch_trtllm", "gpu_arch", "trtllm_version"),
         Index("ix_artifacts_created_at", "created_at"),
+        # Covering index of resolve: the join from artifact_names looks up (hash, kind) and reads every
+        # other column from the index, never the wide row (manifest/provenance JSON). Migration 0002.
+        Index("ix_artifacts_resolve", *RESOLVE_COLUMNS),
     )
 
 
@@ -95,7 +101,9 @@ class ArtifactName(Base):
     hash: Mapped[str] = mapped_column(HASH, ForeignKey("artifacts.hash", ondelete="CASCADE"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_artifact_names_hash", "hash"), Index("ix_artifact_names_name_created", "name", "created_at"))
+    # (name, created_at, hash): resolve and ls scan a name newest first from the index alone (migration 0002).
+    __table_args__ = (Index("ix_artifact_names_hash", "hash"),
+                      Index("ix_artifact_names_name_created_hash", "name", "created_at", "hash"))
 
 
 class TagRow(Base):

@@ -53,7 +53,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
-        """Write the blob into the open file ``fd`` from offset 0; return the sha256 hex of the bytes written."""
+        """Write the blob into the open file ``fd`` (opened read-write) from offset 0; return the sha256 hex of
+        the bytes written."""
 
     @abc.abstractmethod
     def read_blob(self, hexdigest: str) -> bytes:

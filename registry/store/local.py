@@ -1,4 +1,11 @@
-"""LocalStore: a directory. Blobs are staged under ``tmp/`` and published by ``link()`` (create-only, atomic)."""
+"""LocalStore: a directory. Blobs are staged under ``tmp/`` and published by ``link()`` (create-only, atomic).
+
+A new blob is copied and hashed in one read pass (``copy_hashing``: the sha256 is of the very buffers written)
+and, by default, fsynced before it is published; disk writeback of each chunk starts as soon as it is written
+(``sync_file_range``), so the final fsync overlaps the copy instead of following it.
+``TRTBUILD_LOCAL_FSYNC=0`` skips the fsync (faster on slow disks; a crash can then leave a published blob whose
+bytes never reached the disk: pull detects it by its sha256, but the store must be repaired by a re-push).
+"""
 
 from __future__ import annotations
 
@@ -55,7 +62,7 @@ class LocalStore(Store):
         try:
             dst = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
-                hexdigest, size = copy_hashing(src, dst, progress)
+                hexdigest, size = copy_hashing(src, dst, progress, flush_behind=FSYNC)
                 if FSYNC:
                     os.fsync(dst)
             finally:

@@ -31,7 +31,7 @@ def test_alembic_upgrade_head_on_empty_postgres(pg_url: str) -> None:
     insp = inspect(engine)
     assert TABLES <= set(insp.get_table_names())
     idx = {i["name"] for i in insp.get_indexes("artifacts")}
-    assert {"ix_artifacts_build_key_kind", "ix_artifacts_name_created", "ix_artifacts_arch_trtllm"} <= idx
+    assert {"ix_artifacts_build_key_kind", "ix_artifacts_name_created", "ix_artifacts_arch_trtllm", "ix_artifacts_resolve"} <= idx
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == _head()
     engine.dispose()
