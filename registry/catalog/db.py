@@ -154,10 +154,17 @@ class Catalog:
         from alembic.script import ScriptDirectory
 
         cfg = self._alembic_config()
-        head = ScriptDirectory.from_config(cfg).get_current_head()
+        scripts = ScriptDirectory.from_config(cfg)
+        head = scripts.get_current_head()
         with self.engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
-                return
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            return
+        if current is not None and current not in {rev.revision for rev in scripts.walk_revisions()}:
+            raise CatalogUnavailable(
+                f"the catalog at {self.engine.url.render_as_string(hide_password=True)} has schema revision "
+                f"{current!r}, newer than this trtbuild knows (up to {head!r})",
+                hint="upgrade trtbuild on this machine (pip install -U trtbuild); never downgrade a catalog")
         with self._migration_lock() as conn:
             if MigrationContext.configure(conn).get_current_revision() != head:
                 cfg.attributes["connection"] = conn

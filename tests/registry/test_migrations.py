@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from tests.registry.conftest import REPO
@@ -55,3 +56,20 @@ def test_head_revision_constant_matches_alembic_head():
     from registry.migrations import HEAD_REVISION
 
     assert ScriptDirectory.from_config(Catalog._alembic_config()).get_current_head() == HEAD_REVISION
+
+
+def test_a_catalog_newer_than_this_client_is_a_plain_error(tmp_path):
+    """An old trtbuild opening a catalog migrated by a newer one: a typed error, not Alembic's traceback."""
+    from sqlalchemy import create_engine, text
+
+    from registry.catalog.db import Catalog
+    from registry.errors import CatalogUnavailable
+
+    url = f"sqlite:///{tmp_path / 'future.db'}"
+    Catalog(url)  # at head
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(CatalogUnavailable, match="newer than this trtbuild knows"):
+        Catalog(url)
