@@ -20,6 +20,7 @@ overlap of hashing and upload either).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -198,11 +199,7 @@ class S3Store(Store):
 
         Parts are read into a store-wide pool of reusable buffers (threads + 2 of them): memory stays bounded
         over all concurrent uploads and the kernel does not have to fault in fresh pages for every part."""
-        from botocore.exceptions import ClientError
-
-        full_key = self._key(key)
         part_size = self._part_size(size)
-        upload_id = self._call(self._client.create_multipart_upload, Key=full_key)["UploadId"]
         h = hashlib.sha256()
         futures: list = []
         total = 0
@@ -218,7 +215,7 @@ class S3Store(Store):
             finally:
                 self._buffers.put(buf)
 
-        try:
+        with self._multipart(key, futures) as (full_key, upload_id):
             while True:
                 buf = self._buffers.get(part_size)
                 try:
@@ -239,23 +236,7 @@ class S3Store(Store):
                     break
                 if n < part_size:  # short read: end of file
                     break
-            wait(futures)
-            parts = [f.result() for f in futures]
-            self._call(
-                self._client.complete_multipart_upload,
-                Key=full_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
-        except BaseException as exc:
-            wait(futures)
-            try:
-                self._call(self._client.abort_multipart_upload, Key=full_key, UploadId=upload_id)
-            except Exception:  # noqa: BLE001 - the original error matters; gc aborts leftovers
-                pass
-            if isinstance(exc, ClientError):
-                raise StoreUnavailable(f"multipart upload of {key} to {self.url} failed: {exc}") from exc
-            raise
+            self._complete(full_key, upload_id, futures)
         return h.hexdigest(), total
 
     def _copy(self, src: str, dst: str, size: int) -> None:
@@ -274,31 +255,19 @@ class S3Store(Store):
             raise IntegrityError(f"server-side copy to {dst} on {self.url} did not produce {size} bytes")
 
     def _copy_multipart(self, source: dict, dst: str, size: int) -> None:
-        from botocore.exceptions import ClientError
-
-        full_key = self._key(dst)
-        upload_id = self._call(self._client.create_multipart_upload, Key=full_key)["UploadId"]
         step = max(COPY_PART, -(-size // (MAX_PARTS - 1)))
+        futures: list = []
 
-        def part(i: int) -> dict:
+        def part(i: int, full_key: str, upload_id: str) -> dict:
             lo = i * step
             hi = min(lo + step, size) - 1
             res = self._call(self._client.upload_part_copy, Key=full_key, UploadId=upload_id, PartNumber=i + 1,
                              CopySource=source, CopySourceRange=f"bytes={lo}-{hi}")
             return {"ETag": res["CopyPartResult"]["ETag"], "PartNumber": i + 1}
 
-        try:
-            parts = list(self._pool.map(part, range(-(-size // step))))
-            self._call(self._client.complete_multipart_upload, Key=full_key, UploadId=upload_id,
-                       MultipartUpload={"Parts": parts})
-        except BaseException as exc:
-            try:
-                self._call(self._client.abort_multipart_upload, Key=full_key, UploadId=upload_id)
-            except Exception:  # noqa: BLE001
-                pass
-            if isinstance(exc, ClientError):
-                raise StoreUnavailable(f"multipart copy to {dst} on {self.url} failed: {exc}") from exc
-            raise
+        with self._multipart(dst, futures) as (full_key, upload_id):
+            futures += [self._pool.submit(part, i, full_key, upload_id) for i in range(-(-size // step))]
+            self._complete(full_key, upload_id, futures)
 
     def put_blob(self, hexdigest: str, path: Path, size: int, progress: Progress) -> None:
         key = blob_key(hexdigest)
@@ -312,45 +281,50 @@ class S3Store(Store):
         self._put_multipart(key, path, size, progress)
 
     def _put_multipart(self, key: str, path: Path, size: int, progress: Progress) -> None:
+        nparts = (size + self.part_size - 1) // self.part_size
+        sem = threading.BoundedSemaphore(self.threads)
+        futures: list = []
+        fd = os.open(path, os.O_RDONLY)
+
+        def part(i: int, full_key: str, upload_id: str) -> dict:
+            try:
+                off = i * self.part_size
+                length = min(self.part_size, size - off)
+                data = os.pread(fd, length, off)
+                if len(data) != length:
+                    raise IntegrityError(f"{path} shrank while it was pushed")
+                etag = self._call(
+                    self._client.upload_part, Key=full_key, UploadId=upload_id, PartNumber=i + 1, Body=data
+                )["ETag"]
+                progress(length)
+                return {"ETag": etag, "PartNumber": i + 1}
+            finally:
+                sem.release()
+
+        try:
+            with self._multipart(key, futures) as (full_key, upload_id):
+                for i in range(nparts):
+                    sem.acquire()
+                    futures.append(self._pool.submit(part, i, full_key, upload_id))
+                    if any(f.done() and f.exception() for f in futures):
+                        break
+                self._complete(full_key, upload_id, futures)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _multipart(self, key: str, futures: list) -> Iterator[tuple[str, str]]:
+        """A multipart upload to ``key``: yields (full key, upload id). On any error the parts in flight
+        (``futures``) are waited for, the upload is aborted (gc aborts what an abort misses) and S3 errors
+        become StoreUnavailable."""
         from botocore.exceptions import ClientError
 
         full_key = self._key(key)
         upload_id = self._call(self._client.create_multipart_upload, Key=full_key)["UploadId"]
-        fd = os.open(path, os.O_RDONLY)
         try:
-            nparts = (size + self.part_size - 1) // self.part_size
-            sem = threading.BoundedSemaphore(self.threads)
-
-            def part(i: int) -> dict:
-                try:
-                    off = i * self.part_size
-                    length = min(self.part_size, size - off)
-                    data = os.pread(fd, length, off)
-                    if len(data) != length:
-                        raise IntegrityError(f"{path} shrank while it was pushed")
-                    etag = self._call(
-                        self._client.upload_part, Key=full_key, UploadId=upload_id, PartNumber=i + 1, Body=data
-                    )["ETag"]
-                    progress(length)
-                    return {"ETag": etag, "PartNumber": i + 1}
-                finally:
-                    sem.release()
-
-            futures = []
-            for i in range(nparts):
-                sem.acquire()
-                futures.append(self._pool.submit(part, i))
-                if any(f.done() and f.exception() for f in futures):
-                    break
-            wait(futures)
-            parts = [f.result() for f in futures]
-            self._call(
-                self._client.complete_multipart_upload,
-                Key=full_key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            yield full_key, upload_id
         except BaseException as exc:
+            wait(futures)
             try:
                 self._call(self._client.abort_multipart_upload, Key=full_key, UploadId=upload_id)
             except Exception:  # noqa: BLE001 - the original error matters; gc aborts leftovers
@@ -358,8 +332,13 @@ class S3Store(Store):
             if isinstance(exc, ClientError):
                 raise StoreUnavailable(f"multipart upload of {key} to {self.url} failed: {exc}") from exc
             raise
-        finally:
-            os.close(fd)
+
+    def _complete(self, full_key: str, upload_id: str, futures: list) -> None:
+        """Wait for every part (re-raising the first failure) and complete the upload."""
+        wait(futures)
+        parts = [f.result() for f in futures]
+        self._call(self._client.complete_multipart_upload, Key=full_key, UploadId=upload_id,
+                   MultipartUpload={"Parts": parts})
 
     def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
         from botocore.exceptions import ClientError
