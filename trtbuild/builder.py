@@ -139,8 +139,8 @@ class _Build:
         self._check_host(fingerprint)
         self._check_toolchain(fingerprint)
         checkpoint_dir = self._checkpoint(fingerprint)
-        engine_dir = self._engine(build_step, checkpoint_dir)
-        return self._publish(engine_dir, fingerprint)
+        engine_dir, verification = self._engine(build_step, checkpoint_dir)
+        return self._publish(engine_dir, verification, fingerprint)
 
     def _check_host(self, fingerprint) -> None:
         target = self.recipe.target.gpu_arch
@@ -197,7 +197,7 @@ class _Build:
         self.steps_run.append("fetch")
         return dest
 
-    def _engine(self, step: Step, checkpoint_dir: Path) -> Path:
+    def _engine(self, step: Step, checkpoint_dir: Path) -> tuple[Path, dict]:
         cache_dir = fresh_dir(self.plan.dirs.cache)
         argv = step.argv
         if self._pull_timing_cache(cache_dir / TIMING_CACHE):
@@ -205,12 +205,12 @@ class _Build:
         engine_dir = self.plan.dirs.engine
         with clean_path_on_failure(fresh_dir(engine_dir)):
             self._run(step, argv=argv)
-            report = verify_engine(engine_dir, self.plan.step("verify").params["expect"])
+            verification = verify_engine(engine_dir, self.plan.step("verify").params["expect"]).to_dict()
             self.steps_run.append("verify")
             _copy_tokenizer(checkpoint_dir, engine_dir / "tokenizer")
-            self._write_provenance(engine_dir, report.to_dict())
+            self._write_provenance(engine_dir, verification)
         self._push_timing_cache(cache_dir / TIMING_CACHE)
-        return engine_dir
+        return engine_dir, verification
 
     def _run(self, step: Step, *, argv: list[str] | None = None) -> None:
         from trtbuild.runner import Mount, RunSpec
@@ -295,8 +295,7 @@ class _Build:
         (prov / "verify.json").write_text(json.dumps(verification, indent=2))
         (prov / "plan.json").write_text(json.dumps(self.plan.to_dict(), indent=2))
 
-    def _publish(self, engine_dir: Path, fingerprint):
-        verification = json.loads((engine_dir / PROVENANCE_DIR / "verify.json").read_text())
+    def _publish(self, engine_dir: Path, verification: dict, fingerprint):
         provenance = {
             "host": socket.gethostname(), "gpu_name": fingerprint.gpu_name,
             "driver_version": fingerprint.driver_version, "fingerprint": fingerprint.to_dict(),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import trtbuild
 from registry.canonical import digest_of
+from registry.hashing import hash_file
 from trtbuild import cli_spec
 from trtbuild.errors import InputError, LockError
 from trtbuild.lock import Lock, is_fresh, lock_path_for, read_lock
@@ -38,7 +39,6 @@ TIMING_CACHE = "timing.cache"
 # Files fetched from a Hugging Face repo: weights, configs and tokenizer.
 HF_ALLOW_PATTERNS = ("*.safetensors", "*.json", "tokenizer.model", "*.tiktoken", "*.txt")
 QUANTIZE_SEED = 1234
-QFORMAT = {"fp8": "fp8", "int8_sq": "int8_sq", "int4_awq": "int4_awq", "none": "full_prec"}
 
 
 @dataclass(frozen=True)
@@ -220,9 +220,9 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
     else:
         path = resolve_dataset(cal.dataset, loaded.path.parent).resolve()
         mounts.append(PlanMount(str(path), f"{C_CALIB}/{path.name}"))
-        dataset_arg, dataset_id = f"{C_CALIB}/{path.name}", _file_digest(path)
+        dataset_arg, dataset_id = f"{C_CALIB}/{path.name}", "sha256:" + hash_file(path)[0]
     options = QuantizeOptions(
-        model_dir=C_MODEL, output_dir=C_CHECKPOINT, qformat=QFORMAT[q.format],
+        model_dir=C_MODEL, output_dir=C_CHECKPOINT, qformat=q.qformat,
         kv_cache_dtype=None if q.kv_cache == "none" else q.kv_cache, tp_size=par.tp, pp_size=par.pp,
         calib_dataset=dataset_arg, calib_size=cal.samples, batch_size=cal.batch_size,
         calib_max_seq_length=cal.max_seq_len, awq_block_size=q.awq_block_size, dtype=recipe.model.dtype,
@@ -305,16 +305,6 @@ def _ensure_valid(flags: list[str], tool: str, family: str, step: str) -> None:
         raise AssertionError(f"{step} step would pass flags {tool} ({family}) rejects: {problems}")
 
 
-def _file_digest(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
 def plan_recipe(recipe_path: Path | str, *, toolchains_path: Path | None = None, locked: bool = False,
                 workdir: Path | None = None) -> Plan:
     """Validate ``recipe_path`` and plan it (hashing a file:// checkpoint by content)."""
@@ -335,5 +325,5 @@ def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> Plan:
     model = loaded.recipe.model
     source_digest = None
     if model.scheme == "file":
-        source_digest = local_tree_digest(Path(model.location), cache_home() / "hash-cache.json")
+        source_digest = local_tree_digest(Path(model.location))
     return make_plan(loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest)

@@ -157,11 +157,10 @@ def _check_quantization(recipe: Recipe, facts: ModelFacts | None) -> Iterator[Pr
 
 def _check_quantize_shapes(recipe: Recipe, facts: ModelFacts) -> Iterator[Problem]:
     """The quantize driver's rules (ModelOpt's export: heads, sizes, layers, AWQ blocks), before any GPU time."""
-    from trtbuild.plan import QFORMAT
     from trtbuild.quantize.shapes import check_shapes, errors_only
 
     q, par = recipe.quantization, recipe.parallelism
-    for p in errors_only(check_shapes(facts.raw, QFORMAT[q.format], par.tp, par.pp, q.awq_block_size)):
+    for p in errors_only(check_shapes(facts.raw, q.qformat, par.tp, par.pp, q.awq_block_size)):
         yield Problem(p.field, f"{p.message} ({facts.source})", p.fix, p.value)
 
 

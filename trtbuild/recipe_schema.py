@@ -82,6 +82,11 @@ class Quantization(_Table):
         return self.format != "none" or self.kv_cache != "none"
 
     @property
+    def qformat(self) -> str:
+        """The format as quantize.py's ``--qformat`` names it (KV-cache-only quantization is ``full_prec``)."""
+        return "full_prec" if self.format == "none" else self.format
+
+    @property
     def uses_fp8(self) -> bool:
         return self.format == "fp8" or self.kv_cache == "fp8"
 

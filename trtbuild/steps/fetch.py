@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -13,59 +11,38 @@ from trtbuild.errors import InputError, TrtbuildError
 _SKIP_DIRS = {".git", ".cache", "__pycache__"}
 
 
-def local_tree_digest(root: Path, stat_cache: Path | None = None) -> str:
-    """Content digest of every file under ``root`` (relative path, size, sha256), links refused.
+def local_tree_digest(root: Path) -> str:
+    """Content digest of every file under ``root`` (relative path, size, sha256); links are followed.
 
-    File hashes are remembered in ``stat_cache`` by (path, size, mtime, inode), so re-planning a
-    140 GB checkpoint does not read it again unless it changed.
+    File digests come from the registry's stat-keyed hash cache, so re-planning a 140 GB checkpoint does
+    not read it again unless it changed.
     """
+    from registry.hashcache import HashCache
+    from registry.hashing import hash_file
+
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"model.source: {root} is not a directory", hint="point file:// at a checkpoint directory")
-    cache = _load_cache(stat_cache)
+    cache = HashCache()
     entries = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            if path.is_symlink():
+    try:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                rel = path.relative_to(root).as_posix()
                 path = path.resolve()  # HF caches use links into blobs/: hash what they point to
-            st = path.stat()
-            stamp = f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
-            digest = cache.get(stamp) or _sha256_file(path)
-            cache[stamp] = digest
-            entries.append([rel, st.st_size, digest])
+                st = path.stat()
+                digest = cache.get(path, st)
+                if digest is None:
+                    digest, _ = hash_file(path)
+                    cache.put(path, st, digest)
+                entries.append([rel, st.st_size, digest])
+    finally:
+        cache.close()
     if not entries:
         raise InputError(f"model.source: {root} is empty", hint="point file:// at a checkpoint directory")
-    _save_cache(stat_cache, cache)
     return digest_of(entries)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _load_cache(path: Path | None) -> dict[str, str]:
-    if path is None or not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def _save_cache(path: Path | None, cache: dict[str, str]) -> None:
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(cache), "utf-8")
-    tmp.replace(path)
 
 
 def fetch_hf(repo_id: str, revision: str, dest: Path, allow_patterns: list[str]) -> Path:
