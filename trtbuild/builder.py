@@ -125,6 +125,9 @@ class _Build:
                 if hit is not None:
                     return BuildResult(hit, self.plan, True, [], time.monotonic() - self.started, waited_for)
                 artifact = self._build()
+                if keeper.lost:
+                    self.event("the build lease expired during the build (catalog unreachable for a while): "
+                               "another builder may have built this key too; content addressing keeps both intact")
         finally:
             keeper.release()
         return BuildResult(artifact, self.plan, False, self.steps_run, time.monotonic() - self.started, waited_for)
