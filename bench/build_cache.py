@@ -62,25 +62,40 @@ def main() -> None:
         write_toolchains_toml(toolchains, refs)
         recipe = root / "recipe.toml"
         memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-        flags = ["--gpus", "0"] + ([] if memlock == resource.RLIM_INFINITY else ["--memlock-limit", str(memlock)])
+        flags = ["--gpus", "0"] + (
+            [] if memlock == resource.RLIM_INFINITY else ["--memlock-limit", str(memlock)]
+        )
         build = [sys.executable, "-m", "trtbuild", "build", str(recipe), *flags]
-        rows: dict[str, list[float]] = {"full build": [], "shapes-only rebuild": [], "cache hit": [],
-                                        "docker run --rm double true (peer floor)": []}
+        rows: dict[str, list[float]] = {
+            "full build": [],
+            "shapes-only rebuild": [],
+            "cache hit": [],
+            "docker run --rm double true (peer floor)": [],
+        }
         for run in range(args.runs):
-            env = {**os.environ, "TRTBUILD_TOOLCHAINS": str(toolchains), "TRTBUILD_HOME": str(root / f"home{run}")}
+            env = {
+                **os.environ,
+                "TRTBUILD_TOOLCHAINS": str(toolchains),
+                "TRTBUILD_HOME": str(root / f"home{run}"),
+            }
             recipe.write_text(RECIPE.format(model=model, batch=4))
             rows["full build"].append(timed(build, env))
             recipe.write_text(RECIPE.format(model=model, batch=8 + run))
             rows["shapes-only rebuild"].append(timed(build, env))
             rows["cache hit"].append(timed(build, env))
             rows["docker run --rm double true (peer floor)"].append(
-                timed(["docker", "run", "--rm", refs["1.1.0"], "true"], env))
+                timed(["docker", "run", "--rm", refs["1.1.0"], "true"], env)
+            )
     full = statistics.median(rows["full build"])
     print(f"{'case':42} {'median s':>9} {'min s':>7} {'× full':>7}")
     for name, times in rows.items():
-        print(f"{name:42} {statistics.median(times):9.3f} {min(times):7.3f} {statistics.median(times) / full:7.2f}")
+        print(
+            f"{name:42} {statistics.median(times):9.3f} {min(times):7.3f} {statistics.median(times) / full:7.2f}"
+        )
     hit = statistics.median(rows["cache hit"])
-    print(f"\ntarget: cache hit < 0.5 s -> {'met' if hit < 0.5 else 'MISSED'} ({hit:.3f} s, {args.runs} runs)")
+    print(
+        f"\ntarget: cache hit < 0.5 s -> {'met' if hit < 0.5 else 'MISSED'} ({hit:.3f} s, {args.runs} runs)"
+    )
 
 
 if __name__ == "__main__":

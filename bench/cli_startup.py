@@ -13,9 +13,15 @@ RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 COMMANDS = {
     "python3 -c pass (floor)": [sys.executable, "-c", "pass"],
     "trtbuild --help": [shutil.which("trtbuild") or "trtbuild", "--help"],
-    "trtbuild validate (5 recipes)": [shutil.which("trtbuild") or "trtbuild", "validate", "recipes/llama3-70b-fp8.toml",
-                                      "recipes/llama3-8b-int4-awq.toml", "recipes/llama3-8b-int8-sq.toml",
-                                      "recipes/llama3-8b-bf16.toml", "recipes/mistral-7b-fp8.toml"],
+    "trtbuild validate (5 recipes)": [
+        shutil.which("trtbuild") or "trtbuild",
+        "validate",
+        "recipes/llama3-70b-fp8.toml",
+        "recipes/llama3-8b-int4-awq.toml",
+        "recipes/llama3-8b-int8-sq.toml",
+        "recipes/llama3-8b-bf16.toml",
+        "recipes/mistral-7b-fp8.toml",
+    ],
     "pip --version (peer CLI)": [sys.executable, "-m", "pip", "--version"],
 }
 

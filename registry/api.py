@@ -1,8 +1,8 @@
 """The registry's Python API: the builder and the CLI call only this.
 
-    reg = Registry.open()                       # TRTBUILD_DB_URL / TRTBUILD_STORE_URL or defaults; migrates
-    art = reg.push(Path("engine"), name="llama-8b-fp8", metadata={...}, provenance={...}, tag="prod")
-    reg.pull("llama-8b-fp8:prod", Path("/models/engine"))
+reg = Registry.open()                       # TRTBUILD_DB_URL / TRTBUILD_STORE_URL or defaults; migrates
+art = reg.push(Path("engine"), name="llama-8b-fp8", metadata={...}, provenance={...}, tag="prod")
+reg.pull("llama-8b-fp8:prod", Path("/models/engine"))
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry import config, manifest as mf, transfer
+from registry import config, transfer
+from registry import manifest as mf
 from registry.artifact import Artifact
 from registry.catalog.db import Catalog, as_utc
 from registry.errors import InvalidReference, NotFound
@@ -22,10 +23,30 @@ from registry.store import Store, open_store
 __all__ = ["Artifact", "GcReport", "HostFacts", "Registry", "Resolution"]
 
 _COLUMN_KEYS = (
-    "recipe_digest", "model_source", "model_revision", "dtype", "quant_format", "kv_cache_quant", "tp", "pp",
-    "max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens", "max_beam_width", "gpu_arch", "gpu_name",
-    "driver_version", "cuda_version", "trtllm_version", "tensorrt_version", "modelopt_version", "toolchain_image",
-    "host", "build_seconds", "verification",
+    "recipe_digest",
+    "model_source",
+    "model_revision",
+    "dtype",
+    "quant_format",
+    "kv_cache_quant",
+    "tp",
+    "pp",
+    "max_batch_size",
+    "max_input_len",
+    "max_seq_len",
+    "max_num_tokens",
+    "max_beam_width",
+    "gpu_arch",
+    "gpu_name",
+    "driver_version",
+    "cuda_version",
+    "trtllm_version",
+    "tensorrt_version",
+    "modelopt_version",
+    "toolchain_image",
+    "host",
+    "build_seconds",
+    "verification",
 )
 
 
@@ -59,8 +80,14 @@ class Registry:
     def _artifact(self, row: Any, names: list[str] | None = None, tags: list[str] | None = None) -> Artifact:
         manifest = mf.from_obj(row.manifest, row.hash)
         return Artifact(
-            hash=row.hash, name=row.name, kind=row.kind, size=row.size, build_key=row.build_key,
-            metadata=manifest.metadata, provenance=dict(row.provenance or {}), files=list(manifest.files),
+            hash=row.hash,
+            name=row.name,
+            kind=row.kind,
+            size=row.size,
+            build_key=row.build_key,
+            metadata=manifest.metadata,
+            provenance=dict(row.provenance or {}),
+            files=list(manifest.files),
             created_at=as_utc(row.created_at),
             tags=self.catalog.tags_of(row.hash) if tags is None else tags,
             names=self.catalog.names_of(row.hash) if names is None else names,
@@ -73,8 +100,10 @@ class Registry:
         if r.tag:
             hash_ = self.catalog.hash_for_tag(r.name or "", r.tag)
             if hash_ is None:
-                raise NotFound(f"no tag {r.name}:{r.tag} in the catalog {self.catalog.safe_url}",
-                               hint=f"see tags with: trtbuild ls --name {r.name}")
+                raise NotFound(
+                    f"no tag {r.name}:{r.tag} in the catalog {self.catalog.safe_url}",
+                    hint=f"see tags with: trtbuild ls --name {r.name}",
+                )
             return hash_
         if r.name and not self.catalog.has_name(r.name, r.digest or ""):
             raise NotFound(f"no artifact {r.digest} under the name {r.name}")
@@ -93,20 +122,40 @@ class Registry:
         row = self.catalog.find_by_build_key(build_key, mf.check_kind(kind))
         return self._artifact(row) if row is not None else None
 
-    def list(self, name: str | None = None, kind: str | None = None, limit: int | None = None) -> list[Artifact]:
+    def list(
+        self, name: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[Artifact]:
         return [self._artifact(r) for r in self.catalog.list_rows(name=name, kind=kind, limit=limit)]
 
     # -- push / pull -------------------------------------------------------------------------------------
-    def push(self, src_dir: Path, *, name: str, kind: str = "engine", metadata: dict | None = None,
-             provenance: dict | None = None, build_key: str | None = None, tag: str | None = None,
-             progress: bool = False) -> Artifact:
+    def push(
+        self,
+        src_dir: Path,
+        *,
+        name: str,
+        kind: str = "engine",
+        metadata: dict | None = None,
+        provenance: dict | None = None,
+        build_key: str | None = None,
+        tag: str | None = None,
+        progress: bool = False,
+    ) -> Artifact:
         """Publish a directory: blobs (only those missing), then manifest, then catalog row (+ name, tag)."""
         check_name(name)
         if tag:
             check_tag(tag)
-        result = transfer.push(self.catalog, self.store, Path(src_dir), name=name, kind=kind,
-                               metadata=dict(metadata or {}), provenance=provenance, build_key=build_key, tag=tag,
-                               progress=progress)
+        result = transfer.push(
+            self.catalog,
+            self.store,
+            Path(src_dir),
+            name=name,
+            kind=kind,
+            metadata=dict(metadata or {}),
+            provenance=provenance,
+            build_key=build_key,
+            tag=tag,
+            progress=progress,
+        )
         self.last_push = result
         return self.get(result.hash)
 
@@ -155,9 +204,21 @@ class Registry:
             raise NotFound(f"no {kind} artifacts named {name!r}", hint="list names with: trtbuild ls")
         best, notes, rejected = rank(candidates, host)
         light = lambda c: Artifact(  # noqa: E731 - a rejected candidate needs only its columns
-            hash=c["hash"], name=c["name"], kind=c["kind"], size=c["size"], build_key=c["build_key"], metadata={},
-            provenance={}, files=[], created_at=as_utc(c["created_at"]), names=[name],
-            columns={k: c[k] for k in ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp") if c[k] is not None},
+            hash=c["hash"],
+            name=c["name"],
+            kind=c["kind"],
+            size=c["size"],
+            build_key=c["build_key"],
+            metadata={},
+            provenance={},
+            files=[],
+            created_at=as_utc(c["created_at"]),
+            names=[name],
+            columns={
+                k: c[k]
+                for k in ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp")
+                if c[k] is not None
+            },
         )
         return Resolution(
             best=self.get(best["hash"]) if best is not None else None,  # one session: row, names, tags

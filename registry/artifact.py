@@ -22,7 +22,9 @@ class Artifact:
     created_at: datetime
     tags: list[str] = field(default_factory=list)  # "name:tag" strings that point here now
     names: list[str] = field(default_factory=list)  # every name this artifact was pushed under
-    columns: dict[str, Any] = field(default_factory=dict)  # catalog columns (tp, pp, gpu_arch, cuda_version ...)
+    columns: dict[str, Any] = field(
+        default_factory=dict
+    )  # catalog columns (tp, pp, gpu_arch, cuda_version ...)
 
     def get(self, key: str) -> Any:
         """A catalog column, else a metadata key, else a provenance key."""

@@ -58,18 +58,34 @@ def check_driver(cuda_version: str | None, driver_version: str | None, datacente
         return DriverVerdict(None, "driver check skipped: the host driver version is unknown")
     minimum = MINOR_COMPAT_MINIMUM.get(cuda[0])
     if minimum is None:
-        return DriverVerdict(None, f"minimum driver for CUDA {cuda_version} unknown (not in NVIDIA's documented table)")
+        return DriverVerdict(
+            None, f"minimum driver for CUDA {cuda_version} unknown (not in NVIDIA's documented table)"
+        )
     if driver >= minimum:
-        return DriverVerdict(True, f"driver {driver_version} >= {_fmt(minimum)} (CUDA {cuda[0]}.x minor version compatibility)")
+        return DriverVerdict(
+            True, f"driver {driver_version} >= {_fmt(minimum)} (CUDA {cuda[0]}.x minor version compatibility)"
+        )
     branches = FORWARD_COMPAT.get(cuda[0])
     if branches is None:
-        return DriverVerdict(False, f"driver {driver_version} < {_fmt(minimum)}, the minimum for CUDA {cuda_version} "
-                                    f"(forward-compatibility support for CUDA {cuda[0]}.x on older branches: unknown)")
+        return DriverVerdict(
+            False,
+            f"driver {driver_version} < {_fmt(minimum)}, the minimum for CUDA {cuda_version} "
+            f"(forward-compatibility support for CUDA {cuda[0]}.x on older branches: unknown)",
+        )
     first = branches.get(driver[0])
     if first is not None and driver >= first and datacenter_gpu:
-        return DriverVerdict(True, f"driver {driver_version} runs CUDA {cuda_version} in forward-compatibility mode "
-                                   f"(data-center GPU, R{driver[0]} >= {_fmt(first)})")
-    why = "not a data-center GPU" if first is not None and driver >= first else \
-        f"R{driver[0]} is not a forward-compatible branch at this version (documented: " + \
-        ", ".join(f"R{b} >= {_fmt(v)}" for b, v in sorted(branches.items())) + ")"
-    return DriverVerdict(False, f"driver {driver_version} < {_fmt(minimum)}, the minimum for CUDA {cuda_version}; {why}")
+        return DriverVerdict(
+            True,
+            f"driver {driver_version} runs CUDA {cuda_version} in forward-compatibility mode "
+            f"(data-center GPU, R{driver[0]} >= {_fmt(first)})",
+        )
+    why = (
+        "not a data-center GPU"
+        if first is not None and driver >= first
+        else f"R{driver[0]} is not a forward-compatible branch at this version (documented: "
+        + ", ".join(f"R{b} >= {_fmt(v)}" for b, v in sorted(branches.items()))
+        + ")"
+    )
+    return DriverVerdict(
+        False, f"driver {driver_version} < {_fmt(minimum)}, the minimum for CUDA {cuda_version}; {why}"
+    )

@@ -59,8 +59,9 @@ def _write_chunk(fd: int, data: memoryview, offset: int, flush_behind: bool) -> 
         start_writeback(fd, offset, len(data))
 
 
-def copy_hashing(src_fd: int, dst_fd: int, progress: Progress = _noop, chunk: int = CHUNK,
-                 flush_behind: bool = False) -> tuple[str, int]:
+def copy_hashing(
+    src_fd: int, dst_fd: int, progress: Progress = _noop, chunk: int = CHUNK, flush_behind: bool = False
+) -> tuple[str, int]:
     """Copy src to dst in one read pass; sha256 and write run in parallel threads on the same buffer (the
     digest is of exactly the bytes written). ``flush_behind``: start disk writeback of each chunk as soon as
     it is written (for a caller that fsyncs at the end). Returns (hex, size)."""
@@ -78,7 +79,10 @@ def copy_hashing(src_fd: int, dst_fd: int, progress: Progress = _noop, chunk: in
             if n == 0:
                 break
             view = memoryview(buf)[:n]
-            pending = (pool.submit(h.update, view), pool.submit(_write_chunk, dst_fd, view, total, flush_behind))
+            pending = (
+                pool.submit(h.update, view),
+                pool.submit(_write_chunk, dst_fd, view, total, flush_behind),
+            )
             total += n
             progress(n)
             i += 1

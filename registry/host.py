@@ -9,15 +9,23 @@ from registry.errors import InvalidInput
 from registry.resolve import HostFacts, normalize_arch
 
 
-def detect(gpu_arch: str | None = None, driver: str | None = None, gpus: int | None = None,
-           gpu_mem_gib: float | None = None, trtllm: str | None = None) -> HostFacts:
+def detect(
+    gpu_arch: str | None = None,
+    driver: str | None = None,
+    gpus: int | None = None,
+    gpu_mem_gib: float | None = None,
+    trtllm: str | None = None,
+) -> HostFacts:
     """Explicit values win; the rest come from nvidia-smi and the installed tensorrt_llm package."""
     if None in (gpu_arch, driver, gpus, gpu_mem_gib):
         smi = shutil.which("nvidia-smi")
         if smi:
             out = subprocess.run(
                 [smi, "--query-gpu=compute_cap,driver_version,memory.total", "--format=csv,noheader,nounits"],
-                capture_output=True, text=True, timeout=30, check=False,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
             )
             rows = [[x.strip() for x in line.split(",")] for line in out.stdout.splitlines() if line.strip()]
             if out.returncode == 0 and rows:
@@ -38,5 +46,10 @@ def detect(gpu_arch: str | None = None, driver: str | None = None, gpus: int | N
             trtllm = metadata.version("tensorrt_llm")
         except metadata.PackageNotFoundError:
             trtllm = None
-    return HostFacts(gpu_arch=normalize_arch(gpu_arch) or gpu_arch, driver_version=driver, gpu_count=gpus,
-                     gpu_mem_gib=gpu_mem_gib, trtllm_version=trtllm)
+    return HostFacts(
+        gpu_arch=normalize_arch(gpu_arch) or gpu_arch,
+        driver_version=driver,
+        gpu_count=gpus,
+        gpu_mem_gib=gpu_mem_gib,
+        trtllm_version=trtllm,
+    )

@@ -91,7 +91,9 @@ def build(kind: str, files: list[FileEntry], metadata: dict[str, Any]) -> Manife
     try:
         canonical_json(metadata)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"artifact metadata is not JSON-serialisable: {exc}", hint="use str/int/float/bool/list/dict") from exc
+        raise InvalidInput(
+            f"artifact metadata is not JSON-serialisable: {exc}", hint="use str/int/float/bool/list/dict"
+        ) from exc
     manifest = Manifest(kind=kind, files=tuple(sorted(files, key=lambda f: f.path)), metadata=dict(metadata))
     validate(manifest)
     return manifest
@@ -136,15 +138,23 @@ def from_obj(obj: Any, label: str) -> Manifest:
     if not isinstance(obj, dict) or set(obj) != {"schema", "kind", "files", "metadata"}:
         raise IntegrityError(f"manifest {label} does not have exactly the keys schema, kind, files, metadata")
     if obj["schema"] != SCHEMA:
-        raise IntegrityError(f"manifest {label} has unknown schema {obj['schema']!r} (this reader knows {SCHEMA})")
-    if obj["kind"] not in KINDS or not isinstance(obj["metadata"], dict) or not isinstance(obj["files"], list):
+        raise IntegrityError(
+            f"manifest {label} has unknown schema {obj['schema']!r} (this reader knows {SCHEMA})"
+        )
+    if (
+        obj["kind"] not in KINDS
+        or not isinstance(obj["metadata"], dict)
+        or not isinstance(obj["files"], list)
+    ):
         raise IntegrityError(f"manifest {label} has an invalid kind, metadata or files field")
     files = []
     for entry in obj["files"]:
         if not isinstance(entry, dict):
             raise UnsafeManifest(f"manifest {label} has a file entry that is not an object")
         if _LINK_KEYS & set(entry):
-            raise UnsafeManifest(f"manifest {label} entry {entry.get('path')!r} is a link; links are not allowed")
+            raise UnsafeManifest(
+                f"manifest {label} entry {entry.get('path')!r} is a link; links are not allowed"
+            )
         if set(entry) != {"path", "size", "sha256"}:
             raise UnsafeManifest(f"manifest {label} entry {entry.get('path')!r} has keys {sorted(entry)}")
         files.append(FileEntry(path=entry["path"], size=entry["size"], sha256=entry["sha256"]))

@@ -48,7 +48,9 @@ def check_tag(tag: str) -> str:
 
 def check_digest(digest: str) -> str:
     if not DIGEST_RE.match(digest or ""):
-        raise InvalidReference(f"invalid digest {digest!r}", hint="a digest is sha256: followed by 64 lowercase hex digits")
+        raise InvalidReference(
+            f"invalid digest {digest!r}", hint="a digest is sha256: followed by 64 lowercase hex digits"
+        )
     return digest
 
 

@@ -31,7 +31,11 @@ class HostFacts:
     datacenter_gpu: bool | None = None  # None: inferred from gpu_arch (DATACENTER_ARCHS)
 
     def is_datacenter(self) -> bool:
-        return self.datacenter_gpu if self.datacenter_gpu is not None else normalize_arch(self.gpu_arch) in DATACENTER_ARCHS
+        return (
+            self.datacenter_gpu
+            if self.datacenter_gpu is not None
+            else normalize_arch(self.gpu_arch) in DATACENTER_ARCHS
+        )
 
 
 @dataclass
@@ -80,14 +84,18 @@ def evaluate(c: Any, host: HostFacts) -> Verdict:
     if host.gpu_count is None:
         v.notes.append("host GPU count unknown: not checked")
     elif host.gpu_count < ranks:
-        v.failures.append(f"needs {ranks} GPUs (tp={c['tp'] or 1} x pp={c['pp'] or 1}), host has {host.gpu_count}")
+        v.failures.append(
+            f"needs {ranks} GPUs (tp={c['tp'] or 1} x pp={c['pp'] or 1}), host has {host.gpu_count}"
+        )
     if host.gpu_mem_gib is None:
         v.notes.append("host GPU memory unknown: not checked")
     else:
         per_gpu = c["size"] / ranks / GIB
         margin = max(MARGIN_MIN_GIB, MARGIN_FRACTION * host.gpu_mem_gib)
         if per_gpu + margin > host.gpu_mem_gib:
-            v.failures.append(f"engine needs {per_gpu:.1f} GiB per GPU + {margin:.1f} GiB margin > {host.gpu_mem_gib:.1f} GiB")
+            v.failures.append(
+                f"engine needs {per_gpu:.1f} GiB per GPU + {margin:.1f} GiB margin > {host.gpu_mem_gib:.1f} GiB"
+            )
     return v
 
 

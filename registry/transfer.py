@@ -67,8 +67,10 @@ def scan(src: Path) -> list[_Src]:
                 continue  # the registry's own bookkeeping (a pull marker), never content
             st = path.lstat()
             if stat.S_ISLNK(st.st_mode):
-                raise InvalidInput(f"{path} is a symbolic link; artifacts hold regular files only",
-                                   hint="replace the link by a copy of its target")
+                raise InvalidInput(
+                    f"{path} is a symbolic link; artifacts hold regular files only",
+                    hint="replace the link by a copy of its target",
+                )
             if name in files:
                 if not stat.S_ISREG(st.st_mode):
                     raise InvalidInput(f"{path} is not a regular file", hint="remove it from the directory")
@@ -81,7 +83,10 @@ def scan(src: Path) -> list[_Src]:
 
 def _columns(metadata: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for source, keys, label in ((metadata, IDENTITY_COLUMNS, "metadata"), (provenance, PROVENANCE_COLUMNS, "provenance")):
+    for source, keys, label in (
+        (metadata, IDENTITY_COLUMNS, "metadata"),
+        (provenance, PROVENANCE_COLUMNS, "provenance"),
+    ):
         for key in keys:
             value = source.get(key)
             if value is None:
@@ -96,14 +101,27 @@ def _columns(metadata: dict[str, Any], provenance: dict[str, Any]) -> dict[str, 
                 elif key != "verification":
                     value = str(value)
             except (TypeError, ValueError):
-                raise InvalidInput(f"{label} field {key!r} has invalid value {value!r}",
-                                   hint="integers for tp, pp and max_* shapes; a number for build_seconds") from None
+                raise InvalidInput(
+                    f"{label} field {key!r} has invalid value {value!r}",
+                    hint="integers for tp, pp and max_* shapes; a number for build_seconds",
+                ) from None
             values[key] = value
     return values
 
 
-def push(cat: Catalog, store: Store, src: Path, *, name: str, kind: str, metadata: dict[str, Any],
-         provenance: dict[str, Any] | None, build_key: str | None, tag: str | None, progress: bool) -> PushResult:
+def push(
+    cat: Catalog,
+    store: Store,
+    src: Path,
+    *,
+    name: str,
+    kind: str,
+    metadata: dict[str, Any],
+    provenance: dict[str, Any] | None,
+    build_key: str | None,
+    tag: str | None,
+    progress: bool,
+) -> PushResult:
     provenance = dict(provenance or {})
     mf.check_kind(kind)
     files = scan(Path(src))
@@ -126,21 +144,34 @@ def push(cat: Catalog, store: Store, src: Path, *, name: str, kind: str, metadat
             else:
                 hexdigest, _ = hash_file(f.path, advance)
             if file_changed(f.path, f.st):
-                raise IntegrityError(f"{f.path} changed while it was pushed", hint="push again once it is stable")
+                raise IntegrityError(
+                    f"{f.path} changed while it was pushed", hint="push again once it is stable"
+                )
             f.sha256 = hexdigest
             cache.put(f.path.resolve(), f.st, hexdigest)
 
         label = "storing" if store.can_ingest else "hashing"
-        with byte_progress(label, sum(f.st.st_size for f in todo), progress) as advance, \
-                ThreadPoolExecutor(2) as pool:
+        with (
+            byte_progress(label, sum(f.st.st_size for f in todo), progress) as advance,
+            ThreadPoolExecutor(2) as pool,
+        ):
             list(pool.map(lambda f: first_pass(f, advance), todo))
 
-        manifest = mf.build(kind, [mf.FileEntry(f.rel, f.st.st_size, f.sha256 or "") for f in files], metadata)
+        manifest = mf.build(
+            kind, [mf.FileEntry(f.rel, f.st.st_size, f.sha256 or "") for f in files], metadata
+        )
         hash_ = manifest.digest
         values = {
-            "hash": hash_, "kind": kind, "name": name, "build_key": build_key, "size": manifest.size,
-            "file_count": len(manifest.files), "created_at": utcnow(), "manifest": manifest.to_obj(),
-            "provenance": provenance, **_columns(metadata, provenance),
+            "hash": hash_,
+            "kind": kind,
+            "name": name,
+            "build_key": build_key,
+            "size": manifest.size,
+            "file_count": len(manifest.files),
+            "created_at": utcnow(),
+            "manifest": manifest.to_obj(),
+            "provenance": provenance,
+            **_columns(metadata, provenance),
         }
         if cat.get_row(hash_) is not None:  # already published: only name and tag are recorded
             cat.publish(values, name, tag)
@@ -151,19 +182,25 @@ def push(cat: Catalog, store: Store, src: Path, *, name: str, kind: str, metadat
         try:
             by_digest = {f.sha256: f for f in files}
             with ThreadPoolExecutor(8) as pool:
-                present = dict(zip(by_digest, pool.map(lambda d: store.has_blob(d, by_digest[d].st.st_size), by_digest)))
+                present = dict(
+                    zip(by_digest, pool.map(lambda d: store.has_blob(d, by_digest[d].st.st_size), by_digest))
+                )
             missing = [f for d, f in by_digest.items() if not present[d]]
 
             def upload(f: _Src, advance: Any) -> None:
                 nonlocal uploaded
                 store.put_blob(f.sha256 or "", f.path, f.st.st_size, advance)
                 if file_changed(f.path, f.st):
-                    raise IntegrityError(f"{f.path} changed while it was pushed", hint="push again once it is stable")
+                    raise IntegrityError(
+                        f"{f.path} changed while it was pushed", hint="push again once it is stable"
+                    )
                 with lock:
                     uploaded += f.st.st_size
 
-            with byte_progress("uploading", sum(f.st.st_size for f in missing), progress) as advance, \
-                    ThreadPoolExecutor(4) as pool:
+            with (
+                byte_progress("uploading", sum(f.st.st_size for f in missing), progress) as advance,
+                ThreadPoolExecutor(4) as pool,
+            ):
                 list(pool.map(lambda f: upload(f, advance), missing))
             store.put_manifest(hash_.removeprefix("sha256:"), manifest.to_bytes())
             created = cat.publish(values, name, tag)
@@ -181,8 +218,10 @@ def fetch_manifest(store: Store, hash_: str) -> mf.Manifest:
     """The verified, validated manifest of ``hash_`` from the store."""
     data = store.get_manifest(hash_.removeprefix("sha256:"))
     if data is None:
-        raise IntegrityError(f"manifest of {hash_} is missing from the store {store.url}",
-                             hint="push the artifact again; its catalog row exists but its bytes do not")
+        raise IntegrityError(
+            f"manifest of {hash_} is missing from the store {store.url}",
+            hint="push the artifact again; its catalog row exists but its bytes do not",
+        )
     return mf.parse(data, hash_)
 
 
@@ -251,8 +290,10 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
     if dest.exists() and not dest.is_dir():
         raise InvalidInput(f"{dest} exists and is not a directory", hint="choose another destination")
     if dest.is_dir() and read_marker(dest) is None and any(dest.iterdir()):
-        raise InvalidInput(f"{dest} is a non-empty directory that does not hold a pulled artifact",
-                           hint="remove it or pull into a new directory; it is never overwritten")
+        raise InvalidInput(
+            f"{dest} is a non-empty directory that does not hold a pulled artifact",
+            hint="remove it or pull into a new directory; it is never overwritten",
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.trtbuild-{hash_[7:23]}.partial"
     tmp.mkdir(exist_ok=True)
@@ -266,7 +307,12 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
     todo = []
     for f in manifest.files:
         target = tmp / f.path
-        if verified.get(f.path) == f.sha256 and target.is_file() and not target.is_symlink() and target.stat().st_size == f.size:
+        if (
+            verified.get(f.path) == f.sha256
+            and target.is_file()
+            and not target.is_symlink()
+            and target.stat().st_size == f.size
+        ):
             continue
         todo.append(f)
     for f in todo:  # directories first, refusing anything in the way that is not ours
@@ -294,7 +340,10 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
         with lock, open(verified_path, "a") as out:
             out.write(f"{f.sha256} {f.path}\n")
 
-    with byte_progress("pulling", sum(f.size for f in todo), progress) as advance, ThreadPoolExecutor(4) as pool:
+    with (
+        byte_progress("pulling", sum(f.size for f in todo), progress) as advance,
+        ThreadPoolExecutor(4) as pool,
+    ):
         list(pool.map(lambda f: fetch(f, advance), todo))
     for path in list(verified):  # files of an older manifest version that are not ours
         if path not in by_path:
@@ -309,10 +358,14 @@ def read_file(store: Store, hash_: str, manifest: mf.Manifest, path: str) -> byt
     """The verified bytes of one (small) file of an artifact."""
     entry = next((f for f in manifest.files if f.path == path), None)
     if entry is None:
-        raise NotFound(f"{hash_} has no file {path!r}", hint=f"files: {', '.join(f.path for f in manifest.files[:20])}")
+        raise NotFound(
+            f"{hash_} has no file {path!r}", hint=f"files: {', '.join(f.path for f in manifest.files[:20])}"
+        )
     if entry.size > MAX_READ_FILE:
-        raise InvalidInput(f"{path} of {hash_} is {entry.size} bytes; read_file is for small files",
-                           hint="pull the artifact instead")
+        raise InvalidInput(
+            f"{path} of {hash_} is {entry.size} bytes; read_file is for small files",
+            hint="pull the artifact instead",
+        )
     data = store.read_blob(entry.sha256)
     import hashlib
 

@@ -12,9 +12,17 @@ RECIPES = REPO / "recipes"
 
 # A Llama-3-8B-shaped config.json (no weights): enough for every shape rule in the validator.
 LLAMA8B_CONFIG = {
-    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
-    "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
-    "vocab_size": 128256, "max_position_embeddings": 8192, "rope_scaling": None, "torch_dtype": "bfloat16",
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "num_hidden_layers": 32,
+    "vocab_size": 128256,
+    "max_position_embeddings": 8192,
+    "rope_scaling": None,
+    "torch_dtype": "bfloat16",
 }
 
 
@@ -48,7 +56,9 @@ def pytest_sessionfinish(session, exitstatus):
         import docker
 
         client = docker.from_env()
-        tags = [t for image in client.images.list(name=bake.TEST_REPO) for t in image.tags if bake.SESSION in t]
+        tags = [
+            t for image in client.images.list(name=bake.TEST_REPO) for t in image.tags if bake.SESSION in t
+        ]
         for tag in sorted(tags, key=lambda t: ":base-" in t):  # children first
             client.images.remove(tag, force=True)
     except Exception:  # noqa: BLE001 - cleanup must not turn a green run red

@@ -38,16 +38,28 @@ def train_tokenizer(out_dir: Path, vocab_size: int, model_max_length: int = 2048
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    texts = [json.loads(line)["text"] for line in BUILTIN_CALIB.read_text(encoding="utf-8").splitlines()
-             if line.strip()]
+    texts = [
+        json.loads(line)["text"]
+        for line in BUILTIN_CALIB.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=model_max_length)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=model_max_length,
+    )
     fast.save_pretrained(str(out_dir))
     return tok.get_vocab_size()
 
@@ -63,8 +75,9 @@ def width_scaled_std(hidden_size: int, gain: float = 0.32) -> float:
     return gain / math.sqrt(hidden_size)
 
 
-def init_random_llama(model, embed_std: float | None = 0.1, lm_head_std: float | None = None,
-                      scaled_residual_init: bool = True) -> None:
+def init_random_llama(
+    model, embed_std: float | None = 0.1, lm_head_std: float | None = None, scaled_residual_init: bool = True
+) -> None:
     """Embedding std ``embed_std``, lm_head std ``lm_head_std`` (default ``1.6 / sqrt(hidden)``: logits of
     std ~1.6), residual outputs scaled by 1/sqrt(2 * layers). In place."""
     import torch
@@ -73,7 +86,9 @@ def init_random_llama(model, embed_std: float | None = 0.1, lm_head_std: float |
     with torch.no_grad():
         if embed_std is not None:
             model.model.embed_tokens.weight.normal_(0.0, embed_std)
-        model.lm_head.weight.normal_(0.0, lm_head_std if lm_head_std is not None else width_scaled_std(hidden, 1.6))
+        model.lm_head.weight.normal_(
+            0.0, lm_head_std if lm_head_std is not None else width_scaled_std(hidden, 1.6)
+        )
     if scaled_residual_init:
         scale_residual_outputs(model)
 
@@ -127,7 +142,9 @@ def make_tiny_llama(
         num_attention_heads=num_attention_heads,
         num_key_value_heads=num_key_value_heads,
         max_position_embeddings=max_position_embeddings,
-        initializer_range=initializer_range if initializer_range is not None else width_scaled_std(hidden_size),
+        initializer_range=initializer_range
+        if initializer_range is not None
+        else width_scaled_std(hidden_size),
         tie_word_embeddings=False,
         bos_token_id=1,
         eos_token_id=2,

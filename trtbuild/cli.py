@@ -16,19 +16,31 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("trtbuild.commands.validate:command", "Validate recipes; print every problem found."),
     "plan": ("trtbuild.commands.plan:command", "Show the build plan of a recipe with its content keys."),
-    "lock": ("trtbuild.commands.lock:command", "Resolve image tags and model revisions to pins; write the lock file."),
+    "lock": (
+        "trtbuild.commands.lock:command",
+        "Resolve image tags and model revisions to pins; write the lock file.",
+    ),
     "build": ("trtbuild.commands.build:command", "Build the engine of a recipe (or --dry-run)."),
-    "doctor": ("trtbuild.commands.doctor:command", "Check this host: Docker, NVIDIA runtime, GPUs, drivers, disk, registry."),
+    "doctor": (
+        "trtbuild.commands.doctor:command",
+        "Check this host: Docker, NVIDIA runtime, GPUs, drivers, disk, registry.",
+    ),
     "matrix": ("trtbuild.commands.matrix:command", "Print a CI build matrix (JSON) for recipes."),
     "bake": ("trtbuild.commands.bake:command", "Bake an engine into a trtllm-serve or Triton serving image."),
     "push": ("trtbuild.commands.push:command", "Push a directory (engine, checkpoint) to the registry."),
-    "pull": ("trtbuild.commands.pull:command", "Pull an artifact by hash, tag or --resolve; verified and atomic."),
+    "pull": (
+        "trtbuild.commands.pull:command",
+        "Pull an artifact by hash, tag or --resolve; verified and atomic.",
+    ),
     "ls": ("trtbuild.commands.ls:command", "List artifacts in the registry."),
     "show": ("trtbuild.commands.show:command", "Show one artifact: metadata, provenance, files."),
     "tag": ("trtbuild.commands.tag:command", "Point NAME:TAG at an artifact."),
     "resolve": ("trtbuild.commands.resolve:command", "Pick the best engine of a name for this host."),
     "gc": ("trtbuild.commands.gc:command", "Remove old untagged artifacts and unreferenced blobs."),
-    "quantize": ("trtbuild.commands.quantize:command", "Quantize a HF checkpoint with ModelOpt into a TensorRT-LLM checkpoint."),
+    "quantize": (
+        "trtbuild.commands.quantize:command",
+        "Quantize a HF checkpoint with ModelOpt into a TensorRT-LLM checkpoint.",
+    ),
 }
 
 EXIT_CODES_HELP = "Exit codes: 0 ok, 1 failure, 2 invalid input, 130 interrupted."

@@ -37,8 +37,13 @@ class RecipeIssue:
         return f"{self.file}: {self.field}: {self.message}{shown}\n  fix: {self.fix}"
 
     def as_dict(self) -> dict[str, object]:
-        return {"file": self.file, "field": self.field, "message": self.message, "value": self.value,
-                "fix": self.fix}
+        return {
+            "file": self.file,
+            "field": self.field,
+            "message": self.message,
+            "value": self.value,
+            "fix": self.fix,
+        }
 
 
 class RecipeError(InputError):

@@ -29,19 +29,34 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 FORMATS = ("fp8", "int4_awq")
 CALIB = {"calib_size": 128, "batch_size": 8, "calib_max_seq_length": 512, "seed": 1234}
-MODEL = dict(vocab_size=32000, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-             num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=4096)
+MODEL = dict(
+    vocab_size=32000,
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=4096,
+)
 # QGPU_SMOKE=1: a tiny model on the CPU, to check this script without a GPU
 SMOKE = os.environ.get("QGPU_SMOKE") == "1"
 if SMOKE:
-    MODEL.update(vocab_size=512, hidden_size=256, intermediate_size=768, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2)
+    MODEL.update(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     CALIB.update(calib_size=8, calib_max_seq_length=64)
 DEVICE = "cpu" if SMOKE else "cuda"
 
 
 def ckpt_bytes(d: Path) -> int:
-    return sum(p.stat().st_size for p in d.iterdir() if p.name == "config.json" or p.name.endswith(".safetensors"))
+    return sum(
+        p.stat().st_size for p in d.iterdir() if p.name == "config.json" or p.name.endswith(".safetensors")
+    )
 
 
 def step_make(work: Path) -> dict:
@@ -56,8 +71,13 @@ def step_make(work: Path) -> dict:
     t0 = time.perf_counter()
     n_tok = train_tokenizer(model_dir, MODEL["vocab_size"], model_max_length=4096)
     tok_s = time.perf_counter() - t0
-    cfg = LlamaConfig(**MODEL, initializer_range=width_scaled_std(MODEL["hidden_size"]), tie_word_embeddings=False,
-                      bos_token_id=1, eos_token_id=2)
+    cfg = LlamaConfig(
+        **MODEL,
+        initializer_range=width_scaled_std(MODEL["hidden_size"]),
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     torch.manual_seed(0)
     t0 = time.perf_counter()
     with torch.device(DEVICE):
@@ -66,9 +86,14 @@ def step_make(work: Path) -> dict:
     init_random_llama(model)  # as tests/tiny_models.py does
     params = sum(p.numel() for p in model.parameters())
     model.save_pretrained(str(model_dir))
-    return {"params": params, "tokenizer_tokens": n_tok, "tokenizer_s": tok_s, "make_s": time.perf_counter() - t0,
-            "dtype": str(next(model.parameters()).dtype), "checkpoint_bytes": sum(
-                p.stat().st_size for p in model_dir.iterdir())}
+    return {
+        "params": params,
+        "tokenizer_tokens": n_tok,
+        "tokenizer_s": tok_s,
+        "make_s": time.perf_counter() - t0,
+        "dtype": str(next(model.parameters()).dtype),
+        "checkpoint_bytes": sum(p.stat().st_size for p in model_dir.iterdir()),
+    }
 
 
 def _sync() -> None:
@@ -91,26 +116,32 @@ def step_warm() -> dict:
 
 
 def step_bare(work: Path, fmt: str) -> dict:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     import modelopt.torch.quantization as mtq
+    import torch
     from modelopt.torch.export import export_tensorrt_llm_checkpoint
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     sys.path.insert(0, str(ROOT))
     from trtbuild.quantize.calib import pack_calibration, read_passages
 
     model_dir = str(work / "model")
     tok = AutoTokenizer.from_pretrained(model_dir)
-    batches = pack_calibration(tok, read_passages("builtin").calib, CALIB["calib_size"], CALIB["batch_size"],
-                               CALIB["calib_max_seq_length"], CALIB["seed"]).batches
+    batches = pack_calibration(
+        tok,
+        read_passages("builtin").calib,
+        CALIB["calib_size"],
+        CALIB["batch_size"],
+        CALIB["calib_max_seq_length"],
+        CALIB["seed"],
+    ).batches
     cuda = DEVICE == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     _sync()
     t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16 if cuda else torch.float32,
-                                                 device_map=DEVICE if cuda else None).eval()
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.bfloat16 if cuda else torch.float32, device_map=DEVICE if cuda else None
+    ).eval()
     _sync()
     load_s = time.perf_counter() - t0
     cfg = {"fp8": mtq.FP8_DEFAULT_CFG, "int4_awq": mtq.INT4_AWQ_CFG}[fmt]
@@ -130,8 +161,9 @@ def step_bare(work: Path, fmt: str) -> dict:
         d = work / f"bare_{fmt}_tp{tp}"
         t0 = time.perf_counter()
         with torch.no_grad():
-            export_tensorrt_llm_checkpoint(model, decoder_type="llama", dtype=torch.bfloat16, export_dir=d,
-                                           inference_tensor_parallel=tp)
+            export_tensorrt_llm_checkpoint(
+                model, decoder_type="llama", dtype=torch.bfloat16, export_dir=d, inference_tensor_parallel=tp
+            )
         res[f"export_tp{tp}_s"] = time.perf_counter() - t0
         res[f"bytes_tp{tp}"] = ckpt_bytes(d)
         res[f"quantization_tp{tp}"] = json.loads((d / "config.json").read_text())["quantization"]
@@ -141,25 +173,53 @@ def step_bare(work: Path, fmt: str) -> dict:
 
 def run_step(args: list[str], env: dict | None = None) -> dict:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(Path(__file__)), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__)), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-6000:])
         raise SystemExit(f"step {args} failed with exit {proc.returncode}")
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    return {**json.loads(line[len("RESULT "):]), "process_wall_s": wall}
+    return {**json.loads(line[len("RESULT ") :]), "process_wall_s": wall}
 
 
 def run_driver(work: Path, fmt: str, tp: int, kv: str | None = None) -> dict:
     out = work / f"driver_{fmt}_tp{tp}{'_kv' + kv if kv else ''}"
-    argv = [sys.executable, "-m", "trtbuild.quantize", "--model_dir", str(work / "model"), "--output_dir", str(out),
-            "--qformat", fmt, "--tp_size", str(tp), "--calib_size", str(CALIB["calib_size"]),
-            "--batch_size", str(CALIB["batch_size"]), "--calib_max_seq_length", str(CALIB["calib_max_seq_length"]),
-            "--seed", str(CALIB["seed"]), "--device", DEVICE, "--dtype", "auto",
-            *(["--kv_cache_dtype", kv] if kv else [])]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}",
-           "TRTBUILD_QUANT_ACCURACY_GATE": "0"}
+    argv = [
+        sys.executable,
+        "-m",
+        "trtbuild.quantize",
+        "--model_dir",
+        str(work / "model"),
+        "--output_dir",
+        str(out),
+        "--qformat",
+        fmt,
+        "--tp_size",
+        str(tp),
+        "--calib_size",
+        str(CALIB["calib_size"]),
+        "--batch_size",
+        str(CALIB["batch_size"]),
+        "--calib_max_seq_length",
+        str(CALIB["calib_max_seq_length"]),
+        "--seed",
+        str(CALIB["seed"]),
+        "--device",
+        DEVICE,
+        "--dtype",
+        "auto",
+        *(["--kv_cache_dtype", kv] if kv else []),
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}",
+        "TRTBUILD_QUANT_ACCURACY_GATE": "0",
+    }
     t0 = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -167,10 +227,19 @@ def run_driver(work: Path, fmt: str, tp: int, kv: str | None = None) -> dict:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-6000:])
         raise SystemExit(f"driver {fmt} tp{tp} failed with exit {proc.returncode}")
     rep = json.loads((out / "quantize_report.json").read_text())
-    return {"argv": argv[1:], "process_wall_s": wall, "timings": rep["timings"], "memory": rep["memory"],
-            "accuracy": rep["accuracy"], "quantization": rep["export"]["quantization"],
-            "mapping": rep["export"]["mapping"], "bytes": ckpt_bytes(out), "versions": rep["versions"],
-            "calibration": rep["calibration"], "quantizers": rep["quantizers"]["enabled"]}
+    return {
+        "argv": argv[1:],
+        "process_wall_s": wall,
+        "timings": rep["timings"],
+        "memory": rep["memory"],
+        "accuracy": rep["accuracy"],
+        "quantization": rep["export"]["quantization"],
+        "mapping": rep["export"]["mapping"],
+        "bytes": ckpt_bytes(out),
+        "versions": rep["versions"],
+        "calibration": rep["calibration"],
+        "quantizers": rep["quantizers"]["enabled"],
+    }
 
 
 def step_all(work: Path, out: Path) -> None:
@@ -178,12 +247,16 @@ def step_all(work: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"calib": CALIB, "model": MODEL}
     try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True)
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+        )
         results["gpu"] = smi.stdout.strip()
     except FileNotFoundError:
         results["gpu"] = "none (no nvidia-smi)"
     print("gpu:", results["gpu"], flush=True)
+
     def save() -> None:
         (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
 
@@ -216,15 +289,20 @@ def step_accuracy(work: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"calib": CALIB, "model": MODEL, "make": run_step(["make", "--work", str(work)])}
     print("make:", results["make"], flush=True)
-    rows = ["| format | KV | top-1 agreement | mean KL | max KL | ref entropy | default gate (min top-1 / max KL) | "
-            "passes | calibrate s |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| format | KV | top-1 agreement | mean KL | max KL | ref entropy | default gate (min top-1 / max KL) | "
+        "passes | calibrate s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for fmt, kv in (("fp8", "fp8"), ("int8_sq", None), ("int4_awq", None)):
         d = results[f"driver_{fmt}_{kv}"] = run_driver(work, fmt, 1, kv)
         a, (top1, kl) = d["accuracy"], GATE_DEFAULTS[fmt]
         ok = a["top1_agreement"] >= top1 and a["mean_kl"] <= kl
-        rows.append(f"| {fmt} | {kv or '-'} | {a['top1_agreement']:.4f} | {a['mean_kl']:.5f} | {a['max_kl']:.4f} | "
-                    f"{a['ref_entropy']:.2f} | {top1} / {kl} | {'yes' if ok else 'NO'} | "
-                    f"{d['timings']['calibrate_s']:.2f} |")
+        rows.append(
+            f"| {fmt} | {kv or '-'} | {a['top1_agreement']:.4f} | {a['mean_kl']:.5f} | {a['max_kl']:.4f} | "
+            f"{a['ref_entropy']:.2f} | {top1} / {kl} | {'yes' if ok else 'NO'} | "
+            f"{d['timings']['calibrate_s']:.2f} |"
+        )
         print(rows[-1], flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (out / "table.md").write_text("\n".join(rows) + "\n")
@@ -232,10 +310,12 @@ def step_accuracy(work: Path, out: Path) -> None:
 
 
 def render(r: dict) -> str:
-    gib = 1024 ** 3
-    rows = ["| format | tp | step | load s | calibrate s | export s | in-process total s | peak GPU GiB | "
-            "checkpoint GB | driver / bare |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    gib = 1024**3
+    rows = [
+        "| format | tp | step | load s | calibrate s | export s | in-process total s | peak GPU GiB | "
+        "checkpoint GB | driver / bare |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for fmt in FORMATS:
         b = r[f"bare_{fmt}"]
         for tp in (1, 2):
@@ -243,27 +323,39 @@ def render(r: dict) -> str:
             bare_total = b["load_s"] + b["calibrate_s"] + b[f"export_tp{tp}_s"]
             t = d["timings"]
             work = t["total_s"] - t["import_s"]  # bare's figures exclude imports too
-            rows.append(f"| {fmt} | {tp} | bare ModelOpt | {b['load_s']:.2f} | {b['calibrate_s']:.2f} | "
-                        f"{b[f'export_tp{tp}_s']:.2f} | {bare_total:.2f} | {b['peak_gpu_bytes'] / gib:.2f} | "
-                        f"{b[f'bytes_tp{tp}'] / 1e9:.3f} | |")
-            rows.append(f"| {fmt} | {tp} | trtbuild driver | {t['load_s']:.2f} | {t['calibrate_s']:.2f} | "
-                        f"{t['export_s']:.2f} | {work:.2f} ({work - t['gate_s']:.2f} w/o gate) | "
-                        f"{(d['memory']['peak_gpu_bytes'] or 0) / gib:.2f} | "
-                        f"{d['bytes'] / 1e9:.3f} | calib {t['calibrate_s'] / b['calibrate_s']:.2f}, "
-                        f"total {work / bare_total:.2f} ({(work - t['gate_s']) / bare_total:.2f} w/o gate) |")
-    acc = ["", "| format | tp | top-1 agreement | mean KL | ref entropy | gate s | quant_algo | group_size |",
-           "|---|---|---|---|---|---|---|---|"]
+            rows.append(
+                f"| {fmt} | {tp} | bare ModelOpt | {b['load_s']:.2f} | {b['calibrate_s']:.2f} | "
+                f"{b[f'export_tp{tp}_s']:.2f} | {bare_total:.2f} | {b['peak_gpu_bytes'] / gib:.2f} | "
+                f"{b[f'bytes_tp{tp}'] / 1e9:.3f} | |"
+            )
+            rows.append(
+                f"| {fmt} | {tp} | trtbuild driver | {t['load_s']:.2f} | {t['calibrate_s']:.2f} | "
+                f"{t['export_s']:.2f} | {work:.2f} ({work - t['gate_s']:.2f} w/o gate) | "
+                f"{(d['memory']['peak_gpu_bytes'] or 0) / gib:.2f} | "
+                f"{d['bytes'] / 1e9:.3f} | calib {t['calibrate_s'] / b['calibrate_s']:.2f}, "
+                f"total {work / bare_total:.2f} ({(work - t['gate_s']) / bare_total:.2f} w/o gate) |"
+            )
+    acc = [
+        "",
+        "| format | tp | top-1 agreement | mean KL | ref entropy | gate s | quant_algo | group_size |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for fmt in FORMATS:
         for tp in (1, 2):
             d = r[f"driver_{fmt}_tp{tp}"]
             a = d["accuracy"]
-            acc.append(f"| {fmt} | {tp} | {a['top1_agreement']:.4f} | {a['mean_kl']:.5f} | {a['ref_entropy']:.2f} | "
-                       f"{d['timings']['gate_s']:.2f} | {d['quantization'].get('quant_algo')} | "
-                       f"{d['quantization'].get('group_size', '-')} |")
+            acc.append(
+                f"| {fmt} | {tp} | {a['top1_agreement']:.4f} | {a['mean_kl']:.5f} | {a['ref_entropy']:.2f} | "
+                f"{d['timings']['gate_s']:.2f} | {d['quantization'].get('quant_algo')} | "
+                f"{d['quantization'].get('group_size', '-')} |"
+            )
     w1, w2 = r["warm_first"], r["warm_cached"]
-    warm = ["", f"ModelOpt CUDA extensions: first use {w1['get_cuda_ext']['seconds']:.1f}s + "
-            f"{w1['get_cuda_ext_fp8']['seconds']:.1f}s (fp8), from the TORCH_EXTENSIONS_DIR cache "
-            f"{w2['get_cuda_ext']['seconds']:.2f}s + {w2['get_cuda_ext_fp8']['seconds']:.2f}s"]
+    warm = [
+        "",
+        f"ModelOpt CUDA extensions: first use {w1['get_cuda_ext']['seconds']:.1f}s + "
+        f"{w1['get_cuda_ext_fp8']['seconds']:.1f}s (fp8), from the TORCH_EXTENSIONS_DIR cache "
+        f"{w2['get_cuda_ext']['seconds']:.2f}s + {w2['get_cuda_ext_fp8']['seconds']:.2f}s",
+    ]
     return "\n".join(rows + acc + warm)
 
 
@@ -277,7 +369,9 @@ def main() -> None:
     if a.step in ("all", "accuracy"):
         (step_all if a.step == "all" else step_accuracy)(a.work, a.out)
         return
-    res = {"make": lambda: step_make(a.work), "warm": step_warm, "bare": lambda: step_bare(a.work, a.fmt)}[a.step]()
+    res = {"make": lambda: step_make(a.work), "warm": step_warm, "bare": lambda: step_bare(a.work, a.fmt)}[
+        a.step
+    ]()
     print("RESULT " + json.dumps(res, default=str), flush=True)
 
 

@@ -40,8 +40,10 @@ def run(argv: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def make_data(work: Path) -> dict[str, Path]:
-    sets = {"single 2 GiB": (work / "single", {"rank0.engine": 2048 * MIB}),
-            "8 x 256 MiB": (work / "multi", {f"rank{i}.engine": 256 * MIB for i in range(8)})}
+    sets = {
+        "single 2 GiB": (work / "single", {"rank0.engine": 2048 * MIB}),
+        "8 x 256 MiB": (work / "multi", {f"rank{i}.engine": 256 * MIB for i in range(8)}),
+    }
     out = {}
     for label, (root, files) in sets.items():
         root.mkdir(parents=True, exist_ok=True)
@@ -62,9 +64,16 @@ def total_bytes(root: Path) -> int:
 
 def trtbuild_push_pull(src: Path, work: Path, tag: str, store_url: str, **extra: str) -> tuple[float, float]:
     """Time `trtbuild push` then `trtbuild pull` with a fresh SQLite catalog (hash cache off: hashing counts)."""
-    env = {"TRTBUILD_DB_URL": f"sqlite:///{work / (tag + '.db')}", "TRTBUILD_STORE_URL": store_url,
-           "TRTBUILD_HOME": str(work / "home"), "TRTBUILD_HASH_CACHE": "0", **extra}
-    push = run([sys.executable, "-m", "trtbuild", "push", str(src), "--name", "bench", "--tag", "x", "--json"], env)
+    env = {
+        "TRTBUILD_DB_URL": f"sqlite:///{work / (tag + '.db')}",
+        "TRTBUILD_STORE_URL": store_url,
+        "TRTBUILD_HOME": str(work / "home"),
+        "TRTBUILD_HASH_CACHE": "0",
+        **extra,
+    }
+    push = run(
+        [sys.executable, "-m", "trtbuild", "push", str(src), "--name", "bench", "--tag", "x", "--json"], env
+    )
     dest = work / f"pulled-{tag}"
     pull = run([sys.executable, "-m", "trtbuild", "pull", "bench:x", str(dest), "--json"], env)
     shutil.rmtree(dest)
@@ -85,11 +94,27 @@ def s3_delete_prefix(prefix: str) -> None:
 def bench_s3(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]:
     endpoint = os.environ["TRTBUILD_TEST_S3_ENDPOINT"]
     bucket = os.environ["TRTBUILD_TEST_S3_BUCKET"]
-    rclone_env = {"RCLONE_CONFIG_B_TYPE": "s3", "RCLONE_CONFIG_B_PROVIDER": "Ceph", "RCLONE_CONFIG_B_ENDPOINT": endpoint,
-                  "RCLONE_CONFIG_B_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
-                  "RCLONE_CONFIG_B_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"], "AWS_CA_BUNDLE": ""}
-    rclone_flags = ["--ignore-times", "--transfers", "8", "--s3-upload-concurrency", "8", "--s3-chunk-size", "32M",
-                    "--multi-thread-streams", "8", "--checkers", "16"]
+    rclone_env = {
+        "RCLONE_CONFIG_B_TYPE": "s3",
+        "RCLONE_CONFIG_B_PROVIDER": "Ceph",
+        "RCLONE_CONFIG_B_ENDPOINT": endpoint,
+        "RCLONE_CONFIG_B_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+        "RCLONE_CONFIG_B_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+        "AWS_CA_BUNDLE": "",
+    }
+    rclone_flags = [
+        "--ignore-times",
+        "--transfers",
+        "8",
+        "--s3-upload-concurrency",
+        "8",
+        "--s3-chunk-size",
+        "32M",
+        "--multi-thread-streams",
+        "8",
+        "--checkers",
+        "16",
+    ]
     aws = ["aws", "--endpoint-url", endpoint, "--only-show-errors", "s3", "cp", "--recursive"]
     peers = ("rclone copy", "aws s3 cp")
 
@@ -99,8 +124,13 @@ def bench_s3(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]:
             if tool == "trtbuild":
                 return trtbuild_push_pull(src, work, prefix, f"s3://{bucket}/{prefix}?endpoint={endpoint}")
             if tool.startswith("trtbuild (hash first"):
-                return trtbuild_push_pull(src, work, prefix, f"s3://{bucket}/{prefix}?endpoint={endpoint}",
-                                          TRTBUILD_S3_STAGED_PUSH="0")
+                return trtbuild_push_pull(
+                    src,
+                    work,
+                    prefix,
+                    f"s3://{bucket}/{prefix}?endpoint={endpoint}",
+                    TRTBUILD_S3_STAGED_PUSH="0",
+                )
             dest = work / "pulled-peer"
             if tool == "rclone copy":
                 push = run(["rclone", "copy", *rclone_flags, str(src), f"b:{bucket}/{prefix}"], rclone_env)
@@ -119,7 +149,7 @@ def bench_s3(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]:
         size = total_bytes(src)
         samples: dict[str, dict[str, list[float]]] = {t: {"push": [], "pull": []} for t in tools}
         for rep in range(reps):  # interleaved, rotating the order, so that load bursts hit every tool alike
-            order = tools[rep % len(tools):] + tools[:rep % len(tools)]
+            order = tools[rep % len(tools) :] + tools[: rep % len(tools)]
             for tool in order:
                 push, pull = one(tool, src)
                 samples[tool]["push"].append(push)
@@ -130,7 +160,9 @@ def bench_s3(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]:
             for tool in tools:
                 t = med[tool]
                 spread = f"{min(samples[tool][op]):.2f}-{max(samples[tool][op]):.2f}"
-                rows.append([label, op, tool, f"{t:.2f}", spread, f"{size / t / 1e6:.0f}", f"{best_peer / t:.2f}"])
+                rows.append(
+                    [label, op, tool, f"{t:.2f}", spread, f"{size / t / 1e6:.0f}", f"{best_peer / t:.2f}"]
+                )
     return rows
 
 
@@ -147,15 +179,19 @@ def bench_local(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]
             for variant, fsync in variants:
                 tag = f"local-{uuid.uuid4().hex[:8]}"
                 samples.setdefault(variant, []).append(
-                    trtbuild_push_pull(src, work, tag, f"file://{work / ('store-' + tag)}", TRTBUILD_LOCAL_FSYNC=fsync))
+                    trtbuild_push_pull(
+                        src, work, tag, f"file://{work / ('store-' + tag)}", TRTBUILD_LOCAL_FSYNC=fsync
+                    )
+                )
                 shutil.rmtree(work / ("store-" + tag))
             a, b = work / "cp-push", work / "cp-pull"
             cp = (run(["cp", "-r", str(src), str(a)]), run(["cp", "-r", str(a), str(b)]))
             shutil.rmtree(a)
             shutil.rmtree(b)
             sc_push = run(["sha256sum", *files]) + run(["cp", "-r", str(src), str(a)])
-            sc_pull = run(["cp", "-r", str(a), str(b)]) + \
-                run(["sha256sum", *(str(b / Path(f).relative_to(src)) for f in files)])
+            sc_pull = run(["cp", "-r", str(a), str(b)]) + run(
+                ["sha256sum", *(str(b / Path(f).relative_to(src)) for f in files)]
+            )
             shutil.rmtree(a)
             shutil.rmtree(b)
             samples.setdefault("cp -r (no fsync, no hash)", []).append(cp)
@@ -164,7 +200,17 @@ def bench_local(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]
             med = {k: statistics.median(v[i] for v in vs) for k, vs in samples.items()}
             cp_t, sc_t = med["cp -r (no fsync, no hash)"], med["sha256sum + cp -r (no fsync)"]
             for tool, t in med.items():
-                rows.append([label, op, tool, f"{t:.2f}", f"{size / t / 1e6:.0f}", f"{cp_t / t:.2f}", f"{sc_t / t:.2f}"])
+                rows.append(
+                    [
+                        label,
+                        op,
+                        tool,
+                        f"{t:.2f}",
+                        f"{size / t / 1e6:.0f}",
+                        f"{cp_t / t:.2f}",
+                        f"{sc_t / t:.2f}",
+                    ]
+                )
     return rows
 
 
@@ -186,7 +232,9 @@ def bench_repush(data: dict[str, Path], work: Path) -> list[list[str]]:
     dt = time.perf_counter() - t0
     second = reg.last_push
     rows.append(["first push", str(first.uploaded_bytes), str(first.reused_bytes), "-"])
-    rows.append(["re-push, config.json changed", str(second.uploaded_bytes), str(second.reused_bytes), f"{dt:.2f}"])
+    rows.append(
+        ["re-push, config.json changed", str(second.uploaded_bytes), str(second.reused_bytes), f"{dt:.2f}"]
+    )
     s3_delete_prefix(prefix)
     return rows
 
@@ -216,14 +264,33 @@ def bench_resolve(work: Path, n: int = 100_000, names: int = 1000, queries: int 
             batch_a, batch_n = [], []
             for i in range(n):
                 h = f"sha256:{i:064x}"
-                meta = {"gpu_arch": rng.choice(archs), "trtllm_version": rng.choice(versions), "tp": rng.choice([1, 2, 8]),
-                        "pp": 1, "cuda_version": "12.9"}
+                meta = {
+                    "gpu_arch": rng.choice(archs),
+                    "trtllm_version": rng.choice(versions),
+                    "tp": rng.choice([1, 2, 8]),
+                    "pp": 1,
+                    "cuda_version": "12.9",
+                }
                 name = f"model-{i % names}"
                 now = utcnow()
-                batch_a.append({"hash": h, "kind": "engine", "name": name, "size": rng.randint(1, 60) << 30,
-                                "file_count": 2, "created_at": now, "provenance": {},
-                                "manifest": {"schema": "trtbuild.artifact.v1", "kind": "engine", "files": [], "metadata": meta},
-                                **meta})
+                batch_a.append(
+                    {
+                        "hash": h,
+                        "kind": "engine",
+                        "name": name,
+                        "size": rng.randint(1, 60) << 30,
+                        "file_count": 2,
+                        "created_at": now,
+                        "provenance": {},
+                        "manifest": {
+                            "schema": "trtbuild.artifact.v1",
+                            "kind": "engine",
+                            "files": [],
+                            "metadata": meta,
+                        },
+                        **meta,
+                    }
+                )
                 batch_n.append({"name": name, "hash": h, "created_at": now})
                 if len(batch_a) == 5000:
                     conn.execute(ArtifactRow.__table__.insert(), batch_a)
@@ -270,24 +337,47 @@ def main() -> None:
     ap.add_argument("--skip-s3", action="store_true")
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--skip-resolve", action="store_true")
-    ap.add_argument("--reps", type=int, default=3, help="interleaved runs per transfer measurement (median kept)")
+    ap.add_argument(
+        "--reps", type=int, default=3, help="interleaved runs per transfer measurement (median kept)"
+    )
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     data = make_data(args.work)
     try:
         if not args.skip_s3:
-            print("## S3 (Ceph RGW on 127.0.0.1), seconds and MB/s; ratio = best peer time / this time (>= 0.95 is the target)\n")
-            print(md_table(["data", "op", "tool", "median s", "min-max s", "MB/s", "ratio vs best peer"],
-                           bench_s3(data, args.work, args.reps)), flush=True)
+            print(
+                "## S3 (Ceph RGW on 127.0.0.1), seconds and MB/s; ratio = best peer time / this time (>= 0.95 is the target)\n"
+            )
+            print(
+                md_table(
+                    ["data", "op", "tool", "median s", "min-max s", "MB/s", "ratio vs best peer"],
+                    bench_s3(data, args.work, args.reps),
+                ),
+                flush=True,
+            )
             print("\n## Re-push after changing only config.json (S3, 8 x 256 MiB)\n")
-            print(md_table(["push", "bytes uploaded", "bytes reused", "s"], bench_repush(data, args.work)), flush=True)
+            print(
+                md_table(["push", "bytes uploaded", "bytes reused", "s"], bench_repush(data, args.work)),
+                flush=True,
+            )
         if not args.skip_local:
             print("\n## Local store vs cp -r and vs sha256sum + cp -r; ratio = peer time / this time\n")
-            print(md_table(["data", "op", "tool", "s", "MB/s", "ratio vs cp -r", "ratio vs sha256sum + cp -r"],
-                           bench_local(data, args.work, args.reps)), flush=True)
+            print(
+                md_table(
+                    ["data", "op", "tool", "s", "MB/s", "ratio vs cp -r", "ratio vs sha256sum + cp -r"],
+                    bench_local(data, args.work, args.reps),
+                ),
+                flush=True,
+            )
         if not args.skip_resolve:
             print("\n## Resolve latency (ms), 100,000 artifacts, 1,000 names; target p99 < 5 ms\n")
-            print(md_table(["catalog", "artifacts", "per name", "p50 ms", "p99 ms", "5 ms / p99 (>= 1 meets)"], bench_resolve(args.work)), flush=True)
+            print(
+                md_table(
+                    ["catalog", "artifacts", "per name", "p50 ms", "p99 ms", "5 ms / p99 (>= 1 meets)"],
+                    bench_resolve(args.work),
+                ),
+                flush=True,
+            )
     finally:
         shutil.rmtree(args.work, ignore_errors=True)
 

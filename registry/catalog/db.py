@@ -10,7 +10,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,11 +22,11 @@ PING_IDLE_S = 2.0  # a pooled connection idle longer than this is pinged before 
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def _wrap_db_errors(fn: F) -> F:
@@ -37,7 +37,11 @@ def _wrap_db_errors(fn: F) -> F:
         try:
             return fn(self, *args, **kwargs)
         except (OperationalError, DBAPIError) as exc:
-            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not isinstance(exc, OperationalError):
+            if (
+                isinstance(exc, DBAPIError)
+                and not exc.connection_invalidated
+                and not isinstance(exc, OperationalError)
+            ):
                 raise
             raise CatalogUnavailable(
                 f"cannot use the catalog database {self.safe_url}: {str(exc.orig or exc).strip().splitlines()[0]}",
@@ -58,7 +62,10 @@ class Catalog:
         try:
             parsed = make_url(url)
         except ArgumentError as exc:
-            raise InvalidInput(f"invalid database URL {url!r}", hint="e.g. sqlite:////path/registry.db or postgresql+psycopg://user@host/db") from exc
+            raise InvalidInput(
+                f"invalid database URL {url!r}",
+                hint="e.g. sqlite:////path/registry.db or postgresql+psycopg://user@host/db",
+            ) from exc
         self.safe_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {}
@@ -67,8 +74,10 @@ class Catalog:
                 try:
                     Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
-                    raise CatalogUnavailable(f"cannot create the directory of {self.safe_url}: {exc}",
-                                             hint="choose a writable path in TRTBUILD_DB_URL / --db-url") from None
+                    raise CatalogUnavailable(
+                        f"cannot create the directory of {self.safe_url}: {exc}",
+                        hint="choose a writable path in TRTBUILD_DB_URL / --db-url",
+                    ) from None
             kwargs["connect_args"] = {"timeout": 60}
         elif self.dialect == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": 10}
@@ -81,6 +90,7 @@ class Catalog:
             ) from None
         self._ping_when_idle()
         if self.dialect == "sqlite":
+
             @event.listens_for(self.engine, "connect")
             def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
                 dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (IMMEDIATE for writes)
@@ -164,7 +174,8 @@ class Catalog:
             raise CatalogUnavailable(
                 f"the catalog at {self.engine.url.render_as_string(hide_password=True)} has schema revision "
                 f"{current!r}, newer than this trtbuild knows (up to {head!r})",
-                hint="upgrade trtbuild on this machine (pip install -U trtbuild); never downgrade a catalog")
+                hint="upgrade trtbuild on this machine (pip install -U trtbuild); never downgrade a catalog",
+            )
         with self._migration_lock() as conn:
             if MigrationContext.configure(conn).get_current_revision() != head:
                 cfg.attributes["connection"] = conn
@@ -261,9 +272,15 @@ class Catalog:
 
         row = select(ArtifactRow.__table__).where(ArtifactRow.hash == bindparam("hash"))
         refs = union_all(
-            select(literal_column("'n'").label("k"), ArtifactName.name.label("a"), ArtifactName.name.label("b"),
-                   ArtifactName.created_at.label("t")).where(ArtifactName.hash == bindparam("hash")),
-            select(literal_column("'t'"), TagRow.name, TagRow.tag, TagRow.updated_at).where(TagRow.hash == bindparam("hash")),
+            select(
+                literal_column("'n'").label("k"),
+                ArtifactName.name.label("a"),
+                ArtifactName.name.label("b"),
+                ArtifactName.created_at.label("t"),
+            ).where(ArtifactName.hash == bindparam("hash")),
+            select(literal_column("'t'"), TagRow.name, TagRow.tag, TagRow.updated_at).where(
+                TagRow.hash == bindparam("hash")
+            ),
         )
         return row, refs
 
@@ -293,7 +310,13 @@ class Catalog:
         from registry.catalog.models import ArtifactName
 
         with self._read() as s:
-            return list(s.scalars(select(ArtifactName.name).where(ArtifactName.hash == hash_).order_by(ArtifactName.created_at)))
+            return list(
+                s.scalars(
+                    select(ArtifactName.name)
+                    .where(ArtifactName.hash == hash_)
+                    .order_by(ArtifactName.created_at)
+                )
+            )
 
     @_wrap_db_errors
     def tags_of(self, hash_: str) -> list[str]:
@@ -302,7 +325,9 @@ class Catalog:
         from registry.catalog.models import TagRow
 
         with self._read() as s:
-            rows = s.execute(select(TagRow.name, TagRow.tag).where(TagRow.hash == hash_).order_by(TagRow.name, TagRow.tag))
+            rows = s.execute(
+                select(TagRow.name, TagRow.tag).where(TagRow.hash == hash_).order_by(TagRow.name, TagRow.tag)
+            )
             return [f"{n}:{t}" for n, t in rows]
 
     @_wrap_db_errors
@@ -326,7 +351,12 @@ class Catalog:
         from registry.catalog.models import ArtifactName, ArtifactRow
 
         with self._write() as s:
-            stmt = self._insert(ArtifactRow).values(**values).on_conflict_do_nothing().returning(ArtifactRow.hash)
+            stmt = (
+                self._insert(ArtifactRow)
+                .values(**values)
+                .on_conflict_do_nothing()
+                .returning(ArtifactRow.hash)
+            )
             created = s.connection().execute(stmt).first() is not None
             s.execute(
                 self._insert(ArtifactName)
@@ -347,7 +377,11 @@ class Catalog:
         if prev == hash_:
             return
         stmt = self._insert(TagRow).values(name=name, tag=tag, hash=hash_, updated_at=now)
-        s.execute(stmt.on_conflict_do_update(index_elements=["name", "tag"], set_={"hash": hash_, "updated_at": now}))
+        s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["name", "tag"], set_={"hash": hash_, "updated_at": now}
+            )
+        )
         s.add(TagEvent(name=name, tag=tag, hash=hash_, previous_hash=prev, changed_at=now))
 
     @_wrap_db_errors
@@ -356,7 +390,9 @@ class Catalog:
 
         with self._write() as s:
             s.execute(
-                self._insert(ArtifactName).values(name=name, hash=hash_, created_at=utcnow()).on_conflict_do_nothing()
+                self._insert(ArtifactName)
+                .values(name=name, hash=hash_, created_at=utcnow())
+                .on_conflict_do_nothing()
             )
             self._set_tag(s, name, tag, hash_)
 
@@ -375,7 +411,9 @@ class Catalog:
             return [(h, p, as_utc(c)) for h, p, c in rows]
 
     @_wrap_db_errors
-    def list_rows(self, name: str | None = None, kind: str | None = None, limit: int | None = None) -> list[Any]:
+    def list_rows(
+        self, name: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[Any]:
         from sqlalchemy import select
 
         from registry.catalog.models import ArtifactName, ArtifactRow
@@ -414,9 +452,19 @@ class Catalog:
         from registry.catalog.models import ArtifactName, ArtifactRow
 
         cols = (
-            ArtifactRow.hash, ArtifactRow.name, ArtifactRow.kind, ArtifactRow.size, ArtifactRow.build_key,
-            ArtifactRow.created_at, ArtifactRow.gpu_arch, ArtifactRow.trtllm_version, ArtifactRow.cuda_version,
-            ArtifactRow.tp, ArtifactRow.pp, ArtifactRow.driver_version, ArtifactRow.gpu_name,
+            ArtifactRow.hash,
+            ArtifactRow.name,
+            ArtifactRow.kind,
+            ArtifactRow.size,
+            ArtifactRow.build_key,
+            ArtifactRow.created_at,
+            ArtifactRow.gpu_arch,
+            ArtifactRow.trtllm_version,
+            ArtifactRow.cuda_version,
+            ArtifactRow.tp,
+            ArtifactRow.pp,
+            ArtifactRow.driver_version,
+            ArtifactRow.gpu_name,
         )
         return (
             select(*cols)
@@ -430,7 +478,9 @@ class Catalog:
     def candidates(self, name: str, kind: str, limit: int) -> list[Any]:
         """Rows for resolve: only the columns resolve needs, newest first (no JSON columns loaded)."""
         with self._read_engine.connect() as conn:
-            return list(conn.execute(self._candidates_stmt, {"name": name, "kind": kind, "limit": limit}).mappings())
+            return list(
+                conn.execute(self._candidates_stmt, {"name": name, "kind": kind, "limit": limit}).mappings()
+            )
 
     # -- leases ------------------------------------------------------------------------------------------
     @_wrap_db_errors
@@ -441,12 +491,19 @@ class Catalog:
 
         now = self.now()
         with self._write() as s:
-            ins = self._insert(LeaseRow).values(build_key=build_key, holder=holder, acquired_at=now, expires_at=now + ttl_s)
-            if s.connection().execute(ins.on_conflict_do_nothing().returning(LeaseRow.build_key)).first() is not None:
+            ins = self._insert(LeaseRow).values(
+                build_key=build_key, holder=holder, acquired_at=now, expires_at=now + ttl_s
+            )
+            if (
+                s.connection().execute(ins.on_conflict_do_nothing().returning(LeaseRow.build_key)).first()
+                is not None
+            ):
                 return True
             res = s.connection().execute(
                 update(LeaseRow)
-                .where(LeaseRow.build_key == build_key, or_(LeaseRow.expires_at < now, LeaseRow.holder == holder))
+                .where(
+                    LeaseRow.build_key == build_key, or_(LeaseRow.expires_at < now, LeaseRow.holder == holder)
+                )
                 .values(holder=holder, acquired_at=now, expires_at=now + ttl_s)
                 .returning(LeaseRow.build_key)
             )
@@ -505,19 +562,27 @@ class Catalog:
         with self._read() as s:
             tagged = set(s.scalars(select(TagRow.hash)))
             leased_keys = set(s.scalars(select(LeaseRow.build_key).where(LeaseRow.expires_at > now)))
-            leased = set(s.scalars(select(ArtifactRow.hash).where(ArtifactRow.build_key.in_(leased_keys)))) if leased_keys else set()
+            leased = (
+                set(s.scalars(select(ArtifactRow.hash).where(ArtifactRow.build_key.in_(leased_keys))))
+                if leased_keys
+                else set()
+            )
             protected = tagged | leased
             if keep_last is None:
                 return [], protected
             keep: set[str] = set()
             by_name: dict[str, int] = {}
             for name, hash_ in s.execute(
-                select(ArtifactName.name, ArtifactName.hash).order_by(ArtifactName.name, ArtifactName.created_at.desc())
+                select(ArtifactName.name, ArtifactName.hash).order_by(
+                    ArtifactName.name, ArtifactName.created_at.desc()
+                )
             ):
                 by_name[name] = by_name.get(name, 0) + 1
                 if by_name[name] <= keep_last:
                     keep.add(hash_)
-            rows = [r for r in s.scalars(select(ArtifactRow)) if r.hash not in keep and r.hash not in protected]
+            rows = [
+                r for r in s.scalars(select(ArtifactRow)) if r.hash not in keep and r.hash not in protected
+            ]
             return rows, protected
 
     @_wrap_db_errors
@@ -533,7 +598,13 @@ class Catalog:
         with self._write() as s:
             tagged = set(s.scalars(select(TagRow.hash).where(TagRow.hash.in_(hashes))))
             live = select(LeaseRow.build_key).where(LeaseRow.expires_at > now)
-            leased = set(s.scalars(select(ArtifactRow.hash).where(ArtifactRow.hash.in_(hashes), ArtifactRow.build_key.in_(live))))
+            leased = set(
+                s.scalars(
+                    select(ArtifactRow.hash).where(
+                        ArtifactRow.hash.in_(hashes), ArtifactRow.build_key.in_(live)
+                    )
+                )
+            )
             doomed = [h for h in hashes if h not in tagged and h not in leased]
             if doomed:
                 s.execute(delete(ArtifactName).where(ArtifactName.hash.in_(doomed)))
@@ -553,7 +624,9 @@ class Catalog:
             for hash_, manifest in s.execute(select(ArtifactRow.hash, ArtifactRow.manifest)):
                 manifests.add(hash_.removeprefix("sha256:"))
                 blobs.update(f["sha256"] for f in manifest["files"])
-            for hash_, pblobs in s.execute(select(PushRow.hash, PushRow.blobs).where(PushRow.started_at > since)):
+            for hash_, pblobs in s.execute(
+                select(PushRow.hash, PushRow.blobs).where(PushRow.started_at > since)
+            ):
                 manifests.add(hash_.removeprefix("sha256:"))
                 blobs.update(pblobs)
         return manifests, blobs

@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
 
 class JSONType(TypeDecorator):
     """JSON, stored as JSONB on PostgreSQL. The PostgreSQL dialect is imported only when one is used, so
@@ -22,20 +23,59 @@ class JSONType(TypeDecorator):
 
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(JSON())
+
+
 HASH = String(71)  # "sha256:" + 64 hex
 
 # Manifest metadata keys that also fill catalog columns (identity fields).
 IDENTITY_COLUMNS = (
-    "recipe_digest", "model_source", "model_revision", "dtype", "quant_format", "kv_cache_quant", "tp", "pp",
-    "max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens", "max_beam_width", "gpu_arch",
-    "cuda_version", "trtllm_version", "tensorrt_version", "modelopt_version", "toolchain_image",
+    "recipe_digest",
+    "model_source",
+    "model_revision",
+    "dtype",
+    "quant_format",
+    "kv_cache_quant",
+    "tp",
+    "pp",
+    "max_batch_size",
+    "max_input_len",
+    "max_seq_len",
+    "max_num_tokens",
+    "max_beam_width",
+    "gpu_arch",
+    "cuda_version",
+    "trtllm_version",
+    "tensorrt_version",
+    "modelopt_version",
+    "toolchain_image",
 )
 # Columns the resolve query reads (``Catalog.candidates``); ix_artifacts_resolve covers them all.
-RESOLVE_COLUMNS = ("hash", "kind", "name", "size", "build_key", "created_at", "gpu_arch", "trtllm_version",
-                   "cuda_version", "tp", "pp", "driver_version", "gpu_name")
+RESOLVE_COLUMNS = (
+    "hash",
+    "kind",
+    "name",
+    "size",
+    "build_key",
+    "created_at",
+    "gpu_arch",
+    "trtllm_version",
+    "cuda_version",
+    "tp",
+    "pp",
+    "driver_version",
+    "gpu_name",
+)
 # Provenance keys (per build, not identity) that also fill catalog columns.
 PROVENANCE_COLUMNS = ("host", "gpu_name", "driver_version", "build_seconds", "verification")
-INT_COLUMNS = {"tp", "pp", "max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens", "max_beam_width"}
+INT_COLUMNS = {
+    "tp",
+    "pp",
+    "max_batch_size",
+    "max_input_len",
+    "max_seq_len",
+    "max_num_tokens",
+    "max_beam_width",
+}
 
 
 class Base(DeclarativeBase):
@@ -98,12 +138,16 @@ class ArtifactName(Base):
     __tablename__ = "artifact_names"
 
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
-    hash: Mapped[str] = mapped_column(HASH, ForeignKey("artifacts.hash", ondelete="CASCADE"), primary_key=True)
+    hash: Mapped[str] = mapped_column(
+        HASH, ForeignKey("artifacts.hash", ondelete="CASCADE"), primary_key=True
+    )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     # (name, created_at, hash): resolve and ls scan a name newest first from the index alone (migration 0002).
-    __table_args__ = (Index("ix_artifact_names_hash", "hash"),
-                      Index("ix_artifact_names_name_created_hash", "name", "created_at", "hash"))
+    __table_args__ = (
+        Index("ix_artifact_names_hash", "hash"),
+        Index("ix_artifact_names_name_created_hash", "name", "created_at", "hash"),
+    )
 
 
 class TagRow(Base):

@@ -84,7 +84,9 @@ class LocalStore(Store):
         staged, actual, _ = self._copy_in(path, progress)
         if actual != hexdigest:
             staged.unlink(missing_ok=True)
-            raise IntegrityError(f"{path} changed while it was pushed (sha256 {actual}, expected {hexdigest})")
+            raise IntegrityError(
+                f"{path} changed while it was pushed (sha256 {actual}, expected {hexdigest})"
+            )
         self._publish(staged, self._blob(hexdigest))
 
     def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
@@ -147,5 +149,3 @@ class LocalStore(Store):
                 Path(entry.path).unlink(missing_ok=True)
                 n += 1
         return n
-
-

@@ -27,7 +27,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -116,7 +116,9 @@ class S3Store(Store):
         except ClientError:
             raise
         except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot reach the store {self.url} ({self.endpoint_url or 'AWS'}): {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot reach the store {self.url} ({self.endpoint_url or 'AWS'}): {exc}"
+            ) from exc
 
     @staticmethod
     def _code(exc: Exception) -> str:
@@ -173,7 +175,9 @@ class S3Store(Store):
         try:
             size = os.fstat(fd).st_size
             if size < self.multipart_threshold:
-                data = _read_exact(fd, size)  # push() re-stats the file afterwards and refuses one that changed
+                data = _read_exact(
+                    fd, size
+                )  # push() re-stats the file afterwards and refuses one that changed
                 hexdigest = hashlib.sha256(data).hexdigest()
                 new = self._put_small(blob_key(hexdigest), data)
                 progress(len(data))
@@ -261,8 +265,14 @@ class S3Store(Store):
         def part(i: int, full_key: str, upload_id: str) -> dict:
             lo = i * step
             hi = min(lo + step, size) - 1
-            res = self._call(self._client.upload_part_copy, Key=full_key, UploadId=upload_id, PartNumber=i + 1,
-                             CopySource=source, CopySourceRange=f"bytes={lo}-{hi}")
+            res = self._call(
+                self._client.upload_part_copy,
+                Key=full_key,
+                UploadId=upload_id,
+                PartNumber=i + 1,
+                CopySource=source,
+                CopySourceRange=f"bytes={lo}-{hi}",
+            )
             return {"ETag": res["CopyPartResult"]["ETag"], "PartNumber": i + 1}
 
         with self._multipart(dst, futures) as (full_key, upload_id):
@@ -337,8 +347,12 @@ class S3Store(Store):
         """Wait for every part (re-raising the first failure) and complete the upload."""
         wait(futures)
         parts = [f.result() for f in futures]
-        self._call(self._client.complete_multipart_upload, Key=full_key, UploadId=upload_id,
-                   MultipartUpload={"Parts": parts})
+        self._call(
+            self._client.complete_multipart_upload,
+            Key=full_key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+        )
 
     def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
         from botocore.exceptions import ClientError
@@ -440,7 +454,7 @@ class S3Store(Store):
 
     @staticmethod
     def _ts(obj: dict) -> float:
-        lm = obj.get("LastModified") or datetime.now(timezone.utc)
+        lm = obj.get("LastModified") or datetime.now(UTC)
         return lm.timestamp()
 
     def list_blobs(self) -> Iterator[BlobInfo]:
@@ -467,7 +481,9 @@ class S3Store(Store):
             for page in self._call(paginator.paginate, Prefix=self._key(sub)):
                 for up in page.get("Uploads", []):
                     if up["Initiated"].timestamp() < older_than:
-                        self._call(self._client.abort_multipart_upload, Key=up["Key"], UploadId=up["UploadId"])
+                        self._call(
+                            self._client.abort_multipart_upload, Key=up["Key"], UploadId=up["UploadId"]
+                        )
                         n += 1
         for obj in self._list(STAGING):
             if self._ts(obj) < older_than:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.bake.conftest import DEBIAN_PYTHON, FIXTURES, metadata_for, image_tag
+from tests.bake.conftest import DEBIAN_PYTHON, FIXTURES, image_tag, metadata_for
 from trtbuild.bake import BakeRequest, TritonOptions, bake, prepare
 from trtbuild.bake.render import HealthCheck
 from trtbuild.bake.versions import probe_base_version

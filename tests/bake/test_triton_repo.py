@@ -74,7 +74,7 @@ def test_unknown_required_placeholder_names_the_flag(engine_factory, tmp_path):
     templates = tmp_path / "templates"
     shutil.copytree(TEMPLATES_DIR, templates)
     cfg = templates / "tensorrt_llm" / "config.pbtxt"
-    cfg.write_text(cfg.read_text() + "input [ { name: \"x\" data_type: ${new_tensor_type} dims: [ 1 ] } ]\n")
+    cfg.write_text(cfg.read_text() + 'input [ { name: "x" data_type: ${new_tensor_type} dims: [ 1 ] } ]\n')
     info = read_engine(engine_factory())
     with pytest.raises(
         InputError, match=r"tensorrt_llm/config.pbtxt needs \$\{new_tensor_type\}.*--triton-param"

@@ -13,7 +13,11 @@ import pytest
 from tests.registry.conftest import backend, pg_url, s3_url  # noqa: F401  (fixtures)
 from tests.runner.conftest import engine_ulimits  # noqa: F401  (fixture)
 from tests.toolchain_double.fixture import (  # noqa: F401  (fixtures)
-    docker_client, make_tiny_llama, toolchain_double, write_toolchains_toml)
+    docker_client,
+    make_tiny_llama,
+    toolchain_double,
+    write_toolchains_toml,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,9 +49,17 @@ class Project:
         if ulimits is not None:  # a sandboxed Docker Engine that cannot raise memlock
             self.build_flags += ["--memlock-limit", str(ulimits["memlock"][0])]
 
-    def recipe(self, name: str = "tiny.toml", *, max_batch_size: int = 4, extra: str = "",
-               arch: str = "sm90", model: Path | None = None, tp: int = 2,
-               recipe_name: str = "tiny-llama-bf16") -> Path:
+    def recipe(
+        self,
+        name: str = "tiny.toml",
+        *,
+        max_batch_size: int = 4,
+        extra: str = "",
+        arch: str = "sm90",
+        model: Path | None = None,
+        tp: int = 2,
+        recipe_name: str = "tiny-llama-bf16",
+    ) -> Path:
         path = self.root / name
         path.write_text(f"""name = "{recipe_name}"
 [model]
@@ -68,8 +80,14 @@ toolchain = "double-1.1.0"
         return path
 
     def cli(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "trtbuild", *args], env={**self.env, **(env or {})},
-                              cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "trtbuild", *args],
+            env={**self.env, **(env or {})},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def build(self, recipe: Path, *more: str, env: dict | None = None) -> dict:
         result = self.cli("build", str(recipe), "--json", *self.build_flags, *more, env=env)
@@ -77,8 +95,11 @@ toolchain = "double-1.1.0"
         return json.loads(result.stdout)
 
     def popen_build(self, recipe: Path, *more: str, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "trtbuild", "build", str(recipe), *self.build_flags, *more],
-                                env={**self.env, **(env or {})}, cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-
-
+        return subprocess.Popen(
+            [sys.executable, "-m", "trtbuild", "build", str(recipe), *self.build_flags, *more],
+            env={**self.env, **(env or {})},
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )

@@ -20,8 +20,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 def _created_containers(client, since: float) -> list[str]:
-    events = client.events(since=int(since), until=int(time.time()) + 1, decode=True,
-                           filters={"type": "container", "event": "create"})
+    events = client.events(
+        since=int(since),
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"type": "container", "event": "create"},
+    )
     return [e["Actor"]["Attributes"].get("name", "") for e in events]
 
 
@@ -84,7 +88,9 @@ def test_ctrl_c_mid_build_leaves_nothing(project, docker_client):  # noqa: F811
 
 def test_two_concurrent_builds_build_once(project, docker_client):  # noqa: F811
     # a batch size of its own per backend: the engine key (and container names) differ between runs
-    recipe = project.recipe("concurrent.toml", max_batch_size=3 if project.backend.kind == "local-sqlite" else 7)
+    recipe = project.recipe(
+        "concurrent.toml", max_batch_size=3 if project.backend.kind == "local-sqlite" else 7
+    )
     since = time.time() - 1
     procs = [project.popen_build(recipe, "--json", env={"TOOLCHAIN_DOUBLE_SLEEP": "3"}) for _ in range(2)]
     results = []

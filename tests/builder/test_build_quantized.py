@@ -41,7 +41,9 @@ def _python_flags() -> list[str]:
 
 @pytest.mark.parametrize("backend", ["local-sqlite"], indirect=True)
 def test_fp8_build_through_the_quantize_driver(project, quant_model):
-    recipe = project.recipe("fp8.toml", model=quant_model, tp=1, extra=QUANTIZED, recipe_name="tiny-llama-fp8")
+    recipe = project.recipe(
+        "fp8.toml", model=quant_model, tp=1, extra=QUANTIZED, recipe_name="tiny-llama-fp8"
+    )
     first = project.build(recipe, *_python_flags())
     assert first["steps_run"] == ["quantize", "build", "verify", "publish"]
     shown = json.loads(project.cli("show", first["hash"], "--json").stdout)
@@ -55,8 +57,9 @@ def test_fp8_build_through_the_quantize_driver(project, quant_model):
     assert [a["build_key"] for a in ckpt] == [first["checkpoint_key"]]
 
     # only shapes change: the quantized checkpoint comes from the registry, ModelOpt does not run again
-    project.recipe("fp8.toml", model=quant_model, tp=1, extra=QUANTIZED, recipe_name="tiny-llama-fp8",
-                   max_batch_size=16)
+    project.recipe(
+        "fp8.toml", model=quant_model, tp=1, extra=QUANTIZED, recipe_name="tiny-llama-fp8", max_batch_size=16
+    )
     second = project.build(recipe, *_python_flags())
     assert second["checkpoint_key"] == first["checkpoint_key"]
     assert second["steps_run"] == ["build", "verify", "publish"]

@@ -9,16 +9,46 @@ from pathlib import Path
 
 import pytest
 
-from trtbuild.quantize.options import (ENV_GATE, ENV_MAX_KL, ENV_MIN_TOP1, GATE_DEFAULTS, ArgvError, QuantizeOptions,
-                                       _parser, build_argv, build_env, parse_argv, validate_options)
+from trtbuild.quantize.options import (
+    ENV_GATE,
+    ENV_MAX_KL,
+    ENV_MIN_TOP1,
+    GATE_DEFAULTS,
+    ArgvError,
+    QuantizeOptions,
+    _parser,
+    build_argv,
+    build_env,
+    parse_argv,
+    validate_options,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = {f["flag"]: f for f in json.loads((ROOT / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text())["quantize"]}
+SPEC = {
+    f["flag"]: f
+    for f in json.loads((ROOT / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text())["quantize"]
+}
 
-FULL = QuantizeOptions(model_dir="/m", output_dir="/o", qformat="int4_awq", kv_cache_dtype="fp8", tp_size=2,
-                       pp_size=2, calib_dataset="/data/c.jsonl", calib_size=64, batch_size=4,
-                       calib_max_seq_length=256, awq_block_size=64, dtype="bfloat16", device="cpu", seed=7,
-                       tokenizer_max_seq_length=4096, accuracy_gate=False, min_top1=0.5, max_kl=0.3)
+FULL = QuantizeOptions(
+    model_dir="/m",
+    output_dir="/o",
+    qformat="int4_awq",
+    kv_cache_dtype="fp8",
+    tp_size=2,
+    pp_size=2,
+    calib_dataset="/data/c.jsonl",
+    calib_size=64,
+    batch_size=4,
+    calib_max_seq_length=256,
+    awq_block_size=64,
+    dtype="bfloat16",
+    device="cpu",
+    seed=7,
+    tokenizer_max_seq_length=4096,
+    accuracy_gate=False,
+    min_top1=0.5,
+    max_kl=0.3,
+)
 
 
 def _pairs(argv):
@@ -58,8 +88,14 @@ def test_optional_flags_left_out():
 
 def test_argv_and_env_round_trip():
     env = build_env(FULL, torch_extensions_dir="/cache/ext")
-    assert env == {ENV_GATE: "0", "TRTBUILD_QUANT_GATE_PROMPTS": "16", "TRTBUILD_QUANT_GATE_TOKENS": "32",
-                   ENV_MIN_TOP1: "0.5", ENV_MAX_KL: "0.3", "TORCH_EXTENSIONS_DIR": "/cache/ext"}
+    assert env == {
+        ENV_GATE: "0",
+        "TRTBUILD_QUANT_GATE_PROMPTS": "16",
+        "TRTBUILD_QUANT_GATE_TOKENS": "32",
+        ENV_MIN_TOP1: "0.5",
+        ENV_MAX_KL: "0.3",
+        "TORCH_EXTENSIONS_DIR": "/cache/ext",
+    }
     assert parse_argv(build_argv(FULL), env) == FULL
     plain = QuantizeOptions(model_dir="/m", output_dir="/o", qformat="int8_sq")
     assert parse_argv(build_argv(plain), {}) == plain
@@ -78,7 +114,10 @@ def test_bad_argv_and_env_raise_argv_error():
 
 def test_thresholds_and_validation():
     assert QuantizeOptions("/m", "/o", qformat="int4_awq").thresholds() == GATE_DEFAULTS["int4_awq"]
-    assert QuantizeOptions("/m", "/o", qformat="fp8", min_top1=0.99).thresholds() == (0.99, GATE_DEFAULTS["fp8"][1])
+    assert QuantizeOptions("/m", "/o", qformat="fp8", min_top1=0.99).thresholds() == (
+        0.99,
+        GATE_DEFAULTS["fp8"][1],
+    )
     bad = QuantizeOptions("/m", "/o", qformat="fp8", tp_size=0, calib_size=-1, min_top1=2.0)
     problems = validate_options(bad)
     assert any("--tp_size 0" in p for p in problems) and any("--calib_size -1" in p for p in problems)
@@ -89,14 +128,27 @@ def test_thresholds_and_validation():
 def test_driver_modules_import_only_allowed_libraries():
     """The driver runs in the toolchain image with trtbuild/ on PYTHONPATH: stdlib, torch, transformers,
     modelopt, safetensors, numpy and trtbuild's own stdlib modules only."""
-    allowed = set(sys.stdlib_module_names) | {"torch", "transformers", "modelopt", "safetensors", "numpy",
-                                               "trtbuild"}
+    allowed = set(sys.stdlib_module_names) | {
+        "torch",
+        "transformers",
+        "modelopt",
+        "safetensors",
+        "numpy",
+        "trtbuild",
+    }
     pkg = ROOT / "trtbuild" / "quantize"
     for path in [*pkg.glob("*.py"), ROOT / "trtbuild" / "errors.py", ROOT / "trtbuild" / "__init__.py"]:
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trtbuild"):
-                assert node.module in ("trtbuild.errors",) or node.module.startswith("trtbuild.quantize"), node.module
+                assert node.module in ("trtbuild.errors",) or node.module.startswith("trtbuild.quantize"), (
+                    node.module
+                )

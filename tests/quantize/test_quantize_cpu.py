@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.quantize.conftest import quiet
-from trtbuild.quantize import (REPORT_NAME, AccuracyGateFailed, QuantizeInputError, QuantizeOptions, ShapeError,
-                               run_quantize)
+from trtbuild.quantize import (
+    REPORT_NAME,
+    AccuracyGateFailed,
+    QuantizeInputError,
+    QuantizeOptions,
+    ShapeError,
+    run_quantize,
+)
 
 pytestmark = [pytest.mark.quantize, pytest.mark.slow]
 
@@ -37,8 +43,12 @@ def test_quantize_export_matrix(tiny_llama, tmp_path, fmt, kv, tp):
     import torch
 
     out = tmp_path / "ckpt"
-    report = run_quantize(QuantizeOptions(model_dir=tiny_llama, output_dir=str(out), qformat=fmt, kv_cache_dtype=kv,
-                                          tp_size=tp, **SMALL), log=quiet)
+    report = run_quantize(
+        QuantizeOptions(
+            model_dir=tiny_llama, output_dir=str(out), qformat=fmt, kv_cache_dtype=kv, tp_size=tp, **SMALL
+        ),
+        log=quiet,
+    )
     cfg = json.loads((out / "config.json").read_text())
     q = cfg["quantization"]
     assert q["quant_algo"] == EXPECTED[fmt]["quant_algo"]
@@ -47,7 +57,11 @@ def test_quantize_export_matrix(tiny_llama, tmp_path, fmt, kv, tp):
         assert q["group_size"] == 128 and q["pre_quant_scale"] is True and q["has_zero_point"] is False
     else:
         assert "group_size" not in q
-    assert cfg["mapping"]["tp_size"] == tp and cfg["mapping"]["pp_size"] == 1 and cfg["mapping"]["world_size"] == tp
+    assert (
+        cfg["mapping"]["tp_size"] == tp
+        and cfg["mapping"]["pp_size"] == 1
+        and cfg["mapping"]["world_size"] == tp
+    )
     assert cfg["dtype"] == "float16"  # the tiny checkpoint's dtype (--dtype auto)
     ranks = sorted(p.name for p in out.glob("rank*.safetensors"))
     assert ranks == [f"rank{r}.safetensors" for r in range(tp)]
@@ -72,14 +86,20 @@ def test_quantize_export_matrix(tiny_llama, tmp_path, fmt, kv, tp):
             assert "transformer.layers.0.mlp.proj.activation_scaling_factor" in w
         has_kv = "transformer.layers.0.attention.kv_cache_scaling_factor" in w
         assert has_kv == (kv is not None)
-        assert "lm_head.weight" in w and str(w["lm_head.weight"].dtype) == "torch.float16"  # lm_head stays float
+        assert (
+            "lm_head.weight" in w and str(w["lm_head.weight"].dtype) == "torch.float16"
+        )  # lm_head stays float
 
     # the report shows that calibration happened and what it cost
     rep = json.loads((out / REPORT_NAME).read_text())
     assert rep == json.loads(json.dumps(report, default=str))
-    assert rep["status"] == "ok" and rep["export"]["quantization"]["quant_algo"] == EXPECTED[fmt]["quant_algo"]
+    assert (
+        rep["status"] == "ok" and rep["export"]["quantization"]["quant_algo"] == EXPECTED[fmt]["quant_algo"]
+    )
     kinds = rep["quantizers"]["by_kind"]
-    assert kinds["weight_quantizer"]["enabled"] == 14 == kinds["weight_quantizer"]["calibrated"]  # 7 linears x 2
+    assert (
+        kinds["weight_quantizer"]["enabled"] == 14 == kinds["weight_quantizer"]["calibrated"]
+    )  # 7 linears x 2
     assert kinds["weight_quantizer"]["amax_max"] > kinds["weight_quantizer"]["amax_min"] > 0
     if fmt in ("fp8", "int8_sq"):
         assert kinds["input_quantizer"]["calibrated"] == kinds["input_quantizer"]["enabled"] == 14
@@ -90,7 +110,9 @@ def test_quantize_export_matrix(tiny_llama, tmp_path, fmt, kv, tp):
         assert kinds["k_bmm_quantizer"]["calibrated"] == 2 and kinds["v_bmm_quantizer"]["calibrated"] == 2
         assert kinds["k_bmm_quantizer"]["num_bits"] == [4, 3]
     cal = rep["calibration"]
-    assert cal["dataset"] == "builtin" and cal["samples"] == 8 and cal["seq_len"] == 64 and cal["tokens"] == 512
+    assert (
+        cal["dataset"] == "builtin" and cal["samples"] == 8 and cal["seq_len"] == 64 and cal["tokens"] == 512
+    )
     assert cal["seconds"] > 0
     acc = rep["accuracy"]
     assert acc["passed"] and acc["enforced"] and acc["prompts"] == 16 and acc["positions"] > 16 * 10
@@ -98,13 +120,24 @@ def test_quantize_export_matrix(tiny_llama, tmp_path, fmt, kv, tp):
     assert set(rep["versions"]) >= {"torch", "modelopt", "transformers"} and rep["versions"]["modelopt"]
     assert rep["format"]["calib_dtype"] == "float32" and rep["format"]["export_dtype"] == "float16"
     assert sorted(f["path"] for f in rep["export"]["files"]) == sorted(
-        p.name for p in out.iterdir() if p.name != REPORT_NAME)
+        p.name for p in out.iterdir() if p.name != REPORT_NAME
+    )
 
 
 def test_int8_kv_cache_and_pipeline_parallel(tiny_llama, tmp_path):
     out = tmp_path / "ckpt"
-    run_quantize(QuantizeOptions(model_dir=tiny_llama, output_dir=str(out), qformat="int8_sq", kv_cache_dtype="int8",
-                                 tp_size=2, pp_size=2, **SMALL), log=quiet)
+    run_quantize(
+        QuantizeOptions(
+            model_dir=tiny_llama,
+            output_dir=str(out),
+            qformat="int8_sq",
+            kv_cache_dtype="int8",
+            tp_size=2,
+            pp_size=2,
+            **SMALL,
+        ),
+        log=quiet,
+    )
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["quantization"]["kv_cache_quant_algo"] == "INT8"
     assert cfg["mapping"] == {**cfg["mapping"], "tp_size": 2, "pp_size": 2, "world_size": 4}
@@ -119,8 +152,12 @@ def test_int8_kv_cache_and_pipeline_parallel(tiny_llama, tmp_path):
 
 def test_kv_cache_only_with_full_prec(tiny_llama, tmp_path):
     out = tmp_path / "ckpt"
-    rep = run_quantize(QuantizeOptions(model_dir=tiny_llama, output_dir=str(out), qformat="full_prec",
-                                       kv_cache_dtype="fp8", **SMALL), log=quiet)
+    rep = run_quantize(
+        QuantizeOptions(
+            model_dir=tiny_llama, output_dir=str(out), qformat="full_prec", kv_cache_dtype="fp8", **SMALL
+        ),
+        log=quiet,
+    )
     q = json.loads((out / "config.json").read_text())["quantization"]
     assert q["quant_algo"] is None and q["kv_cache_quant_algo"] == "FP8"
     assert set(rep["quantizers"]["by_kind"]) == {"k_bmm_quantizer", "v_bmm_quantizer"}
@@ -159,7 +196,9 @@ def test_accuracy_gate_catches_broken_calibration(tiny_llama, tmp_path, fmt):
 
 def test_awq_shape_error_before_calibration_and_the_fix_works(awq_misfit_llama, tmp_path):
     out = tmp_path / "ckpt"
-    opts = QuantizeOptions(model_dir=awq_misfit_llama, output_dir=str(out), qformat="int4_awq", tp_size=2, **SMALL)
+    opts = QuantizeOptions(
+        model_dir=awq_misfit_llama, output_dir=str(out), qformat="int4_awq", tp_size=2, **SMALL
+    )
     t0 = time.perf_counter()
     with pytest.raises(ShapeError) as err:
         run_quantize(opts, log=quiet)
@@ -169,18 +208,22 @@ def test_awq_shape_error_before_calibration_and_the_fix_works(awq_misfit_llama, 
     assert "quantization.awq_block_size [--awq_block_size]" in msg and "320" in msg and "to 64" in msg
 
     # the rule matches ModelOpt: bare export of this model at tp 2 with block 128 fails ...
-    import torch
-    from transformers import AutoModelForCausalLM
-
     import modelopt.torch.quantization as mtq
+    import torch
     from modelopt.torch.export import export_tensorrt_llm_checkpoint
+    from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(awq_misfit_llama, dtype=torch.float32)
     ids = torch.randint(0, 512, (2, 32))
     model = mtq.quantize(model, mtq.INT4_AWQ_CFG, lambda m: m(input_ids=ids))
     with pytest.raises(NotImplementedError, match="not divisible for block size 128"):
-        export_tensorrt_llm_checkpoint(model, decoder_type="llama", dtype=torch.float16,
-                                       export_dir=tmp_path / "bare", inference_tensor_parallel=2)
+        export_tensorrt_llm_checkpoint(
+            model,
+            decoder_type="llama",
+            dtype=torch.float16,
+            export_dir=tmp_path / "bare",
+            inference_tensor_parallel=2,
+        )
     # ... and the suggested fix (block 64) goes through the driver
     opts.awq_block_size = 64
     run_quantize(opts, log=quiet)
@@ -189,10 +232,15 @@ def test_awq_shape_error_before_calibration_and_the_fix_works(awq_misfit_llama, 
 
 def test_input_errors(tiny_llama, tmp_path):
     with pytest.raises(QuantizeInputError, match="no such directory"):
-        run_quantize(QuantizeOptions(model_dir=str(tmp_path / "nope"), output_dir=str(tmp_path / "o"), **SMALL))
+        run_quantize(
+            QuantizeOptions(model_dir=str(tmp_path / "nope"), output_dir=str(tmp_path / "o"), **SMALL)
+        )
     with pytest.raises(QuantizeInputError, match="never downloads"):
-        run_quantize(QuantizeOptions(model_dir=tiny_llama, output_dir=str(tmp_path / "o"),
-                                     calib_dataset="cnn_dailymail", **SMALL))
+        run_quantize(
+            QuantizeOptions(
+                model_dir=tiny_llama, output_dir=str(tmp_path / "o"), calib_dataset="cnn_dailymail", **SMALL
+            )
+        )
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
@@ -205,10 +253,23 @@ def test_input_errors(tiny_llama, tmp_path):
 
 def test_custom_calibration_file(tiny_llama, tmp_path):
     data = tmp_path / "calib.jsonl"
-    data.write_text("\n".join(json.dumps({"text": f"Line {i}: the quick brown fox jumps over the lazy dog {i} times."})
-                              for i in range(5)) + "\n")
-    rep = run_quantize(QuantizeOptions(model_dir=tiny_llama, output_dir=str(tmp_path / "o"), qformat="fp8",
-                                       calib_dataset=str(data), **SMALL), log=quiet)
+    data.write_text(
+        "\n".join(
+            json.dumps({"text": f"Line {i}: the quick brown fox jumps over the lazy dog {i} times."})
+            for i in range(5)
+        )
+        + "\n"
+    )
+    rep = run_quantize(
+        QuantizeOptions(
+            model_dir=tiny_llama,
+            output_dir=str(tmp_path / "o"),
+            qformat="fp8",
+            calib_dataset=str(data),
+            **SMALL,
+        ),
+        log=quiet,
+    )
     cal = rep["calibration"]
     assert cal["dataset"] == str(data.resolve()) and cal["passages"] == 5 and cal["passes"] > 1
     assert rep["accuracy"]["prompts"] == 16  # held-out prompts come from the built-in set

@@ -7,10 +7,22 @@ import sys
 
 from trtbuild.quantize.shapes import check_shapes, errors_only
 
-LLAMA_8B = {"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, "num_key_value_heads": 8,
-            "num_hidden_layers": 32, "vocab_size": 128256}
-TINY = {"hidden_size": 256, "intermediate_size": 768, "num_attention_heads": 4, "num_key_value_heads": 2,
-        "num_hidden_layers": 2, "vocab_size": 512}
+LLAMA_8B = {
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "num_hidden_layers": 32,
+    "vocab_size": 128256,
+}
+TINY = {
+    "hidden_size": 256,
+    "intermediate_size": 768,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "vocab_size": 512,
+}
 
 
 def test_valid_layouts_have_no_problems():
@@ -39,8 +51,14 @@ def test_awq_block_divisibility_names_block_size_field_and_a_block_that_works():
 def test_awq_misfit_with_no_block_fix_points_at_tp():
     cfg = {**LLAMA_8B, "intermediate_size": 14336}  # 14336/8 = 1792 = 14 x 128: fine; /16 would break heads
     assert check_shapes(cfg, "int4_awq", 8, 1, 128) == []
-    cfg = {**TINY, "hidden_size": 320, "num_attention_heads": 5, "num_key_value_heads": 5, "head_dim": 64,
-           "intermediate_size": 768}
+    cfg = {
+        **TINY,
+        "hidden_size": 320,
+        "num_attention_heads": 5,
+        "num_key_value_heads": 5,
+        "head_dim": 64,
+        "intermediate_size": 768,
+    }
     problems = errors_only(check_shapes(cfg, "int4_awq", 1, 1, 128))
     assert problems and "hidden_size (q/k/v, gate/up input)=320" in problems[0].message
     assert "awq_block_size to 64" in problems[0].fix
@@ -51,8 +69,11 @@ def test_heads_and_kv_heads_must_divide_by_tp():
     assert [p.field for p in errors_only(problems)] == ["parallelism.tp"]
     assert "num_key_value_heads=2" in problems[0].message
     assert "[1, 2]" in problems[0].fix
-    problems = errors_only(check_shapes({**TINY, "num_attention_heads": 6, "num_key_value_heads": 6,
-                                         "head_dim": 64}, "fp8", 4, 1, 128))
+    problems = errors_only(
+        check_shapes(
+            {**TINY, "num_attention_heads": 6, "num_key_value_heads": 6, "head_dim": 64}, "fp8", 4, 1, 128
+        )
+    )
     assert any("num_attention_heads=6" in p.message for p in problems)
 
 
@@ -80,9 +101,11 @@ def test_multimodal_text_config_is_read():
 
 
 def test_importable_without_torch_transformers_or_modelopt():
-    code = ("import sys\n"
-            "import trtbuild.quantize, trtbuild.quantize.shapes, trtbuild.quantize.options, trtbuild.quantize.driver\n"
-            "heavy = [m for m in ('torch', 'transformers', 'modelopt', 'numpy', 'pydantic', 'click', 'registry')"
-            " if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        "import sys\n"
+        "import trtbuild.quantize, trtbuild.quantize.shapes, trtbuild.quantize.options, trtbuild.quantize.driver\n"
+        "heavy = [m for m in ('torch', 'transformers', 'modelopt', 'numpy', 'pydantic', 'click', 'registry')"
+        " if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.recipes.helpers import write_recipe
-from trtbuild.plan import plan_recipe
+from trtbuild.build.plan import plan_recipe
 from trtbuild.errors import LockError
-from trtbuild.lock import lock_path_for, lock_recipe, read_lock
-from trtbuild.recipe import load_recipe
+from trtbuild.recipe.load import load_recipe
+from trtbuild.recipe.lock import lock_path_for, lock_recipe, read_lock
 
 IMAGE_DIGEST = "sha256:" + "ab" * 32
 COMMIT = "c0ffee" + "0" * 34
@@ -31,8 +31,10 @@ def test_lock_pins_image_and_revision(tmp_path):
     calls: list = []
     lock, path = lock_recipe(load_recipe(recipe), **_resolvers(calls))
     assert path == lock_path_for(recipe) == tmp_path / "recipe.lock"
-    assert calls == [("image", "nvcr.io/nvidia/tensorrt-llm/release:1.1.0"),
-                     ("revision", "meta-llama/Meta-Llama-3-8B-Instruct", "main")]
+    assert calls == [
+        ("image", "nvcr.io/nvidia/tensorrt-llm/release:1.1.0"),
+        ("revision", "meta-llama/Meta-Llama-3-8B-Instruct", "main"),
+    ]
     assert read_lock(load_recipe(recipe)) == lock
     plan = plan_recipe(recipe, locked=True)
     assert plan.pins.image == f"nvcr.io/nvidia/tensorrt-llm/release@{IMAGE_DIGEST}"

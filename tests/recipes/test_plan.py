@@ -10,10 +10,10 @@ from click.testing import CliRunner
 
 from tests.conftest import RECIPES
 from tests.recipes.helpers import DELETE, write_recipe
-from trtbuild import cli_spec
-from trtbuild.plan import plan_recipe
+from trtbuild.build.plan import plan_recipe
 from trtbuild.cli import cli
-from trtbuild.recipe import is_pins_file
+from trtbuild.recipe import cli_spec
+from trtbuild.recipe.load import is_pins_file
 
 EXAMPLES = sorted(p for p in RECIPES.glob("*.toml") if not is_pins_file(p))
 TOOL_OF_KIND = {"quantize": "quantize", "convert": "convert_checkpoint", "build": "trtllm-build"}
@@ -30,7 +30,10 @@ def test_every_emitted_flag_is_valid_for_the_pinned_release(recipe):
     plan = plan_recipe(recipe)
     family = plan.recipe.toolchain.cli_spec
     container_steps = [s for s in plan.steps if s.image]
-    assert [s.kind for s in plan.steps][0] == "fetch" and [s.kind for s in plan.steps][-2:] == ["verify", "publish"]
+    assert [s.kind for s in plan.steps][0] == "fetch" and [s.kind for s in plan.steps][-2:] == [
+        "verify",
+        "publish",
+    ]
     assert len(container_steps) == 2
     for step in container_steps:
         argv = step.argv
@@ -126,14 +129,20 @@ BOTH = [
 
 @pytest.mark.parametrize("change", ENGINE_ONLY, ids=lambda c: next(iter(c)))
 def test_build_only_changes_keep_the_checkpoint_key(tmp_path, change):
-    base, changed = _keys(write_recipe(tmp_path, name="a.toml")), _keys(write_recipe(tmp_path, change, "b.toml"))
+    base, changed = (
+        _keys(write_recipe(tmp_path, name="a.toml")),
+        _keys(write_recipe(tmp_path, change, "b.toml")),
+    )
     assert changed["checkpoint"] == base["checkpoint"]
     assert changed["engine"] != base["engine"]
 
 
 @pytest.mark.parametrize("change", BOTH, ids=lambda c: next(iter(c)))
 def test_checkpoint_changes_change_both_keys(tmp_path, change):
-    base, changed = _keys(write_recipe(tmp_path, name="a.toml")), _keys(write_recipe(tmp_path, change, "b.toml"))
+    base, changed = (
+        _keys(write_recipe(tmp_path, name="a.toml")),
+        _keys(write_recipe(tmp_path, change, "b.toml")),
+    )
     assert changed["checkpoint"] != base["checkpoint"]
     assert changed["engine"] != base["engine"]
 

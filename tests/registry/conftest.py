@@ -42,15 +42,29 @@ class Backend:
 
         return Registry.open(self.db_url, self.store_url)
 
-    def cli(self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
         env = {**os.environ, **self.env, **(extra_env or {})}
-        return subprocess.run([sys.executable, "-m", "trtbuild", *args], env=env, cwd=REPO,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "trtbuild", *args],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         env = {**os.environ, **self.env, **(extra_env or {})}
-        return subprocess.Popen([sys.executable, "-m", "trtbuild", *args], env=env, cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "trtbuild", *args],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 @pytest.fixture
@@ -121,8 +135,12 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
         db, store = f"sqlite:///{tmp_path / 'registry.db'}", f"file://{tmp_path / 'store'}"
     else:
         db, store = request.getfixturevalue("pg_url"), request.getfixturevalue("s3_url")
-    return Backend(request.param, db, store,
-                   {"TRTBUILD_DB_URL": db, "TRTBUILD_STORE_URL": store, "TRTBUILD_HOME": str(home)})
+    return Backend(
+        request.param,
+        db,
+        store,
+        {"TRTBUILD_DB_URL": db, "TRTBUILD_STORE_URL": store, "TRTBUILD_HOME": str(home)},
+    )
 
 
 def make_engine(root: Path, files: dict[str, bytes | int], seed: int = 0) -> Path:
@@ -138,5 +156,13 @@ def make_engine(root: Path, files: dict[str, bytes | int], seed: int = 0) -> Pat
     return root
 
 
-ENGINE_META = {"gpu_arch": "sm90", "tp": 1, "pp": 1, "trtllm_version": "1.0.0", "cuda_version": "12.9",
-               "dtype": "float16", "quant_format": "fp8", "max_batch_size": 8}
+ENGINE_META = {
+    "gpu_arch": "sm90",
+    "tp": 1,
+    "pp": 1,
+    "trtllm_version": "1.0.0",
+    "cuda_version": "12.9",
+    "dtype": "float16",
+    "quant_format": "fp8",
+    "max_batch_size": 8,
+}

@@ -38,17 +38,21 @@ def test_resolve_returns_full_best_with_names_and_tags(pg_url: str, tmp_path: Pa
     reg.close()
 
 
-def test_idle_connection_dropped_by_the_server_is_replaced(pg_url: str, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_idle_connection_dropped_by_the_server_is_replaced(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import registry.catalog.db as db
 
     reg = Registry.open(pg_url, f"file://{tmp_path / 'store'}")
     assert reg.catalog.get_row("sha256:" + "0" * 64) is None  # a pooled connection now exists
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        killed = conn.execute(text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one()
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
     admin.dispose()
     assert killed >= 1
     monkeypatch.setattr(db, "PING_IDLE_S", 0.0)  # the pooled connection counts as idle: pinged, replaced

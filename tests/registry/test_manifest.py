@@ -17,22 +17,27 @@ def _obj(files: list[dict]) -> dict:
 
 
 def test_manifest_digest_is_canonical_json_sha256() -> None:
-    m = mf.build("engine", [mf.FileEntry("rank0.engine", 3, HEX), mf.FileEntry("config.json", 2, HEX)], {"tp": 1})
+    m = mf.build(
+        "engine", [mf.FileEntry("rank0.engine", 3, HEX), mf.FileEntry("config.json", 2, HEX)], {"tp": 1}
+    )
     assert [f.path for f in m.files] == ["config.json", "rank0.engine"]
     assert m.digest == digest_of(m.to_obj())
     assert mf.parse(m.to_bytes(), m.digest) == m
 
 
-@pytest.mark.parametrize("path, why", [
-    ("/etc/passwd", "absolute"),
-    ("../escape", "'..'"),
-    ("a/../../b", "'..'"),
-    ("a//b", "not normalised"),
-    ("./a", "not normalised"),
-    ("a\\b", "backslash"),
-    (".trtbuild-artifact.json", "reserved"),
-    ("", "non-empty"),
-])
+@pytest.mark.parametrize(
+    "path, why",
+    [
+        ("/etc/passwd", "absolute"),
+        ("../escape", "'..'"),
+        ("a/../../b", "'..'"),
+        ("a//b", "not normalised"),
+        ("./a", "not normalised"),
+        ("a\\b", "backslash"),
+        (".trtbuild-artifact.json", "reserved"),
+        ("", "non-empty"),
+    ],
+)
 def test_unsafe_paths_are_refused(path: str, why: str) -> None:
     obj = _obj([{"path": path, "size": 1, "sha256": HEX}])
     data = canonical_json(obj)

@@ -25,14 +25,24 @@ def _head() -> str:
 
 def test_alembic_upgrade_head_on_empty_postgres(pg_url: str) -> None:
     env = {**os.environ, "TRTBUILD_DB_URL": pg_url, "PYTHONPATH": str(REPO)}
-    r = subprocess.run([sys.executable, "-m", "alembic", "-c", "registry/alembic.ini", "upgrade", "head"],
-                       cwd=REPO, env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "alembic", "-c", "registry/alembic.ini", "upgrade", "head"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     engine = create_engine(pg_url)
     insp = inspect(engine)
     assert TABLES <= set(insp.get_table_names())
     idx = {i["name"] for i in insp.get_indexes("artifacts")}
-    assert {"ix_artifacts_build_key_kind", "ix_artifacts_name_created", "ix_artifacts_arch_trtllm", "ix_artifacts_resolve"} <= idx
+    assert {
+        "ix_artifacts_build_key_kind",
+        "ix_artifacts_name_created",
+        "ix_artifacts_arch_trtllm",
+        "ix_artifacts_resolve",
+    } <= idx
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == _head()
     engine.dispose()

@@ -31,8 +31,12 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def test_push_pull_roundtrip_idempotent(backend: Backend, tmp_path: Path) -> None:
     reg = backend.open()
-    src = make_engine(tmp_path / "eng", {"config.json": b'{"a": 1}', "rank0.engine": 200_000, "sub/x.bin": 10})
-    art = _push(reg, src, tag="prod", provenance={"host": "b1", "driver_version": "570.1", "build_log_hash": "x"})
+    src = make_engine(
+        tmp_path / "eng", {"config.json": b'{"a": 1}', "rank0.engine": 200_000, "sub/x.bin": 10}
+    )
+    art = _push(
+        reg, src, tag="prod", provenance={"host": "b1", "driver_version": "570.1", "build_log_hash": "x"}
+    )
     assert art.hash == mf.build("engine", [], {}).digest or art.hash.startswith("sha256:")
     assert art.metadata == ENGINE_META and art.provenance["build_log_hash"] == "x"
     assert art.columns["driver_version"] == "570.1" and "driver_version" not in art.metadata
@@ -53,7 +57,9 @@ def test_push_pull_roundtrip_idempotent(backend: Backend, tmp_path: Path) -> Non
 
 def test_repush_after_config_change_uploads_only_that_file(backend: Backend, tmp_path: Path) -> None:
     reg = backend.open()
-    src = make_engine(tmp_path / "eng", {"config.json": b'{"v": 1}', "rank0.engine": 300_000, "rank1.engine": 300_000})
+    src = make_engine(
+        tmp_path / "eng", {"config.json": b'{"v": 1}', "rank0.engine": 300_000, "rank1.engine": 300_000}
+    )
     first = _push(reg, src, build_key="k1")
     (src / "config.json").write_bytes(b'{"v": 22}')
     second = _push(reg, src, build_key="k1")
@@ -88,7 +94,9 @@ def _corrupt_blob(backend: Backend, reg, hexdigest: str, size: int) -> None:  # 
         path.chmod(0o644)
         path.write_bytes(bad)
     else:
-        reg.store._client.put_object(Bucket=reg.store.bucket, Key=reg.store._key(blob_key(hexdigest)), Body=bad)
+        reg.store._client.put_object(
+            Bucket=reg.store.bucket, Key=reg.store._key(blob_key(hexdigest)), Body=bad
+        )
 
 
 def test_corrupted_blob_fails_pull_and_leaves_dest_untouched(backend: Backend, tmp_path: Path) -> None:
@@ -109,18 +117,35 @@ def test_corrupted_blob_fails_pull_and_leaves_dest_untouched(backend: Backend, t
     assert not (tmp_path / "dest2").exists()
 
 
-@pytest.mark.parametrize("entry, match", [
-    ({"path": "../../escape.txt", "size": 3, "sha256": "0" * 64}, "'..'"),
-    ({"path": "/tmp/abs.txt", "size": 3, "sha256": "0" * 64}, "absolute"),
-    ({"path": "link", "size": 0, "sha256": "0" * 64, "type": "symlink", "target": "/etc/passwd"}, "link"),
-])
-def test_malicious_manifest_is_refused_before_any_write(backend: Backend, tmp_path: Path, entry: dict, match: str) -> None:
+@pytest.mark.parametrize(
+    "entry, match",
+    [
+        ({"path": "../../escape.txt", "size": 3, "sha256": "0" * 64}, "'..'"),
+        ({"path": "/tmp/abs.txt", "size": 3, "sha256": "0" * 64}, "absolute"),
+        ({"path": "link", "size": 0, "sha256": "0" * 64, "type": "symlink", "target": "/etc/passwd"}, "link"),
+    ],
+)
+def test_malicious_manifest_is_refused_before_any_write(
+    backend: Backend, tmp_path: Path, entry: dict, match: str
+) -> None:
     reg = backend.open()
     obj = {"schema": mf.SCHEMA, "kind": "engine", "files": [entry], "metadata": {}}
     hash_ = digest_of(obj)
     reg.store.put_manifest(hash_[7:], canonical_json(obj))
-    reg.catalog.publish({"hash": hash_, "kind": "engine", "name": "evil", "size": 3, "file_count": 1,
-                         "created_at": utcnow(), "manifest": obj, "provenance": {}}, "evil", "latest")
+    reg.catalog.publish(
+        {
+            "hash": hash_,
+            "kind": "engine",
+            "name": "evil",
+            "size": 3,
+            "file_count": 1,
+            "created_at": utcnow(),
+            "manifest": obj,
+            "provenance": {},
+        },
+        "evil",
+        "latest",
+    )
     dest = tmp_path / "x" / "dest"
     with pytest.raises(UnsafeManifest, match=match):
         reg.pull("evil:latest", dest)
@@ -136,10 +161,25 @@ def test_push_refuses_symlinks(backend: Backend, tmp_path: Path) -> None:
 
 
 def test_eight_processes_push_the_same_artifact(backend: Backend, tmp_path: Path) -> None:
-    src = make_engine(tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 2_000_000, "rank1.engine": 500_000})
+    src = make_engine(
+        tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 2_000_000, "rank1.engine": 500_000}
+    )
     meta = json.dumps(ENGINE_META)
-    procs = [backend.popen("push", str(src), "--name", "same", "--tag", "t", "--metadata", meta, "--json",
-                           extra_env={"TRTBUILD_HOME": str(tmp_path / f"home{i}")}) for i in range(8)]
+    procs = [
+        backend.popen(
+            "push",
+            str(src),
+            "--name",
+            "same",
+            "--tag",
+            "t",
+            "--metadata",
+            meta,
+            "--json",
+            extra_env={"TRTBUILD_HOME": str(tmp_path / f"home{i}")},
+        )
+        for i in range(8)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     hashes = {json.loads(o[0])["hash"] for o in outs}
@@ -151,8 +191,12 @@ def test_eight_processes_push_the_same_artifact(backend: Backend, tmp_path: Path
 
 
 @pytest.mark.slow
-def test_kill9_during_push_leaves_nothing_visible_and_repush_completes(backend: Backend, tmp_path: Path) -> None:
-    src = make_engine(tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 24 << 20, "rank1.engine": 24 << 20})
+def test_kill9_during_push_leaves_nothing_visible_and_repush_completes(
+    backend: Backend, tmp_path: Path
+) -> None:
+    src = make_engine(
+        tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 24 << 20, "rank1.engine": 24 << 20}
+    )
     small_parts = {"TRTBUILD_S3_MULTIPART_MIB": "8", "TRTBUILD_S3_PART_MIB": "5", "TRTBUILD_HASH_CACHE": "0"}
     reg = backend.open()
     rng = random.Random(1234)
@@ -186,8 +230,14 @@ def test_database_unreachable_is_a_clear_error(backend: Backend, tmp_path: Path)
     assert r.returncode == 1
     assert "cannot use the catalog database" in r.stderr and "Traceback" not in r.stderr
     assert "secret" not in r.stderr
-    r = backend.cli("push", str(make_engine(tmp_path / "e", {"a": b"1"})), "--name", "x",
-                    "--db-url", "sqlite:////proc/no/such/dir/registry.db")
+    r = backend.cli(
+        "push",
+        str(make_engine(tmp_path / "e", {"a": b"1"})),
+        "--name",
+        "x",
+        "--db-url",
+        "sqlite:////proc/no/such/dir/registry.db",
+    )
     assert r.returncode == 1 and "cannot create the directory" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -202,9 +252,14 @@ def test_resolve_picks_and_explains(backend: Backend, tmp_path: Path) -> None:
     }
     arts = {}
     for i, (label, meta) in enumerate(variants.items()):
-        arts[label] = reg.push(make_engine(tmp_path / label, {"config.json": label.encode(), "rank0.engine": 1000}, seed=i),
-                               name="llama", metadata=meta)
-    host = HostFacts(gpu_arch="sm90", driver_version="570.124.06", gpu_count=4, gpu_mem_gib=79.6, trtllm_version="1.0.0")
+        arts[label] = reg.push(
+            make_engine(tmp_path / label, {"config.json": label.encode(), "rank0.engine": 1000}, seed=i),
+            name="llama",
+            metadata=meta,
+        )
+    host = HostFacts(
+        gpu_arch="sm90", driver_version="570.124.06", gpu_count=4, gpu_mem_gib=79.6, trtllm_version="1.0.0"
+    )
     res = reg.resolve("llama", host)
     assert res.best is not None and res.best.hash == arts["h100-tp1"].hash
     reasons = {a.hash: r for a, r in res.rejected}
@@ -212,11 +267,38 @@ def test_resolve_picks_and_explains(backend: Backend, tmp_path: Path) -> None:
     assert "SM arch sm80 != host sm90" in reasons[arts["a100"].hash]
     assert "TensorRT-LLM 0.21.0 != host runtime 1.0.0" in reasons[arts["old-trtllm"].hash]
     assert "580" in reasons[arts["cuda13"].hash]
-    r = backend.cli("resolve", "llama", "--gpu-arch", "sm80", "--driver", "470.57.02", "--gpus", "1",
-                    "--gpu-mem-gib", "40", "--trtllm", "1.0.0")
+    r = backend.cli(
+        "resolve",
+        "llama",
+        "--gpu-arch",
+        "sm80",
+        "--driver",
+        "470.57.02",
+        "--gpus",
+        "1",
+        "--gpu-mem-gib",
+        "40",
+        "--trtllm",
+        "1.0.0",
+    )
     assert r.returncode == 1 and "rejected" in r.stderr
-    r = backend.cli("pull", "llama", str(tmp_path / "resolved"), "--resolve", "--gpu-arch", "sm90", "--driver",
-                    "570.124.06", "--gpus", "4", "--gpu-mem-gib", "79.6", "--trtllm", "1.0.0", "--json")
+    r = backend.cli(
+        "pull",
+        "llama",
+        str(tmp_path / "resolved"),
+        "--resolve",
+        "--gpu-arch",
+        "sm90",
+        "--driver",
+        "570.124.06",
+        "--gpus",
+        "4",
+        "--gpu-mem-gib",
+        "79.6",
+        "--trtllm",
+        "1.0.0",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["hash"] == arts["h100-tp1"].hash
     with pytest.raises(NotFound):
@@ -226,11 +308,20 @@ def test_resolve_picks_and_explains(backend: Backend, tmp_path: Path) -> None:
 def test_gc_keeps_tagged_leased_and_shared_blobs(backend: Backend, tmp_path: Path) -> None:
     reg = backend.open()
     shared = {"rank0.engine": random.Random(5).randbytes(50_000)}  # identical bytes in two artifacts
-    tagged = _push(reg, make_engine(tmp_path / "t", {"config.json": b"t", **shared}, seed=7), name="m", tag="prod")
+    tagged = _push(
+        reg, make_engine(tmp_path / "t", {"config.json": b"t", **shared}, seed=7), name="m", tag="prod"
+    )
     time.sleep(0.01)
-    leased = _push(reg, make_engine(tmp_path / "l", {"config.json": b"l", "rank0.engine": 60_000}, seed=8), name="m", build_key="bk")
+    leased = _push(
+        reg,
+        make_engine(tmp_path / "l", {"config.json": b"l", "rank0.engine": 60_000}, seed=8),
+        name="m",
+        build_key="bk",
+    )
     time.sleep(0.01)
-    old = _push(reg, make_engine(tmp_path / "o", {"config.json": b"o", "x.bin": 70_000, **shared}, seed=7), name="m")
+    old = _push(
+        reg, make_engine(tmp_path / "o", {"config.json": b"o", "x.bin": 70_000, **shared}, seed=7), name="m"
+    )
     assert reg.acquire_lease("bk", "builder-1", 600)
     dry = reg.gc(keep_last=0, dry_run=True, grace_s=0)
     assert dry.deleted_artifacts == [old.hash] and reg.get(old.hash)
@@ -275,19 +366,36 @@ def test_lease_is_atomic_across_processes(backend: Backend) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from registry.api import Registry; "
-            "r = Registry.open(); print(r.acquire_lease('shared-key', sys.argv[1], 60))")
+    code = (
+        "import sys; from registry.api import Registry; "
+        "r = Registry.open(); print(r.acquire_lease('shared-key', sys.argv[1], 60))"
+    )
     env = {**os.environ, **backend.env}
-    procs = [subprocess.Popen([sys.executable, "-c", code, f"holder{i}"], env=env, stdout=subprocess.PIPE, text=True)
-             for i in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, f"holder{i}"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for i in range(8)
+    ]
     results = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert sorted(results) == ["False"] * 7 + ["True"]
 
 
 def test_cli_show_ls_json(backend: Backend, tmp_path: Path) -> None:
     src = make_engine(tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 1000})
-    r = backend.cli("push", str(src), "--name", "cli", "--tag", "v1", "--json",
-                    "--metadata", json.dumps(ENGINE_META), "--provenance", '{"host": "h", "extra": [1, 2]}')
+    r = backend.cli(
+        "push",
+        str(src),
+        "--name",
+        "cli",
+        "--tag",
+        "v1",
+        "--json",
+        "--metadata",
+        json.dumps(ENGINE_META),
+        "--provenance",
+        '{"host": "h", "extra": [1, 2]}',
+    )
     assert r.returncode == 0, r.stderr
     h = json.loads(r.stdout)["hash"]
     shown = json.loads(backend.cli("show", "cli:v1", "--json").stdout)

@@ -9,12 +9,21 @@ GIB = 1 << 30
 
 
 def cand(**kw: object) -> dict:
-    base = {"hash": "sha256:" + "1" * 64, "gpu_arch": "sm90", "trtllm_version": "1.0.0", "cuda_version": "12.9",
-            "tp": 1, "pp": 1, "size": 10 * GIB}
+    base = {
+        "hash": "sha256:" + "1" * 64,
+        "gpu_arch": "sm90",
+        "trtllm_version": "1.0.0",
+        "cuda_version": "12.9",
+        "tp": 1,
+        "pp": 1,
+        "size": 10 * GIB,
+    }
     return base | kw
 
 
-H100 = HostFacts(gpu_arch="sm90", driver_version="570.124.06", gpu_count=8, gpu_mem_gib=79.6, trtllm_version="1.0.0")
+H100 = HostFacts(
+    gpu_arch="sm90", driver_version="570.124.06", gpu_count=8, gpu_mem_gib=79.6, trtllm_version="1.0.0"
+)
 
 
 def test_normalize_arch() -> None:
@@ -29,14 +38,19 @@ def test_driver_minimums_are_sourced_or_unknown() -> None:
     assert check_driver("13.0", "535.104.05", True).ok is True  # documented forward-compat branch
     assert check_driver("13.0", "535.104.05", False).ok is False  # only on data-center GPUs
     assert check_driver("13.0", "545.23.08", True).ok is False
-    assert check_driver(None, "580.1", True).ok is None and "unknown" in check_driver(None, "580.1", True).reason
+    assert (
+        check_driver(None, "580.1", True).ok is None and "unknown" in check_driver(None, "580.1", True).reason
+    )
     assert check_driver("14.0", "600.1", True).ok is None
 
 
 def test_each_constraint_is_explained() -> None:
     assert evaluate(cand(), H100).failures == []
     assert "SM arch sm80 != host sm90" in evaluate(cand(gpu_arch="sm80"), H100).failures[0]
-    assert "TensorRT-LLM 0.21.0 != host runtime 1.0.0" in evaluate(cand(trtllm_version="0.21.0"), H100).failures[0]
+    assert (
+        "TensorRT-LLM 0.21.0 != host runtime 1.0.0"
+        in evaluate(cand(trtllm_version="0.21.0"), H100).failures[0]
+    )
     old = HostFacts("sm90", "520.1", 8, 79.6, "1.0.0")
     assert "minimum for CUDA 12.9" in evaluate(cand(), old).failures[0]
     assert "needs 16 GPUs" in evaluate(cand(tp=8, pp=2), H100).failures[0]

@@ -36,10 +36,14 @@ def _uploads(store) -> list[dict]:  # noqa: ANN001
     return res.get("Uploads", [])
 
 
-def test_staged_push_publishes_by_digest_and_leaves_no_staging(small_parts: None, s3_url: str, tmp_path: Path) -> None:
+def test_staged_push_publishes_by_digest_and_leaves_no_staging(
+    small_parts: None, s3_url: str, tmp_path: Path
+) -> None:
     reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
     assert reg.store.can_ingest
-    src = make_engine(tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 23 * MIB + 7, "small.bin": 3 * MIB})
+    src = make_engine(
+        tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 23 * MIB + 7, "small.bin": 3 * MIB}
+    )
     art = reg.push(src, name="staged", metadata=ENGINE_META)
     assert reg.last_push.uploaded_bytes == art.size and reg.last_push.reused_bytes == 0
     big = (src / "rank0.engine").read_bytes()
@@ -56,8 +60,9 @@ def test_staged_push_publishes_by_digest_and_leaves_no_staging(small_parts: None
     assert (tmp_path / "out" / "rank0.engine").read_bytes() == big
 
 
-def test_hash_first_mode_still_works(small_parts: None, s3_url: str, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hash_first_mode_still_works(
+    small_parts: None, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TRTBUILD_S3_STAGED_PUSH", "0")
     reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
     assert not reg.store.can_ingest
@@ -68,8 +73,9 @@ def test_hash_first_mode_still_works(small_parts: None, s3_url: str, tmp_path: P
     assert _keys(reg.store, "tmp/") == []
 
 
-def test_multipart_copy_fallback(small_parts: None, s3_url: str, tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_multipart_copy_fallback(
+    small_parts: None, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """UploadPartCopy (used where a server refuses one CopyObject, e.g. AWS above 5 GiB) yields the same bytes."""
     import registry.store.s3 as s3mod
 
@@ -77,12 +83,16 @@ def test_multipart_copy_fallback(small_parts: None, s3_url: str, tmp_path: Path,
     reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
     data = os.urandom(12 * MIB + 1)
     reg.store._client.put_object(Bucket=reg.store.bucket, Key=reg.store._key("tmp/src"), Body=data)
-    reg.store._copy_multipart({"Bucket": reg.store.bucket, "Key": reg.store._key("tmp/src")}, "tmp/dst", len(data))
+    reg.store._copy_multipart(
+        {"Bucket": reg.store.bucket, "Key": reg.store._key("tmp/src")}, "tmp/dst", len(data)
+    )
     got = reg.store._client.get_object(Bucket=reg.store.bucket, Key=reg.store._key("tmp/dst"))["Body"].read()
     assert got == data
 
 
-def test_clean_staging_removes_leftovers_only_when_old(small_parts: None, s3_url: str, tmp_path: Path) -> None:
+def test_clean_staging_removes_leftovers_only_when_old(
+    small_parts: None, s3_url: str, tmp_path: Path
+) -> None:
     reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
     st = reg.store
     st._client.put_object(Bucket=st.bucket, Key=st._key("tmp/abandoned"), Body=b"x" * 100)
@@ -105,8 +115,9 @@ def test_ranged_pull_detects_a_corrupt_large_blob(small_parts: None, s3_url: str
     digest = art.files[0].sha256
     bad = bytearray((src / "rank0.engine").read_bytes())
     bad[11 * MIB] ^= 1  # one flipped bit in the third part, same size
-    reg.store._client.put_object(Bucket=reg.store.bucket, Key=reg.store._key(f"blobs/sha256/{digest[:2]}/{digest}"),
-                                 Body=bytes(bad))
+    reg.store._client.put_object(
+        Bucket=reg.store.bucket, Key=reg.store._key(f"blobs/sha256/{digest[:2]}/{digest}"), Body=bytes(bad)
+    )
     with pytest.raises(IntegrityError):
         reg.pull(art.hash, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()

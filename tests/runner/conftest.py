@@ -43,11 +43,13 @@ def engine_ulimits(docker_client, toolchain_double):  # noqa: F811
 @pytest.fixture
 def make_runner(engine_ulimits, run_label):
     """DockerRunner factory: per-test label, the ulimits this engine can apply."""
+
     def make(**kw) -> DockerRunner:
         kw.setdefault("labels", {"trtbuild.test": run_label})
         kw.setdefault("ulimits", engine_ulimits)
         kw.setdefault("stop_grace_s", 5)
         return DockerRunner(**kw)
+
     return make
 
 
@@ -70,8 +72,9 @@ def double(toolchain_double) -> str:  # noqa: F811
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
-    return make_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama",
-                           rope_scaling={"rope_type": "linear", "factor": 2.0})
+    return make_tiny_llama(
+        tmp_path_factory.mktemp("models") / "tiny-llama", rope_scaling={"rope_type": "linear", "factor": 2.0}
+    )
 
 
 def containers_with_label(client, label: str) -> list:

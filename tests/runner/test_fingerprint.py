@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.toolchain_double.fixture import DOUBLE_SRC, host_python_mounts
-from trtbuild.fingerprint import (
+from trtbuild.host.fingerprint import (
     arch_of,
     container_gpus,
     host_gpus,
@@ -22,12 +22,15 @@ from trtbuild.fingerprint import (
 # `nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader,nounits`
 EIGHT_H100 = "\n".join("NVIDIA H100 80GB HBM3, 9.0, 550.54.15, 81559" for _ in range(8)) + "\n"
 # the same query without noheader/nounits
-WITH_HEADER_AND_UNITS = ("name, compute_cap, driver_version, memory.total [MiB]\n"
-                         "NVIDIA H200, 9.0, 560.35.03, 143771 MiB\n")
+WITH_HEADER_AND_UNITS = (
+    "name, compute_cap, driver_version, memory.total [MiB]\nNVIDIA H200, 9.0, 560.35.03, 143771 MiB\n"
+)
 NA_FIELDS = "NVIDIA H100 80GB HBM3, 9.0, 535.104.05, [N/A]\nNVIDIA A100-SXM4-80GB, [N/A], 535.104.05, 81920\n"
 # a container banner before the rows (the NGC images print one), and a name with a comma
-BANNER = ("=============\n== CUDA ==\n=============\nCUDA Version 12.2, see https://docs.nvidia.com\n"
-          "NVIDIA RTX 6000 Ada Generation, Workstation, 8.9, 535.104.05, 49140\n")
+BANNER = (
+    "=============\n== CUDA ==\n=============\nCUDA Version 12.2, see https://docs.nvidia.com\n"
+    "NVIDIA RTX 6000 Ada Generation, Workstation, 8.9, 535.104.05, 49140\n"
+)
 HEADER_535 = """Wed Sep  6 08:52:26 2023
 +---------------------------------------------------------------------------------------+
 | NVIDIA-SMI 535.104.05             Driver Version: 535.104.05   CUDA Version: 12.2     |
@@ -40,8 +43,13 @@ def test_parse_eight_gpus():
     gpus = parse_gpu_query(EIGHT_H100)
     assert len(gpus) == 8 and [g.index for g in gpus] == list(range(8))
     g = gpus[0]
-    assert (g.name, g.compute_cap, g.arch, g.driver_version, g.memory_mib) == \
-        ("NVIDIA H100 80GB HBM3", "9.0", "sm90", "550.54.15", 81559)
+    assert (g.name, g.compute_cap, g.arch, g.driver_version, g.memory_mib) == (
+        "NVIDIA H100 80GB HBM3",
+        "9.0",
+        "sm90",
+        "550.54.15",
+        81559,
+    )
 
 
 def test_parse_header_units_na_banner_and_commas():
@@ -56,8 +64,15 @@ def test_parse_header_units_na_banner_and_commas():
 
 
 def test_arch_and_header_versions():
-    assert [arch_of(c) for c in ("9.0", "8.9", "8.0", "10.0", "12.0", None, "N/A")] == \
-        ["sm90", "sm89", "sm80", "sm100", "sm120", None, None]
+    assert [arch_of(c) for c in ("9.0", "8.9", "8.0", "10.0", "12.0", None, "N/A")] == [
+        "sm90",
+        "sm89",
+        "sm80",
+        "sm100",
+        "sm120",
+        None,
+        None,
+    ]
     assert parse_cuda_version(HEADER_535) == "12.2" and parse_driver_version(HEADER_535) == "535.104.05"
     assert parse_cuda_version(HEADER_OLD) == "11.4"
     assert parse_cuda_version("no header") is None
@@ -74,8 +89,10 @@ def fake_nvidia_smi(bin_dir: Path, gpus: int = 2, driver: str = "535.104.05") ->
     """The double's nvidia-smi on the host PATH (it is stdlib Python)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     script = bin_dir / "nvidia-smi"
-    script.write_text(f"#!/bin/sh\nTOOLCHAIN_DOUBLE_GPUS={gpus} TOOLCHAIN_DOUBLE_DRIVER={driver} "
-                      f"PYTHONPATH={DOUBLE_SRC} exec {sys.executable} -m trtllm_double.nvidia_smi \"$@\"\n")
+    script.write_text(
+        f"#!/bin/sh\nTOOLCHAIN_DOUBLE_GPUS={gpus} TOOLCHAIN_DOUBLE_DRIVER={driver} "
+        f'PYTHONPATH={DOUBLE_SRC} exec {sys.executable} -m trtllm_double.nvidia_smi "$@"\n'
+    )
     script.chmod(0o755)
     return bin_dir
 
@@ -83,16 +100,29 @@ def fake_nvidia_smi(bin_dir: Path, gpus: int = 2, driver: str = "535.104.05") ->
 def test_host_fingerprint_from_the_doubles_nvidia_smi(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake_nvidia_smi(tmp_path / 'bin')}:{os.environ['PATH']}")
     d = host_gpus().to_dict()
-    assert (d["gpu_count"], d["gpu_name"], d["gpu_arch"], d["compute_capability"], d["driver_version"],
-            d["cuda_driver_version"], d["memory_mib"], d["homogeneous"], d["error"]) == \
-        (2, "NVIDIA H100 80GB HBM3", "sm90", "9.0", "535.104.05", "12.2", 81559, True, None)
+    assert (
+        d["gpu_count"],
+        d["gpu_name"],
+        d["gpu_arch"],
+        d["compute_capability"],
+        d["driver_version"],
+        d["cuda_driver_version"],
+        d["memory_mib"],
+        d["homogeneous"],
+        d["error"],
+    ) == (2, "NVIDIA H100 80GB HBM3", "sm90", "9.0", "535.104.05", "12.2", 81559, True, None)
 
 
 @pytest.mark.docker
 def test_container_fingerprint_of_the_double(runner, double):
     fp = container_gpus(runner, double, gpus=0)  # the double's nvidia-smi needs no device
-    assert (fp.gpu_count, fp.gpu_name, fp.gpu_arch, fp.driver_version, fp.cuda_driver_version) == \
-        (1, "NVIDIA H100 80GB HBM3", "sm90", "535.104.05", "12.2")
+    assert (fp.gpu_count, fp.gpu_name, fp.gpu_arch, fp.driver_version, fp.cuda_driver_version) == (
+        1,
+        "NVIDIA H100 80GB HBM3",
+        "sm90",
+        "535.104.05",
+        "12.2",
+    )
     assert fp.source == f"container:{double}"
 
 
@@ -107,8 +137,12 @@ def test_container_fingerprint_without_nvidia_runtime_says_so(runner, double, do
 @pytest.mark.docker
 def test_toolchain_versions_of_the_double(runner, double):
     v = toolchain_versions(runner, double)
-    assert (v.trtllm_version, v.tensorrt_version, v.modelopt_version, v.torch_version) == \
-        ("1.1.0", "0.0.0+double", None, None)
+    assert (v.trtllm_version, v.tensorrt_version, v.modelopt_version, v.torch_version) == (
+        "1.1.0",
+        "0.0.0+double",
+        None,
+        None,
+    )
     assert v.python_version.startswith("3.11.")
 
 
@@ -125,10 +159,21 @@ def test_toolchain_versions_with_host_modelopt_mounted(runner, double):
 
 @pytest.mark.docker
 def test_collect_fingerprint_for_the_builder(runner, double):
-    from trtbuild.fingerprint import collect_fingerprint
+    from trtbuild.host.fingerprint import collect_fingerprint
 
     fp = collect_fingerprint(runner, double, gpus=0)
-    assert (fp.gpu_arch, fp.gpu_name, fp.gpu_count, fp.driver_version, fp.cuda_version, fp.trtllm_version,
-            fp.tensorrt_version) == ("sm90", "NVIDIA H100 80GB HBM3", 1, "535.104.05", "12.2", "1.1.0", "0.0.0+double")
+    assert (
+        fp.gpu_arch,
+        fp.gpu_name,
+        fp.gpu_count,
+        fp.driver_version,
+        fp.cuda_version,
+        fp.trtllm_version,
+        fp.tensorrt_version,
+    ) == ("sm90", "NVIDIA H100 80GB HBM3", 1, "535.104.05", "12.2", "1.1.0", "0.0.0+double")
     d = fp.to_dict()
-    assert d["gpu_arch"] == "sm90" and d["toolchain"]["image"] == double and d["gpu"]["gpus"][0]["memory_mib"] == 81559
+    assert (
+        d["gpu_arch"] == "sm90"
+        and d["toolchain"]["image"] == double
+        and d["gpu"]["gpus"][0]["memory_mib"] == 81559
+    )

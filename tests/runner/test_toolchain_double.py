@@ -14,14 +14,19 @@ from trtbuild.errors import StepFailed
 from trtbuild.runner import Mount, RunSpec
 
 pytestmark = pytest.mark.docker
-SPEC = json.loads((Path(__file__).resolve().parents[2] / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text())
+SPEC = json.loads(
+    (Path(__file__).resolve().parents[2] / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text()
+)
 CONVERT = "/app/tensorrt_llm/examples/models/core/llama/convert_checkpoint.py"
 
 
 def run(runner, image, argv, tmp_path, mounts=(), env=None, name="double"):
     lines: list[str] = []
-    res = runner.run(RunSpec(name=name, image=image, argv=argv, mounts=list(mounts), env=env or {}),
-                     log_path=tmp_path / f"{name}.log", on_line=lines.append)
+    res = runner.run(
+        RunSpec(name=name, image=image, argv=argv, mounts=list(mounts), env=env or {}),
+        log_path=tmp_path / f"{name}.log",
+        on_line=lines.append,
+    )
     return res, lines
 
 
@@ -32,18 +37,25 @@ def failure(runner, image, argv, tmp_path, mounts=()) -> str:
 
 
 def test_unknown_flag_fails_like_argparse(runner, double, tmp_path):
-    msg = failure(runner, double, ["trtllm-build", "--checkpoint_dir", "/c", "--max_batch", "8", "--bogus"], tmp_path)
+    msg = failure(
+        runner, double, ["trtllm-build", "--checkpoint_dir", "/c", "--max_batch", "8", "--bogus"], tmp_path
+    )
     assert "exit code 2" in msg and "trtllm-build: error: unrecognized arguments: --bogus" in msg
-    msg = failure(runner, double, ["python3", CONVERT, "--model_dir", "/m", "--tp", "2", "--use_fp9"], tmp_path)
+    msg = failure(
+        runner, double, ["python3", CONVERT, "--model_dir", "/m", "--tp", "2", "--use_fp9"], tmp_path
+    )
     assert "exit code 2" in msg and "unrecognized arguments: --use_fp9" in msg
 
 
-@pytest.mark.parametrize("argv,expected", [
-    (["--max_batch_size", "many"], "argument --max_batch_size: invalid int value: 'many'"),
-    (["--gemm_plugin", "int4"], "argument --gemm_plugin: invalid choice: 'int4'"),
-    (["--context_fmha", "true"], "argument --context_fmha: invalid choice: 'true'"),
-    (["--kv_cache_type", "sometimes"], "argument --kv_cache_type: invalid KVCacheType"),
-])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["--max_batch_size", "many"], "argument --max_batch_size: invalid int value: 'many'"),
+        (["--gemm_plugin", "int4"], "argument --gemm_plugin: invalid choice: 'int4'"),
+        (["--context_fmha", "true"], "argument --context_fmha: invalid choice: 'true'"),
+        (["--kv_cache_type", "sometimes"], "argument --kv_cache_type: invalid KVCacheType"),
+    ],
+)
 def test_types_and_choices_are_validated(runner, double, tmp_path, argv, expected):
     msg = failure(runner, double, ["trtllm-build", "--checkpoint_dir", "/c", *argv], tmp_path)
     assert "exit code 2" in msg and expected in msg
@@ -76,8 +88,10 @@ PARSE_EACH = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("tool,extra", [("trtllm-build", None), ("convert_checkpoint_llama", None),
-                                        ("trtllm-build", "trtllm-build_0.2x_extra")])
+@pytest.mark.parametrize(
+    "tool,extra",
+    [("trtllm-build", None), ("convert_checkpoint_llama", None), ("trtllm-build", "trtllm-build_0.2x_extra")],
+)
 def test_every_flag_of_the_spec_is_accepted(runner, toolchain_double, tmp_path, tool, extra):
     version = "0.21.0" if extra else "1.1.0"
     entries = SPEC[extra] if extra else SPEC[tool]
@@ -85,14 +99,20 @@ def test_every_flag_of_the_spec_is_accepted(runner, toolchain_double, tmp_path, 
     for e in entries:
         for name in [e["flag"], *e.get("aliases", [])]:
             argvs.append([name, *_valid_value(e)])
-    _, lines = run(runner, toolchain_double[version],
-                   ["python3", "-c", PARSE_EACH, tool, version, json.dumps(argvs)], tmp_path)
+    _, lines = run(
+        runner,
+        toolchain_double[version],
+        ["python3", "-c", PARSE_EACH, tool, version, json.dumps(argvs)],
+        tmp_path,
+    )
     assert len([ln for ln in lines if ln.startswith("accepted")]) == len(argvs)
 
 
 def test_0_2x_flags_exist_only_in_the_0_2x_double(runner, toolchain_double, tmp_path):
     argv = ["trtllm-build", "--checkpoint_dir", "/c", "--auto_parallel", "2"]
-    assert "unrecognized arguments: --auto_parallel 2" in failure(runner, toolchain_double["1.1.0"], argv, tmp_path)
+    assert "unrecognized arguments: --auto_parallel 2" in failure(
+        runner, toolchain_double["1.1.0"], argv, tmp_path
+    )
     # 0.21.0 parses it and then fails on the missing checkpoint (exit 1, not 2)
     msg = failure(runner, toolchain_double["0.21.0"], argv, tmp_path)
     assert "exit code 1" in msg and "No such file or directory: '/c/config.json'" in msg
@@ -100,15 +120,36 @@ def test_0_2x_flags_exist_only_in_the_0_2x_double(runner, toolchain_double, tmp_
 
 def _convert(runner, image, model: Path, out: Path, tmp_path, *args: str) -> list[str]:
     mounts = [Mount(model, "/model"), Mount(out, "/out", read_only=False)]
-    _, lines = run(runner, image, ["python3", CONVERT, "--model_dir", "/model", "--output_dir", "/out/ckpt", *args],
-                   tmp_path, mounts, name="convert")
+    _, lines = run(
+        runner,
+        image,
+        ["python3", CONVERT, "--model_dir", "/model", "--output_dir", "/out/ckpt", *args],
+        tmp_path,
+        mounts,
+        name="convert",
+    )
     return lines
 
 
 def _build(runner, image, out: Path, tmp_path, *args: str, env=None) -> list[str]:
-    _, lines = run(runner, image, ["trtllm-build", "--checkpoint_dir", "/out/ckpt", "--output_dir", "/out/engine",
-                                   "--output_timing_cache", "/out/timing.cache", *args],
-                   tmp_path, [Mount(out, "/out", read_only=False)], env=env, name="build")
+    _, lines = run(
+        runner,
+        image,
+        [
+            "trtllm-build",
+            "--checkpoint_dir",
+            "/out/ckpt",
+            "--output_dir",
+            "/out/engine",
+            "--output_timing_cache",
+            "/out/timing.cache",
+            *args,
+        ],
+        tmp_path,
+        [Mount(out, "/out", read_only=False)],
+        env=env,
+        name="build",
+    )
     return lines
 
 
@@ -119,16 +160,30 @@ def _hf(model: Path) -> dict[str, st.Tensor]:
 def test_convert_writes_the_real_checkpoint_layout_with_sharded_weights(runner, double, tiny_llama, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    _convert(runner, double, tiny_llama, out, tmp_path, "--tp_size", "2", "--pp_size", "2", "--dtype", "bfloat16")
+    _convert(
+        runner, double, tiny_llama, out, tmp_path, "--tp_size", "2", "--pp_size", "2", "--dtype", "bfloat16"
+    )
     ckpt = out / "ckpt"
-    assert sorted(p.name for p in ckpt.iterdir()) == ["config.json"] + [f"rank{i}.safetensors" for i in range(4)]
+    assert sorted(p.name for p in ckpt.iterdir()) == ["config.json"] + [
+        f"rank{i}.safetensors" for i in range(4)
+    ]
     cfg = json.loads((ckpt / "config.json").read_text())
     assert cfg["architecture"] == "LlamaForCausalLM" and cfg["dtype"] == "bfloat16"
-    assert {k: cfg["mapping"][k] for k in ("world_size", "tp_size", "pp_size")} == {"world_size": 4, "tp_size": 2, "pp_size": 2}
+    assert {k: cfg["mapping"][k] for k in ("world_size", "tp_size", "pp_size")} == {
+        "world_size": 4,
+        "tp_size": 2,
+        "pp_size": 2,
+    }
     assert cfg["quantization"]["quant_algo"] is None and cfg["quantization"]["kv_cache_quant_algo"] is None
-    assert (cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"],
-            cfg["num_key_value_heads"], cfg["intermediate_size"], cfg["max_position_embeddings"]) == \
-        (512, 64, 4, 4, 2, 128, 256)
+    assert (
+        cfg["vocab_size"],
+        cfg["hidden_size"],
+        cfg["num_hidden_layers"],
+        cfg["num_attention_heads"],
+        cfg["num_key_value_heads"],
+        cfg["intermediate_size"],
+        cfg["max_position_embeddings"],
+    ) == (512, 64, 4, 4, 2, 128, 256)
     assert cfg["rotary_scaling"] == {"type": "linear", "factor": 2.0}
     hf = _hf(tiny_llama)
     r0, r3 = st.read(ckpt / "rank0.safetensors"), st.read(ckpt / "rank3.safetensors")
@@ -141,11 +196,13 @@ def test_convert_writes_the_real_checkpoint_layout_with_sharded_weights(runner, 
     assert qkv.dtype == "BF16" and qkv.shape == [32 + 16 + 16, 64]
     q_hf = hf["model.layers.2.self_attn.q_proj.weight"]
     expect = st.convert(st.split(q_hf, 2, 1, 0), "BF16").data
-    assert qkv.data[:len(expect)] == expect
+    assert qkv.data[: len(expect)] == expect
     # attention output split along the input dimension
     dense = r3["transformer.layers.1.attention.dense.weight"]
     assert dense.shape == [64, 32]
-    assert dense.data == st.convert(st.split(hf["model.layers.3.self_attn.o_proj.weight"], 2, 1, 1), "BF16").data
+    assert (
+        dense.data == st.convert(st.split(hf["model.layers.3.self_attn.o_proj.weight"], 2, 1, 1), "BF16").data
+    )
     for i in range(4):
         st.read_header(ckpt / f"rank{i}.safetensors")  # valid files
 
@@ -154,9 +211,24 @@ def test_build_writes_engines_and_the_engine_config(runner, double, tiny_llama, 
     out = tmp_path / "out"
     out.mkdir()
     _convert(runner, double, tiny_llama, out, tmp_path, "--tp_size", "2")
-    lines = _build(runner, double, out, tmp_path, "--max_batch_size", "8", "--max_input_len", "2048",
-                   "--gemm_plugin", "auto", "--use_paged_context_fmha", "enable", "--context_fmha", "disable",
-                   "--workers", "2")
+    lines = _build(
+        runner,
+        double,
+        out,
+        tmp_path,
+        "--max_batch_size",
+        "8",
+        "--max_input_len",
+        "2048",
+        "--gemm_plugin",
+        "auto",
+        "--use_paged_context_fmha",
+        "enable",
+        "--context_fmha",
+        "disable",
+        "--workers",
+        "2",
+    )
     eng = out / "engine"
     assert sorted(p.name for p in eng.iterdir()) == ["config.json", "rank0.engine", "rank1.engine"]
     cfg = json.loads((eng / "config.json").read_text())
@@ -175,9 +247,26 @@ def test_build_writes_engines_and_the_engine_config(runner, double, tiny_llama, 
     assert any("1 worker" in ln for ln in lines)  # --workers capped at the GPUs the double reports
     first = {r: (eng / f"rank{r}.engine").read_bytes() for r in (0, 1)}
     # deterministic: the same inputs give the same bytes; the timing cache of the first build is reused
-    lines = _build(runner, double, out, tmp_path, "--max_batch_size", "8", "--max_input_len", "2048",
-                   "--gemm_plugin", "auto", "--use_paged_context_fmha", "enable", "--context_fmha", "disable",
-                   "--workers", "2", "--input_timing_cache", "/out/timing.cache")
+    lines = _build(
+        runner,
+        double,
+        out,
+        tmp_path,
+        "--max_batch_size",
+        "8",
+        "--max_input_len",
+        "2048",
+        "--gemm_plugin",
+        "auto",
+        "--use_paged_context_fmha",
+        "enable",
+        "--context_fmha",
+        "disable",
+        "--workers",
+        "2",
+        "--input_timing_cache",
+        "/out/timing.cache",
+    )
     assert {r: (eng / f"rank{r}.engine").read_bytes() for r in (0, 1)} == first
     hit = [ln for ln in lines if "loaded timing cache" in ln]
     assert hit and hit[0].split(": ")[-1].startswith(tuple(f"{n}/{n}" for n in range(1, 20)))
@@ -188,15 +277,30 @@ def test_build_reads_a_modelopt_style_quantized_checkpoint(runner, double, tmp_p
     FP8 weights and scales."""
     ckpt = tmp_path / "out" / "ckpt"
     ckpt.mkdir(parents=True)
-    cfg = {"architecture": "LlamaForCausalLM", "dtype": "bfloat16", "vocab_size": 512, "hidden_size": 64,
-           "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128,
-           "max_position_embeddings": 1024, "rotary_scaling": {"type": "llama3", "factor": 8.0},
-           "mapping": {"world_size": 1, "tp_size": 1, "pp_size": 1},
-           "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}
+    cfg = {
+        "architecture": "LlamaForCausalLM",
+        "dtype": "bfloat16",
+        "vocab_size": 512,
+        "hidden_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 128,
+        "max_position_embeddings": 1024,
+        "rotary_scaling": {"type": "llama3", "factor": 8.0},
+        "mapping": {"world_size": 1, "tp_size": 1, "pp_size": 1},
+        "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"},
+    }
     (ckpt / "config.json").write_text(json.dumps(cfg))
-    st.write(ckpt / "rank0.safetensors", {
-        "transformer.layers.0.attention.qkv.weight": st.Tensor("F8_E4M3", [128, 64], bytes(128 * 64)),
-        "transformer.layers.0.attention.qkv.weights_scaling_factor": st.Tensor("F32", [], struct.pack("<f", 0.5))})
+    st.write(
+        ckpt / "rank0.safetensors",
+        {
+            "transformer.layers.0.attention.qkv.weight": st.Tensor("F8_E4M3", [128, 64], bytes(128 * 64)),
+            "transformer.layers.0.attention.qkv.weights_scaling_factor": st.Tensor(
+                "F32", [], struct.pack("<f", 0.5)
+            ),
+        },
+    )
     _build(runner, double, tmp_path / "out", tmp_path)
     eng = json.loads((tmp_path / "out" / "engine" / "config.json").read_text())
     assert eng["pretrained_config"]["quantization"]["quant_algo"] == "FP8"
@@ -231,8 +335,16 @@ def test_convert_refuses_tp_that_does_not_divide_heads(runner, double, tiny_llam
 
 
 def test_nvidia_smi_double(runner, double, tmp_path):
-    _, lines = run(runner, double, ["nvidia-smi", "--query-gpu=name,compute_cap,driver_version,memory.total",
-                                    "--format=csv,noheader,nounits"], tmp_path)
+    _, lines = run(
+        runner,
+        double,
+        [
+            "nvidia-smi",
+            "--query-gpu=name,compute_cap,driver_version,memory.total",
+            "--format=csv,noheader,nounits",
+        ],
+        tmp_path,
+    )
     assert lines == ["NVIDIA H100 80GB HBM3, 9.0, 535.104.05, 81559"]
     _, lines = run(runner, double, ["nvidia-smi"], tmp_path, env={"TOOLCHAIN_DOUBLE_GPUS": "2"})
     assert any("CUDA Version: 12.2" in ln for ln in lines) and any("TOOLCHAIN DOUBLE" in ln for ln in lines)

@@ -59,11 +59,13 @@ def build(client, version: str) -> str:
     try:
         client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
-        raise PublishError(f"base image {BASE_IMAGE} is missing; run tests/toolchain_double/base_image.sh") from None
+        raise PublishError(
+            f"base image {BASE_IMAGE} is missing; run tests/toolchain_double/base_image.sh"
+        ) from None
     tag = f"{REPOSITORY}:{version}"
     digest = context_digest(version)
     try:
-        if client.images.get(tag).labels.get("org.trtbuild.toolchain-double.context") == digest:
+        if client.images.get(tag).labels.get("org.trtbuild.recipe.toolchain-double.context") == digest:
             return tag
     except docker.errors.ImageNotFound:
         pass
@@ -72,10 +74,15 @@ def build(client, version: str) -> str:
         shutil.copytree(CONTEXT, ctx, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(CLI_SPEC, ctx / "cli_spec.json")
         with open(ctx / "Dockerfile", "a") as fh:
-            fh.write(f'LABEL org.trtbuild.toolchain-double.context="{digest}"\n')
+            fh.write(f'LABEL org.trtbuild.recipe.toolchain-double.context="{digest}"\n')
         try:
-            client.images.build(path=str(ctx), tag=tag, rm=True, pull=False,
-                                buildargs={"TRTLLM_VERSION": version, "TENSORRT_VERSION": TENSORRT_VERSION})
+            client.images.build(
+                path=str(ctx),
+                tag=tag,
+                rm=True,
+                pull=False,
+                buildargs={"TRTLLM_VERSION": version, "TENSORRT_VERSION": TENSORRT_VERSION},
+            )
         except docker.errors.BuildError as exc:
             log = "".join(str(x.get("stream", x.get("error", ""))) for x in exc.build_log)
             raise PublishError(f"building the toolchain double {version} failed:\n{log}") from exc
@@ -103,13 +110,17 @@ def publish(versions: tuple[str, ...] = VERSIONS, client=None) -> dict[str, str]
 
     client = client or docker.from_env()
     if not registry_up():
-        raise PublishError(f"no registry answers at http://{REGISTRY}/v2/; run tests/services/local_registry.sh start")
+        raise PublishError(
+            f"no registry answers at http://{REGISTRY}/v2/; run tests/services/local_registry.sh start"
+        )
     return {v: push(client, build(client, v)) for v in versions}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--version", action="append", help=f"TensorRT-LLM version to stand in for (default {VERSIONS})")
+    ap.add_argument(
+        "--version", action="append", help=f"TensorRT-LLM version to stand in for (default {VERSIONS})"
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     try:

@@ -77,7 +77,7 @@ def _pinned_images(trtllm_version: str) -> dict[str, str]:
     """serve/triton images of the toolchain pin with this TensorRT-LLM version (when the pins module
     exists)."""
     try:
-        from trtbuild.toolchain import load_toolchains
+        from trtbuild.recipe.toolchain import load_toolchains
     except ImportError:
         return {}
     from trtbuild.bake.versions import same_version

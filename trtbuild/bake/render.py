@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,11 @@ def dockerfiles_dir() -> Path:
     candidates = (
         [Path(env)]
         if env
-        else [Path(__file__).resolve().parents[2] / "dockerfiles", Path(sys.prefix) / "share/trtbuild/dockerfiles",
-              Path.cwd() / "dockerfiles"]
+        else [
+            Path(__file__).resolve().parents[2] / "dockerfiles",
+            Path(sys.prefix) / "share/trtbuild/dockerfiles",
+            Path.cwd() / "dockerfiles",
+        ]
     )
     for path in candidates:
         if (path / TEMPLATES["trtllm-serve"]).is_file():

@@ -9,8 +9,13 @@ from pathlib import Path
 import click
 
 toolchains_option = click.option(
-    "--toolchains", "toolchains_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    envvar="TRTBUILD_TOOLCHAINS", help="Toolchain pins file (default: recipes/toolchains.toml).")
+    "--toolchains",
+    "toolchains_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="TRTBUILD_TOOLCHAINS",
+    help="Toolchain pins file (default: recipes/toolchains.toml).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 

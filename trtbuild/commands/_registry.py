@@ -13,15 +13,27 @@ F = Callable[..., Any]
 
 def registry_options(fn: F) -> F:
     """Add --db-url and --store-url (defaults: TRTBUILD_DB_URL / TRTBUILD_STORE_URL, then the cache dir)."""
-    fn = click.option("--store-url", envvar="TRTBUILD_STORE_URL", default=None, metavar="URL",
-                      help="Store: file:///dir or s3://bucket/prefix [env TRTBUILD_STORE_URL].")(fn)
-    fn = click.option("--db-url", envvar="TRTBUILD_DB_URL", default=None, metavar="URL",
-                      help="Catalog: sqlite:///file or postgresql+psycopg://... [env TRTBUILD_DB_URL].")(fn)
+    fn = click.option(
+        "--store-url",
+        envvar="TRTBUILD_STORE_URL",
+        default=None,
+        metavar="URL",
+        help="Store: file:///dir or s3://bucket/prefix [env TRTBUILD_STORE_URL].",
+    )(fn)
+    fn = click.option(
+        "--db-url",
+        envvar="TRTBUILD_DB_URL",
+        default=None,
+        metavar="URL",
+        help="Catalog: sqlite:///file or postgresql+psycopg://... [env TRTBUILD_DB_URL].",
+    )(fn)
     return fn
 
 
 def json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (no progress bars).")(fn)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout (no progress bars).")(
+        fn
+    )
 
 
 def open_registry(db_url: str | None, store_url: str | None) -> Any:

@@ -22,7 +22,7 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
         if not sep or not name:
             raise InputError(
                 f"--triton-param {item!r}: expected NAME=VALUE",
-                hint="e.g. --triton-param " "enable_kv_cache_reuse=true",
+                hint="e.g. --triton-param enable_kv_cache_reuse=true",
             )
         out[name] = value
     return out
@@ -43,7 +43,7 @@ def _local_artifact(
         ) from None
     if not isinstance(data, dict):
         raise InputError(
-            f"--metadata {metadata_file}: expected a JSON object", hint="{\"hash\": ..., \"metadata\": {...}}"
+            f"--metadata {metadata_file}: expected a JSON object", hint='{"hash": ..., "metadata": {...}}'
         )
     if isinstance(data.get("metadata"), dict):
         return data["metadata"], data.get("hash"), data.get("name")

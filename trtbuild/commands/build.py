@@ -15,7 +15,9 @@ def _parse_mount(value: str):
     parts = value.split(":")
     if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
         raise click.BadParameter(f"{value!r}: use SRC:DST[:ro|rw]", param_hint="--mount")
-    return Mount(source=Path(parts[0]).resolve(), target=parts[1], read_only=(len(parts) == 2 or parts[2] == "ro"))
+    return Mount(
+        source=Path(parts[0]).resolve(), target=parts[1], read_only=(len(parts) == 2 or parts[2] == "ro")
+    )
 
 
 @click.command("build")
@@ -24,33 +26,70 @@ def _parse_mount(value: str):
 @click.option("--dry-run", is_flag=True, help="Validate and plan; start nothing.")
 @click.option("--locked", is_flag=True, help="Refuse a missing or stale lock file.")
 @click.option("--allow-unpinned", is_flag=True, help="Build even when the image or model revision floats.")
-@click.option("--runner", type=click.Choice(["docker", "local"]), default="docker", show_default=True,
-              help="docker: pinned toolchain containers; local: subprocesses (a CI job inside the NVIDIA image).")
-@click.option("--gpus", type=click.IntRange(min=0), default=None, help="GPUs per container (default tp × pp).")
-@click.option("--mount", "mounts", multiple=True, metavar="SRC:DST[:ro|rw]",
-              help="Extra mount for every container step (e.g. a model cache).")
+@click.option(
+    "--runner",
+    type=click.Choice(["docker", "local"]),
+    default="docker",
+    show_default=True,
+    help="docker: pinned toolchain containers; local: subprocesses (a CI job inside the NVIDIA image).",
+)
+@click.option(
+    "--gpus", type=click.IntRange(min=0), default=None, help="GPUs per container (default tp × pp)."
+)
+@click.option(
+    "--mount",
+    "mounts",
+    multiple=True,
+    metavar="SRC:DST[:ro|rw]",
+    help="Extra mount for every container step (e.g. a model cache).",
+)
 @click.option("--env", "envs", multiple=True, metavar="NAME=VALUE", help="Extra environment for every step.")
-@click.option("--no-accuracy-gate", is_flag=True, help="Publish a quantized checkpoint even if the gate fails.")
-@click.option("--tag", default="latest", show_default=True, help="Tag the engine as NAME:TAG in the registry.")
+@click.option(
+    "--no-accuracy-gate", is_flag=True, help="Publish a quantized checkpoint even if the gate fails."
+)
+@click.option(
+    "--tag", default="latest", show_default=True, help="Tag the engine as NAME:TAG in the registry."
+)
 @click.option("--timeout", "timeout_s", type=float, default=None, help="Per-step timeout in seconds.")
-@click.option("--lease-ttl", type=float, default=120.0, show_default=True, help="Build lease time-to-live, s.")
-@click.option("--memlock-limit", type=click.IntRange(min=0), default=None, metavar="BYTES",
-              help="Container memlock ulimit (default unlimited, as TensorRT-LLM wants); only for Docker Engines "
-                   "that cannot raise it.")
+@click.option(
+    "--lease-ttl", type=float, default=120.0, show_default=True, help="Build lease time-to-live, s."
+)
+@click.option(
+    "--memlock-limit",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="BYTES",
+    help="Container memlock ulimit (default unlimited, as TensorRT-LLM wants); only for Docker Engines "
+    "that cannot raise it.",
+)
 @json_option
-def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: bool, allow_unpinned: bool,
-            runner: str, gpus: int | None, mounts: tuple[str, ...], envs: tuple[str, ...], no_accuracy_gate: bool,
-            tag: str, timeout_s: float | None, lease_ttl: float, memlock_limit: int | None, as_json: bool) -> int:
+def command(
+    recipe: Path,
+    toolchains_path: Path | None,
+    dry_run: bool,
+    locked: bool,
+    allow_unpinned: bool,
+    runner: str,
+    gpus: int | None,
+    mounts: tuple[str, ...],
+    envs: tuple[str, ...],
+    no_accuracy_gate: bool,
+    tag: str,
+    timeout_s: float | None,
+    lease_ttl: float,
+    memlock_limit: int | None,
+    as_json: bool,
+) -> int:
     """Build the TensorRT-LLM engine of RECIPE, or return the one already built for its key."""
     if dry_run:
-        from trtbuild.plan import plan_recipe
+        from trtbuild.build.plan import plan_recipe
         from trtbuild.commands.plan import show_plan
 
         plan = plan_recipe(recipe, toolchains_path=toolchains_path, locked=locked)
         print_json(plan.to_dict()) if as_json else show_plan(plan)
         return 0
 
-    from trtbuild.builder import BuildOptions, build_recipe
+    from trtbuild.build.orchestrator import BuildOptions, build_recipe
 
     env = {}
     for item in envs:
@@ -58,6 +97,7 @@ def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: b
         if not eq or not name:
             raise click.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--env")
         env[name] = value
+
     def stream(line: str) -> None:
         click.echo(click.style(f"│ {line}", dim=True), err=True)
 
@@ -65,11 +105,20 @@ def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: b
         click.echo(f"{click.style('›', fg='cyan')} {message}", err=True)
 
     options = BuildOptions(
-        runner=runner, allow_unpinned=allow_unpinned, locked=locked, gpus=gpus,
-        extra_mounts=[_parse_mount(m) for m in mounts], extra_env=env, accuracy_gate=not no_accuracy_gate,
-        tag=tag, step_timeout_s=timeout_s, lease_ttl_s=lease_ttl, toolchains_path=toolchains_path,
+        runner=runner,
+        allow_unpinned=allow_unpinned,
+        locked=locked,
+        gpus=gpus,
+        extra_mounts=[_parse_mount(m) for m in mounts],
+        extra_env=env,
+        accuracy_gate=not no_accuracy_gate,
+        tag=tag,
+        step_timeout_s=timeout_s,
+        lease_ttl_s=lease_ttl,
+        toolchains_path=toolchains_path,
         memlock_limit=memlock_limit,
-        on_line=None if as_json else stream, on_event=None if as_json else event,
+        on_line=None if as_json else stream,
+        on_event=None if as_json else event,
     )
     result = build_recipe(recipe, options)
     if as_json:
@@ -77,9 +126,13 @@ def command(recipe: Path, toolchains_path: Path | None, dry_run: bool, locked: b
         return 0
     # plain click output: a cache hit should not pay for importing rich
     if result.cache_hit:
-        click.echo(f"{click.style('cache hit', fg='green')} {result.artifact.name} {result.artifact.hash} "
-                   f"(engine key {short(result.plan.engine_key)}; nothing was built)")
+        click.echo(
+            f"{click.style('cache hit', fg='green')} {result.artifact.name} {result.artifact.hash} "
+            f"(engine key {short(result.plan.engine_key)}; nothing was built)"
+        )
     else:
-        click.echo(f"{click.style('built', fg='green')} {result.artifact.name} {result.artifact.hash} in "
-                   f"{result.seconds:.1f} s (steps: {', '.join(result.steps_run)})")
+        click.echo(
+            f"{click.style('built', fg='green')} {result.artifact.name} {result.artifact.hash} in "
+            f"{result.seconds:.1f} s (steps: {', '.join(result.steps_run)})"
+        )
     return 0

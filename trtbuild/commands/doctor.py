@@ -12,15 +12,19 @@ MARKS = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[bold red]✗[/
 
 
 @click.command("doctor")
-@click.option("--recipe", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Also check disk and RAM against this recipe's model and its toolchain only.")
+@click.option(
+    "--recipe",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also check disk and RAM against this recipe's model and its toolchain only.",
+)
 @toolchains_option
 @json_option
 def command(recipe: Path | None, toolchains_path: Path | None, as_json: bool) -> int:
     """Check Docker, the NVIDIA runtime, GPUs, drivers vs toolchains, disk, RAM and the registry."""
     from rich.markup import escape
 
-    from trtbuild.doctor import run_checks
+    from trtbuild.host.doctor import run_checks
 
     checks = run_checks(recipe=recipe, toolchains_path=toolchains_path)
     failed = any(c.status == "fail" for c in checks)

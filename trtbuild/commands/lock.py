@@ -17,9 +17,9 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
     """Pin the toolchain image to its digest and the model revision to a commit, for each of RECIPES."""
     from dataclasses import asdict
 
-    from trtbuild.lock import lock_recipe
-    from trtbuild.recipe import load_recipe
-    from trtbuild.toolchain import load_toolchains
+    from trtbuild.recipe.load import load_recipe
+    from trtbuild.recipe.lock import lock_recipe
+    from trtbuild.recipe.toolchain import load_toolchains
 
     toolchains = load_toolchains(toolchains_path)
     written = []
@@ -27,8 +27,10 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
         lock, lock_path = lock_recipe(load_recipe(path, toolchains))
         written.append({"recipe": str(path), "lock": str(lock_path), **asdict(lock)})
         if not as_json:
-            console().print(f"locked {path} -> {lock_path}\n  image {lock.image}@{lock.image_digest}"
-                            + (f"\n  revision {lock.revision}" if lock.revision else ""))
+            console().print(
+                f"locked {path} -> {lock_path}\n  image {lock.image}@{lock.image_digest}"
+                + (f"\n  revision {lock.revision}" if lock.revision else "")
+            )
     if as_json:
         print_json(written)
     return 0

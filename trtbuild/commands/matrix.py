@@ -15,8 +15,8 @@ from trtbuild.commands._common import console, json_option, print_json, short, t
 @json_option
 def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bool) -> int:
     """Plan RECIPES and print {"include": [...]} for a CI matrix; recipes sharing an engine key appear once."""
-    from trtbuild.plan import plan_recipe
-    from trtbuild.recipe import is_pins_file
+    from trtbuild.build.plan import plan_recipe
+    from trtbuild.recipe.load import is_pins_file
 
     include, seen = [], set()
     for path in recipes:
@@ -27,12 +27,22 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
             continue
         seen.add(plan.engine_key)
         r = plan.recipe.recipe
-        include.append({"recipe": str(path), "name": r.name, "engine_key": plan.engine_key,
-                        "checkpoint_key": plan.checkpoint_key, "toolchain": r.target.toolchain,
-                        "gpu_arch": r.target.gpu_arch, "gpus": r.parallelism.world_size})
+        include.append(
+            {
+                "recipe": str(path),
+                "name": r.name,
+                "engine_key": plan.engine_key,
+                "checkpoint_key": plan.checkpoint_key,
+                "toolchain": r.target.toolchain,
+                "gpu_arch": r.target.gpu_arch,
+                "gpus": r.parallelism.world_size,
+            }
+        )
     if as_json:
         print_json({"include": include})
     else:
         for row in include:
-            console().print(f"{row['recipe']}  {row['name']}  {short(row['engine_key'])}  {row['gpus']} GPU(s)")
+            console().print(
+                f"{row['recipe']}  {row['name']}  {short(row['engine_key'])}  {row['gpus']} GPU(s)"
+            )
     return 0

@@ -16,7 +16,7 @@ from trtbuild.commands._common import console, json_option, print_json, short, t
 @json_option
 def command(recipe: Path, toolchains_path: Path | None, locked: bool, as_json: bool) -> int:
     """Show the build plan of RECIPE."""
-    from trtbuild.plan import plan_recipe
+    from trtbuild.build.plan import plan_recipe
 
     plan = plan_recipe(recipe, toolchains_path=toolchains_path, locked=locked)
     if as_json:
@@ -34,8 +34,10 @@ def show_plan(plan) -> None:
     from rich.table import Table
 
     out = console()
-    out.print(f"[bold]{escape(plan.recipe.recipe.name)}[/]  toolchain {plan.recipe.toolchain.name}  "
-              f"image {escape(plan.pins.image)}")
+    out.print(
+        f"[bold]{escape(plan.recipe.recipe.name)}[/]  toolchain {plan.recipe.toolchain.name}  "
+        f"image {escape(plan.pins.image)}"
+    )
     out.print(f"checkpoint key {short(plan.checkpoint_key)}   engine key {short(plan.engine_key)}")
     table = Table(show_lines=False)
     for col in ("step", "key", "runs in", "command"):
@@ -46,4 +48,6 @@ def show_plan(plan) -> None:
         table.add_row(step.name, short(step.key), where, escape(cmd))
     out.print(table)
     for warning in plan.pins.floating:
-        out.print(f"[yellow]unpinned:[/] {escape(warning)} (run trtbuild lock {escape(str(plan.recipe.path))})")
+        out.print(
+            f"[yellow]unpinned:[/] {escape(warning)} (run trtbuild lock {escape(str(plan.recipe.path))})"
+        )

@@ -13,14 +13,28 @@ from trtbuild.commands.resolve import host_options, resolve_or_fail
 @click.command("pull")
 @click.argument("ref")
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--resolve", "use_resolve", is_flag=True,
-              help="REF is a NAME: pull the best engine of that name for this host (see `trtbuild resolve`).")
+@click.option(
+    "--resolve",
+    "use_resolve",
+    is_flag=True,
+    help="REF is a NAME: pull the best engine of that name for this host (see `trtbuild resolve`).",
+)
 @host_options
 @registry_options
 @json_option
-def command(ref: str, dest: Path, use_resolve: bool, gpu_arch: str | None, driver: str | None, gpus: int | None,
-            gpu_mem_gib: float | None, trtllm: str | None, db_url: str | None, store_url: str | None,
-            as_json: bool) -> None:
+def command(
+    ref: str,
+    dest: Path,
+    use_resolve: bool,
+    gpu_arch: str | None,
+    driver: str | None,
+    gpus: int | None,
+    gpu_mem_gib: float | None,
+    trtllm: str | None,
+    db_url: str | None,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
     """Pull REF (sha256:<hex>, NAME:TAG or NAME@sha256:<hex>) into DEST, verifying every byte.
 
     Files land in a temp dir beside DEST and are renamed into place; DEST gets a marker file

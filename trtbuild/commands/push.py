@@ -19,7 +19,9 @@ def _json_object(value: str | None, flag: str) -> dict:
     try:
         obj = json.loads(text)
     except ValueError as exc:
-        raise InvalidInput(f"{flag}: not valid JSON: {exc}", hint=f"pass {flag} '{{\"key\": \"value\"}}' or {flag} @file.json") from None
+        raise InvalidInput(
+            f"{flag}: not valid JSON: {exc}", hint=f'pass {flag} \'{{"key": "value"}}\' or {flag} @file.json'
+        ) from None
     if not isinstance(obj, dict):
         raise InvalidInput(f"{flag}: expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -29,24 +31,59 @@ def _json_object(value: str | None, flag: str) -> dict:
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Artifact name, e.g. llama-3.1-8b-fp8-h100.")
 @click.option("--tag", default=None, help="Also point NAME:TAG at the pushed artifact.")
-@click.option("--kind", type=click.Choice(["engine", "checkpoint", "timing-cache"]), default="engine", show_default=True)
-@click.option("--metadata", default=None, metavar="JSON|@FILE", help="Identity fields stored in the manifest.")
-@click.option("--provenance", default=None, metavar="JSON|@FILE", help="Per-build facts stored in the catalog only.")
+@click.option(
+    "--kind", type=click.Choice(["engine", "checkpoint", "timing-cache"]), default="engine", show_default=True
+)
+@click.option(
+    "--metadata", default=None, metavar="JSON|@FILE", help="Identity fields stored in the manifest."
+)
+@click.option(
+    "--provenance", default=None, metavar="JSON|@FILE", help="Per-build facts stored in the catalog only."
+)
 @click.option("--build-key", default=None, help="Content key of the build that produced it.")
 @registry_options
 @json_option
-def command(src: Path, name: str, tag: str | None, kind: str, metadata: str | None, provenance: str | None,
-            build_key: str | None, db_url: str | None, store_url: str | None, as_json: bool) -> None:
+def command(
+    src: Path,
+    name: str,
+    tag: str | None,
+    kind: str,
+    metadata: str | None,
+    provenance: str | None,
+    build_key: str | None,
+    db_url: str | None,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
     """Push SRC (a directory) to the registry; prints the artifact hash."""
     reg = open_registry(db_url, store_url)
-    art = reg.push(src, name=name, kind=kind, metadata=_json_object(metadata, "--metadata"),
-                   provenance=_json_object(provenance, "--provenance"), build_key=build_key, tag=tag,
-                   progress=not as_json)
+    art = reg.push(
+        src,
+        name=name,
+        kind=kind,
+        metadata=_json_object(metadata, "--metadata"),
+        provenance=_json_object(provenance, "--provenance"),
+        build_key=build_key,
+        tag=tag,
+        progress=not as_json,
+    )
     res = reg.last_push
     if as_json:
-        emit_json({"hash": art.hash, "name": name, "tag": tag, "size": art.size, "created": res.created,
-                   "uploaded_bytes": res.uploaded_bytes, "reused_bytes": res.reused_bytes})
+        emit_json(
+            {
+                "hash": art.hash,
+                "name": name,
+                "tag": tag,
+                "size": art.size,
+                "created": res.created,
+                "uploaded_bytes": res.uploaded_bytes,
+                "reused_bytes": res.reused_bytes,
+            }
+        )
         return
     click.echo(art.hash)
-    click.echo(f"{'pushed' if res.created else 'already present'}: {name}{':' + tag if tag else ''} "
-               f"({human_size(art.size)}, uploaded {human_size(res.uploaded_bytes)})", err=True)
+    click.echo(
+        f"{'pushed' if res.created else 'already present'}: {name}{':' + tag if tag else ''} "
+        f"({human_size(art.size)}, uploaded {human_size(res.uploaded_bytes)})",
+        err=True,
+    )

@@ -12,20 +12,41 @@ from trtbuild.commands._registry import emit_json, json_option, open_registry, r
 
 def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--gpu-arch --driver --gpus --gpu-mem-gib --trtllm (defaults: nvidia-smi and the installed tensorrt_llm)."""
-    for decl, kw in reversed([
-        ("--gpu-arch", {"default": None, "help": "SM arch, e.g. sm90 [default: nvidia-smi]."}),
-        ("--driver", {"default": None, "help": "Driver version, e.g. 570.124.06 [default: nvidia-smi]."}),
-        ("--gpus", {"type": click.IntRange(min=1), "default": None, "help": "GPU count [default: nvidia-smi]."}),
-        ("--gpu-mem-gib", {"type": click.FloatRange(min=0), "default": None,
-                           "help": "Memory per GPU in GiB [default: nvidia-smi]."}),
-        ("--trtllm", {"default": None, "help": "TensorRT-LLM runtime version [default: installed tensorrt_llm]."}),
-    ]):
+    for decl, kw in reversed(
+        [
+            ("--gpu-arch", {"default": None, "help": "SM arch, e.g. sm90 [default: nvidia-smi]."}),
+            ("--driver", {"default": None, "help": "Driver version, e.g. 570.124.06 [default: nvidia-smi]."}),
+            (
+                "--gpus",
+                {"type": click.IntRange(min=1), "default": None, "help": "GPU count [default: nvidia-smi]."},
+            ),
+            (
+                "--gpu-mem-gib",
+                {
+                    "type": click.FloatRange(min=0),
+                    "default": None,
+                    "help": "Memory per GPU in GiB [default: nvidia-smi].",
+                },
+            ),
+            (
+                "--trtllm",
+                {"default": None, "help": "TensorRT-LLM runtime version [default: installed tensorrt_llm]."},
+            ),
+        ]
+    ):
         fn = click.option(decl, **kw)(fn)
     return fn
 
 
-def resolve_or_fail(reg: Any, name: str, gpu_arch: str | None, driver: str | None, gpus: int | None,
-                    gpu_mem_gib: float | None, trtllm: str | None) -> Any:
+def resolve_or_fail(
+    reg: Any,
+    name: str,
+    gpu_arch: str | None,
+    driver: str | None,
+    gpus: int | None,
+    gpu_mem_gib: float | None,
+    trtllm: str | None,
+) -> Any:
     """The best artifact, or NotFound listing each candidate with the constraint it failed."""
     from registry.errors import NotFound
     from registry.host import detect
@@ -42,8 +63,17 @@ def resolve_or_fail(reg: Any, name: str, gpu_arch: str | None, driver: str | Non
 @host_options
 @registry_options
 @json_option
-def command(name: str, gpu_arch: str | None, driver: str | None, gpus: int | None, gpu_mem_gib: float | None,
-            trtllm: str | None, db_url: str | None, store_url: str | None, as_json: bool) -> None:
+def command(
+    name: str,
+    gpu_arch: str | None,
+    driver: str | None,
+    gpus: int | None,
+    gpu_mem_gib: float | None,
+    trtllm: str | None,
+    db_url: str | None,
+    store_url: str | None,
+    as_json: bool,
+) -> None:
     """Pick the best engine of NAME for this host (or the host the flags describe)."""
     from registry.host import detect
 

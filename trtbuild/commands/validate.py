@@ -18,8 +18,8 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
     from rich.markup import escape
 
     from trtbuild.errors import RecipeError
-    from trtbuild.recipe import is_pins_file, load_recipe
-    from trtbuild.toolchain import load_toolchains
+    from trtbuild.recipe.load import is_pins_file, load_recipe
+    from trtbuild.recipe.toolchain import load_toolchains
 
     toolchains = load_toolchains(toolchains_path)
     results, failed = [], 0
@@ -35,7 +35,9 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
             loaded = load_recipe(path, toolchains)
         except RecipeError as exc:
             failed += 1
-            results.append({"recipe": str(path), "valid": False, "problems": [i.as_dict() for i in exc.issues]})
+            results.append(
+                {"recipe": str(path), "valid": False, "problems": [i.as_dict() for i in exc.issues]}
+            )
             if not as_json:
                 out.print(f"[red]✗[/] {escape(str(path))}")
                 out.print(escape(str(exc)))
@@ -43,9 +45,11 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
         r = loaded.recipe
         results.append({"recipe": str(path), "valid": True, "name": r.name, "toolchain": r.target.toolchain})
         if not as_json:
-            out.print(f"[green]✓[/] {escape(str(path))}  {r.name}  {r.target.toolchain}  {r.target.gpu_arch}  "
-                      f"{r.quantization.format}/kv:{r.quantization.kv_cache}  "
-                      f"tp{r.parallelism.tp}×pp{r.parallelism.pp}")
+            out.print(
+                f"[green]✓[/] {escape(str(path))}  {r.name}  {r.target.toolchain}  {r.target.gpu_arch}  "
+                f"{r.quantization.format}/kv:{r.quantization.kv_cache}  "
+                f"tp{r.parallelism.tp}×pp{r.parallelism.pp}"
+            )
     if as_json:
         print_json(results)
     if failed:

@@ -18,14 +18,41 @@ gate), ``driver`` (the run), ``__main__`` (``python3 -m trtbuild.quantize``).
 """
 
 from trtbuild.quantize.driver import REPORT_NAME, REPORT_SCHEMA, read_model_config, run_quantize
-from trtbuild.quantize.errors import (AccuracyGateFailed, CalibrationError, ExportError, QuantizeInputError,
-                                      ShapeError)
-from trtbuild.quantize.options import (BUILTIN_DATASET, GATE_DEFAULTS, ArgvError, QuantizeOptions, build_argv,
-                                       build_env, parse_argv)
+from trtbuild.quantize.errors import (
+    AccuracyGateFailed,
+    CalibrationError,
+    ExportError,
+    QuantizeInputError,
+    ShapeError,
+)
+from trtbuild.quantize.options import (
+    BUILTIN_DATASET,
+    GATE_DEFAULTS,
+    ArgvError,
+    QuantizeOptions,
+    build_argv,
+    build_env,
+    parse_argv,
+)
 from trtbuild.quantize.shapes import ShapeProblem, check_shapes
 
 __all__ = [
-    "AccuracyGateFailed", "ArgvError", "BUILTIN_DATASET", "CalibrationError", "ExportError", "GATE_DEFAULTS",
-    "QuantizeInputError", "QuantizeOptions", "REPORT_NAME", "REPORT_SCHEMA", "ShapeError", "ShapeProblem",
-    "build_argv", "build_env", "check_shapes", "parse_argv", "read_model_config", "run_quantize",
+    "AccuracyGateFailed",
+    "ArgvError",
+    "BUILTIN_DATASET",
+    "CalibrationError",
+    "ExportError",
+    "GATE_DEFAULTS",
+    "QuantizeInputError",
+    "QuantizeOptions",
+    "REPORT_NAME",
+    "REPORT_SCHEMA",
+    "ShapeError",
+    "ShapeProblem",
+    "build_argv",
+    "build_env",
+    "check_shapes",
+    "parse_argv",
+    "read_model_config",
+    "run_quantize",
 ]

@@ -45,8 +45,10 @@ def _text_of(value: object, where: str) -> tuple[str, str]:
         for key in TEXT_KEYS:
             if isinstance(value.get(key), str):
                 return value[key], str(value.get("split", "calib"))
-        raise QuantizeInputError(f"{where}: record has none of the text fields {', '.join(TEXT_KEYS)}",
-                                 hint="give each record a string field 'text'")
+        raise QuantizeInputError(
+            f"{where}: record has none of the text fields {', '.join(TEXT_KEYS)}",
+            hint="give each record a string field 'text'",
+        )
     raise QuantizeInputError(f"{where}: expected a string or an object, got {type(value).__name__}")
 
 
@@ -56,7 +58,8 @@ def read_passages(dataset: str) -> Passages:
     if not path.is_file():
         raise QuantizeInputError(
             f"--calib_dataset {dataset!r}: no such local file; trtbuild never downloads calibration data",
-            hint=f"give a local .jsonl/.json/.txt file, or {BUILTIN_DATASET!r} for the built-in set")
+            hint=f"give a local .jsonl/.json/.txt file, or {BUILTIN_DATASET!r} for the built-in set",
+        )
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -86,8 +89,10 @@ def read_passages(dataset: str) -> Passages:
     calib = [t for t, split in records if t.strip() and split != "eval"]
     held_out = [t for t, split in records if t.strip() and split == "eval"]
     if not calib:
-        raise QuantizeInputError(f"--calib_dataset {path}: no calibration text in it",
-                                 hint="add passages (records with a non-empty 'text')")
+        raise QuantizeInputError(
+            f"--calib_dataset {path}: no calibration text in it",
+            hint="add passages (records with a non-empty 'text')",
+        )
     source = BUILTIN_DATASET if dataset == BUILTIN_DATASET else str(path.resolve())
     return Passages(source, hashlib.sha256(raw).hexdigest(), calib, held_out)
 
@@ -107,8 +112,9 @@ class CalibBatches:
     passes: float  # tokens / unique_tokens: >1 means passages were reused (reshuffled) to fill calib_size
 
 
-def pack_calibration(tokenizer, texts: list[str], calib_size: int, batch_size: int, seq_len: int,
-                     seed: int) -> CalibBatches:
+def pack_calibration(
+    tokenizer, texts: list[str], calib_size: int, batch_size: int, seq_len: int, seed: int
+) -> CalibBatches:
     """Pack passages into ``calib_size`` sequences of ``seq_len`` tokens, ``batch_size`` per batch.
 
     Each sequence starts with BOS (when the tokenizer has one); passages are joined with EOS. When one
@@ -134,9 +140,9 @@ def pack_calibration(tokenizer, texts: list[str], calib_size: int, batch_size: i
             stream.extend(encoded[i])
             if len(stream) >= need:
                 break
-    rows = [([bos] if bos is not None else []) + stream[i * body:(i + 1) * body] for i in range(calib_size)]
+    rows = [([bos] if bos is not None else []) + stream[i * body : (i + 1) * body] for i in range(calib_size)]
     data = torch.tensor(rows, dtype=torch.long)
-    batches = [data[i:i + batch_size] for i in range(0, calib_size, batch_size)]
+    batches = [data[i : i + batch_size] for i in range(0, calib_size, batch_size)]
     return CalibBatches(batches, calib_size, seq_len, calib_size * seq_len, unique, round(need / unique, 3))
 
 

@@ -42,13 +42,19 @@ import platform
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from trtbuild.quantize import calib as calib_mod
 from trtbuild.quantize import formats, gate, shapes
-from trtbuild.quantize.errors import (AccuracyGateFailed, CalibrationError, ExportError, MissingDependency,
-                                      QuantizeInputError, ShapeError)
+from trtbuild.quantize.errors import (
+    AccuracyGateFailed,
+    CalibrationError,
+    ExportError,
+    MissingDependency,
+    QuantizeInputError,
+    ShapeError,
+)
 from trtbuild.quantize.options import QuantizeOptions, build_argv, validate_options
 
 REPORT_NAME = "quantize_report.json"
@@ -65,11 +71,15 @@ def read_model_config(model_dir: str) -> tuple[dict, str]:
     """(config dict, sha256 of config.json); ``QuantizeInputError`` when missing or invalid."""
     path = Path(model_dir) / "config.json"
     if not Path(model_dir).is_dir():
-        raise QuantizeInputError(f"--model_dir {model_dir}: no such directory",
-                                 hint="point it at a Hugging Face checkpoint directory")
+        raise QuantizeInputError(
+            f"--model_dir {model_dir}: no such directory",
+            hint="point it at a Hugging Face checkpoint directory",
+        )
     if not path.is_file():
-        raise QuantizeInputError(f"--model_dir {model_dir}: no config.json in it",
-                                 hint="point it at a Hugging Face checkpoint directory")
+        raise QuantizeInputError(
+            f"--model_dir {model_dir}: no config.json in it",
+            hint="point it at a Hugging Face checkpoint directory",
+        )
     raw = path.read_bytes()
     try:
         cfg = json.loads(raw)
@@ -101,13 +111,16 @@ def prepare_output_dir(out: Path) -> None:
     if previous.is_file():
         try:
             old = json.loads(previous.read_text(encoding="utf-8"))
-            old_files = [f["path"] for f in old.get("export", {}).get("files", [])] if old.get(
-                "schema") == REPORT_SCHEMA else None
+            old_files = (
+                [f["path"] for f in old.get("export", {}).get("files", [])]
+                if old.get("schema") == REPORT_SCHEMA
+                else None
+            )
         except (ValueError, AttributeError, TypeError, KeyError):
             old_files = None
         if old_files is not None:
             for rel in old_files:
-                p = (out / rel)
+                p = out / rel
                 if p.is_file() and p.resolve().parent == out.resolve():
                     p.unlink()
             previous.unlink()
@@ -116,7 +129,8 @@ def prepare_output_dir(out: Path) -> None:
     if left:
         raise QuantizeInputError(
             f"--output_dir {out}: not empty ({', '.join(left[:5])}{' ...' if len(left) > 5 else ''})",
-            hint="give an empty or new directory; trtbuild replaces only its own earlier output")
+            hint="give an empty or new directory; trtbuild replaces only its own earlier output",
+        )
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -162,19 +176,32 @@ def _check_export(out: Path, options: QuantizeOptions) -> dict:
         problems.append(f"group_size {quant.get('group_size')!r} != {options.awq_block_size}")
     world = options.tp_size * options.pp_size
     if (mapping.get("tp_size"), mapping.get("pp_size"), mapping.get("world_size")) != (
-            options.tp_size, options.pp_size, world):
+        options.tp_size,
+        options.pp_size,
+        world,
+    ):
         problems.append(f"mapping {mapping} != tp {options.tp_size} pp {options.pp_size}")
     ranks = sorted(p.name for p in out.glob("rank*.safetensors"))
     if ranks != sorted(f"rank{r}.safetensors" for r in range(world)):
         problems.append(f"rank files {ranks} != rank0..rank{world - 1}")
     if problems:
-        raise ExportError("the exported TensorRT-LLM checkpoint does not match the request: " + "; ".join(problems))
-    return {"quantization": quant, "mapping": mapping, "architecture": cfg.get("architecture"),
-            "dtype": cfg.get("dtype")}
+        raise ExportError(
+            "the exported TensorRT-LLM checkpoint does not match the request: " + "; ".join(problems)
+        )
+    return {
+        "quantization": quant,
+        "mapping": mapping,
+        "architecture": cfg.get("architecture"),
+        "dtype": cfg.get("dtype"),
+    }
 
 
-def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | None = None,
-                 log: Callable[[str], None] | None = None) -> dict:
+def run_quantize(
+    options: QuantizeOptions,
+    *,
+    post_calibration_hook: Callable | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """Quantize ``options.model_dir`` into a TensorRT-LLM checkpoint in ``options.output_dir``.
 
     Returns the report (also written as ``quantize_report.json``). Raises ``QuantizeInputError`` /
@@ -188,8 +215,9 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     if problems:
         raise QuantizeInputError("invalid options:\n  " + "\n  ".join(problems))
     config, config_sha = read_model_config(options.model_dir)
-    shape_problems = shapes.check_shapes(config, options.qformat, options.tp_size, options.pp_size,
-                                         options.awq_block_size)
+    shape_problems = shapes.check_shapes(
+        config, options.qformat, options.tp_size, options.pp_size, options.awq_block_size
+    )
     errors = shapes.errors_only(shape_problems)
     if errors:
         raise ShapeError(errors)
@@ -202,16 +230,17 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
 
     t_import = time.perf_counter()
     try:
+        import modelopt.torch.quantization as mtq
         import torch
         import transformers
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        import modelopt.torch.quantization as mtq
         from modelopt.torch.export import export_tensorrt_llm_checkpoint
         from modelopt.torch.export.model_utils import get_model_type
+        from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
-        raise MissingDependency(f"quantization needs torch, transformers and NVIDIA ModelOpt: {exc}",
-                                hint="pip install 'trtbuild[quantize]' (or run in the toolchain image)") from None
+        raise MissingDependency(
+            f"quantization needs torch, transformers and NVIDIA ModelOpt: {exc}",
+            hint="pip install 'trtbuild[quantize]' (or run in the toolchain image)",
+        ) from None
     import_s = time.perf_counter() - t_import
     if options.device == "cuda" and not torch.cuda.is_available():
         raise QuantizeInputError("--device cuda: no CUDA device is visible here", hint="use --device cpu")
@@ -225,18 +254,22 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     # --- load
     t0 = time.perf_counter()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(options.model_dir,
-                                                  model_max_length=options.tokenizer_max_seq_length)
+        tokenizer = AutoTokenizer.from_pretrained(
+            options.model_dir, model_max_length=options.tokenizer_max_seq_length
+        )
     except (OSError, ValueError) as exc:
-        raise QuantizeInputError(f"--model_dir {options.model_dir}: cannot load its tokenizer ({exc})",
-                                 hint="the checkpoint directory must include the tokenizer files") from None
+        raise QuantizeInputError(
+            f"--model_dir {options.model_dir}: cannot load its tokenizer ({exc})",
+            hint="the checkpoint directory must include the tokenizer files",
+        ) from None
     major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
     dtype_kw = "dtype" if major_minor >= (4, 56) else "torch_dtype"
     load_kw = {dtype_kw: getattr(torch, calib_dtype)}
     if device == "cuda" and importlib.util.find_spec("accelerate") is not None:
         # straight onto the GPU(s); several GPUs share a model too big for one
         model = AutoModelForCausalLM.from_pretrained(
-            options.model_dir, **load_kw, device_map="auto" if torch.cuda.device_count() > 1 else "cuda")
+            options.model_dir, **load_kw, device_map="auto" if torch.cuda.device_count() > 1 else "cuda"
+        )
     elif device == "cuda":  # transformers needs accelerate for device_map: load, then move
         model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw).to("cuda")
     else:
@@ -244,16 +277,24 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     model = model.eval()
     decoder_type = get_model_type(model)
     if decoder_type is None:
-        raise QuantizeInputError(f"--model_dir {options.model_dir}: {type(model).__name__} is not a model "
-                                 "ModelOpt can export to a TensorRT-LLM checkpoint",
-                                 hint="use a Llama-architecture checkpoint")
+        raise QuantizeInputError(
+            f"--model_dir {options.model_dir}: {type(model).__name__} is not a model "
+            "ModelOpt can export to a TensorRT-LLM checkpoint",
+            hint="use a Llama-architecture checkpoint",
+        )
     in_device = next(model.parameters()).device
     load_s = time.perf_counter() - t0
     log(f"loaded {type(model).__name__} ({decoder_type}) in {calib_dtype} on {device} in {load_s:.1f}s")
 
     # --- calibration data and gate reference
-    batches = calib_mod.pack_calibration(tokenizer, passages.calib, options.calib_size, options.batch_size,
-                                         options.calib_max_seq_length, options.seed)
+    batches = calib_mod.pack_calibration(
+        tokenizer,
+        passages.calib,
+        options.calib_size,
+        options.batch_size,
+        options.calib_max_seq_length,
+        options.seed,
+    )
     qcfg = formats.quant_config(mtq, options.qformat, options.kv_cache_dtype, options.awq_block_size)
     min_top1, max_kl = options.thresholds()
     gate_s = 0.0
@@ -274,9 +315,11 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     calibrate_s = 0.0
     qstats: dict = {"enabled": 0, "by_kind": {}, "uncalibrated": []}
     if qcfg is not None:
-        log(f"calibrating {options.qformat}"
+        log(
+            f"calibrating {options.qformat}"
             + (f" + {options.kv_cache_dtype} KV cache" if options.kv_cache_dtype else "")
-            + f" on {batches.samples} x {batches.seq_len} tokens")
+            + f" on {batches.samples} x {batches.seq_len} tokens"
+        )
         _sync(torch, device)
         t0 = time.perf_counter()
         try:
@@ -295,25 +338,46 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
             raise CalibrationError("no quantizer is enabled after mtq.quantize; ModelOpt matched no layer")
         if qstats["uncalibrated"]:
             names = ", ".join(qstats["uncalibrated"][:5])
-            raise CalibrationError(f"{len(qstats['uncalibrated'])} enabled quantizers have no valid scale after "
-                                   f"calibration (e.g. {names})", hint="check the calibration data reaches "
-                                   "every layer; raise --calib_size")
+            raise CalibrationError(
+                f"{len(qstats['uncalibrated'])} enabled quantizers have no valid scale after "
+                f"calibration (e.g. {names})",
+                hint="check the calibration data reaches every layer; raise --calib_size",
+            )
 
     versions = _versions()
     report: dict = {
-        "schema": REPORT_SCHEMA, "status": "ok", "argv": build_argv(options), "options": options.as_dict(),
-        "model": {"dir": str(Path(options.model_dir).resolve()), "architecture": type(model).__name__,
-                  "decoder_type": decoder_type, "config_sha256": config_sha,
-                  **shapes.model_dims(config)},
-        "format": {"qformat": options.qformat, "kv_cache_dtype": options.kv_cache_dtype,
-                   "awq_block_size": options.awq_block_size if options.qformat == "int4_awq" else None,
-                   "export_dtype": export_dtype, "calib_dtype": calib_dtype, "device": device},
-        "calibration": {"dataset": passages.source, "dataset_sha256": passages.sha256,
-                        "passages": len(passages.calib), "samples": batches.samples,
-                        "batch_size": options.batch_size, "seq_len": batches.seq_len, "tokens": batches.tokens,
-                        "unique_tokens": batches.unique_tokens, "passes": batches.passes,
-                        "seconds": round(calibrate_s, 4) if qcfg is not None else 0.0,
-                        "skipped": qcfg is None},
+        "schema": REPORT_SCHEMA,
+        "status": "ok",
+        "argv": build_argv(options),
+        "options": options.as_dict(),
+        "model": {
+            "dir": str(Path(options.model_dir).resolve()),
+            "architecture": type(model).__name__,
+            "decoder_type": decoder_type,
+            "config_sha256": config_sha,
+            **shapes.model_dims(config),
+        },
+        "format": {
+            "qformat": options.qformat,
+            "kv_cache_dtype": options.kv_cache_dtype,
+            "awq_block_size": options.awq_block_size if options.qformat == "int4_awq" else None,
+            "export_dtype": export_dtype,
+            "calib_dtype": calib_dtype,
+            "device": device,
+        },
+        "calibration": {
+            "dataset": passages.source,
+            "dataset_sha256": passages.sha256,
+            "passages": len(passages.calib),
+            "samples": batches.samples,
+            "batch_size": options.batch_size,
+            "seq_len": batches.seq_len,
+            "tokens": batches.tokens,
+            "unique_tokens": batches.unique_tokens,
+            "passes": batches.passes,
+            "seconds": round(calibrate_s, 4) if qcfg is not None else 0.0,
+            "skipped": qcfg is None,
+        },
         "quantizers": {"enabled": qstats["enabled"], "by_kind": qstats["by_kind"]},
         "accuracy": None,
         "shape_warnings": [p.as_dict() for p in shape_problems if p.severity != "error"],
@@ -327,22 +391,36 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
         figures = gate.compare(model, prompts, reference, in_device)
         gate_s += time.perf_counter() - t0
         failures = gate.verdict(figures, min_top1, max_kl)
-        report["accuracy"] = {**figures, "min_top1_agreement": min_top1, "max_kl_divergence": max_kl,
-                              "enforced": options.accuracy_gate, "passed": not failures, "failures": failures}
-        log(f"accuracy gate: top-1 agreement {figures['top1_agreement']:.4f} (min {min_top1}), "
+        report["accuracy"] = {
+            **figures,
+            "min_top1_agreement": min_top1,
+            "max_kl_divergence": max_kl,
+            "enforced": options.accuracy_gate,
+            "passed": not failures,
+            "failures": failures,
+        }
+        log(
+            f"accuracy gate: top-1 agreement {figures['top1_agreement']:.4f} (min {min_top1}), "
             f"mean KL {figures['mean_kl']:.5f} (max {max_kl}) over {figures['positions']} positions"
-            + ("" if not failures else f" -> FAILED{'' if options.accuracy_gate else ' (not enforced)'}"))
+            + ("" if not failures else f" -> FAILED{'' if options.accuracy_gate else ' (not enforced)'}")
+        )
         if failures and options.accuracy_gate:
             report["status"] = "accuracy_gate_failed"
-            report["timings"] = {"import_s": round(import_s, 4), "load_s": round(load_s, 4), "calibrate_s": round(calibrate_s, 4),
-                                 "gate_s": round(gate_s, 4), "total_s": round(time.perf_counter() - t_start, 4)}
+            report["timings"] = {
+                "import_s": round(import_s, 4),
+                "load_s": round(load_s, 4),
+                "calibrate_s": round(calibrate_s, 4),
+                "gate_s": round(gate_s, 4),
+                "total_s": round(time.perf_counter() - t_start, 4),
+            }
             report["export"] = {"files": []}
             _write_json_atomic(out / REPORT_NAME, report)
             raise AccuracyGateFailed(
                 f"accuracy gate failed for {options.qformat}: " + "; ".join(failures),
                 report=report,
                 hint="check the calibration data and format; relax quantization.accuracy.min_top1_agreement / "
-                     "max_kl_divergence only if the figures are acceptable, or disable the gate")
+                "max_kl_divergence only if the figures are acceptable, or disable the gate",
+            )
 
     # --- export
     staging = out / STAGING_NAME
@@ -350,9 +428,14 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
     t0 = time.perf_counter()
     try:
         with torch.no_grad():
-            export_tensorrt_llm_checkpoint(model, decoder_type=decoder_type, dtype=getattr(torch, export_dtype),
-                                           export_dir=staging, inference_tensor_parallel=options.tp_size,
-                                           inference_pipeline_parallel=options.pp_size)
+            export_tensorrt_llm_checkpoint(
+                model,
+                decoder_type=decoder_type,
+                dtype=getattr(torch, export_dtype),
+                export_dir=staging,
+                inference_tensor_parallel=options.tp_size,
+                inference_pipeline_parallel=options.pp_size,
+            )
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ExportError(f"ModelOpt export failed: {type(exc).__name__}: {exc}") from exc
@@ -366,13 +449,28 @@ def run_quantize(options: QuantizeOptions, *, post_calibration_hook: Callable | 
             os.replace(p, out / p.name)
     shutil.rmtree(staging, ignore_errors=True)
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
-    report["export"] = {**exported, "seconds": round(export_s, 4), "files": files,
-                        "bytes": sum(f["size"] for f in files)}
-    report["timings"] = {"import_s": round(import_s, 4), "load_s": round(load_s, 4), "calibrate_s": round(calibrate_s, 4), "gate_s": round(gate_s, 4),
-                         "export_s": round(export_s, 4), "total_s": round(time.perf_counter() - t_start, 4)}
-    report["memory"] = {"device": device, "peak_gpu_bytes": peak,
-                        "gpu_name": torch.cuda.get_device_name() if device == "cuda" else None}
+    report["export"] = {
+        **exported,
+        "seconds": round(export_s, 4),
+        "files": files,
+        "bytes": sum(f["size"] for f in files),
+    }
+    report["timings"] = {
+        "import_s": round(import_s, 4),
+        "load_s": round(load_s, 4),
+        "calibrate_s": round(calibrate_s, 4),
+        "gate_s": round(gate_s, 4),
+        "export_s": round(export_s, 4),
+        "total_s": round(time.perf_counter() - t_start, 4),
+    }
+    report["memory"] = {
+        "device": device,
+        "peak_gpu_bytes": peak,
+        "gpu_name": torch.cuda.get_device_name() if device == "cuda" else None,
+    }
     _write_json_atomic(out / REPORT_NAME, report)
-    log(f"wrote {len(files)} files ({report['export']['bytes'] / 1e6:.1f} MB) to {out} in "
-        f"{report['timings']['total_s']:.1f}s")
+    log(
+        f"wrote {len(files)} files ({report['export']['bytes'] / 1e6:.1f} MB) to {out} in "
+        f"{report['timings']['total_s']:.1f}s"
+    )
     return report

@@ -14,8 +14,9 @@ class ShapeError(QuantizeInputError):
 
     def __init__(self, problems: list) -> None:
         self.problems = problems
-        super().__init__("the model's shapes do not fit this quantization:\n"
-                         + "\n".join(p.render() for p in problems))
+        super().__init__(
+            "the model's shapes do not fit this quantization:\n" + "\n".join(p.render() for p in problems)
+        )
 
 
 class CalibrationError(StepFailed):

@@ -11,8 +11,12 @@ import copy
 BASE_CONFIGS = {"fp8": "FP8_DEFAULT_CFG", "int8_sq": "INT8_SMOOTHQUANT_CFG", "int4_awq": "INT4_AWQ_CFG"}
 
 # what ModelOpt 0.47 writes into the exported config.json's "quantization" section
-EXPECTED_QUANT_ALGO = {"fp8": "FP8", "int8_sq": "W8A8_SQ_PER_CHANNEL", "int4_awq": "W4A16_AWQ",
-                       "full_prec": None}
+EXPECTED_QUANT_ALGO = {
+    "fp8": "FP8",
+    "int8_sq": "W8A8_SQ_PER_CHANNEL",
+    "int4_awq": "W4A16_AWQ",
+    "full_prec": None,
+}
 EXPECTED_KV_ALGO = {None: None, "fp8": "FP8", "int8": "INT8"}
 KV_PATTERN = "*[kv]_bmm_quantizer"
 
@@ -27,14 +31,22 @@ def _kv_entries(mtq, kv_cache_dtype: str, list_form: bool):
             e.setdefault("cfg", {})["num_bits"] = num_bits
             e["cfg"].setdefault("axis", None)
     else:
-        entries = [{"quantizer_name": k, "cfg": {kk: vv for kk, vv in v.items() if kk != "enable"},
-                    **({"enable": v["enable"]} if "enable" in v else {})} for k, v in fp8_kv.items()]
+        entries = [
+            {
+                "quantizer_name": k,
+                "cfg": {kk: vv for kk, vv in v.items() if kk != "enable"},
+                **({"enable": v["enable"]} if "enable" in v else {}),
+            }
+            for k, v in fp8_kv.items()
+        ]
         for e in entries:
             e["cfg"]["num_bits"] = num_bits
     if list_form:
         return entries
-    return {e["quantizer_name"]: {**e["cfg"], **({"enable": e["enable"]} if "enable" in e else {})}
-            for e in entries}
+    return {
+        e["quantizer_name"]: {**e["cfg"], **({"enable": e["enable"]} if "enable" in e else {})}
+        for e in entries
+    }
 
 
 def quant_config(mtq, qformat: str, kv_cache_dtype: str | None, awq_block_size: int) -> dict | None:
@@ -44,8 +56,12 @@ def quant_config(mtq, qformat: str, kv_cache_dtype: str | None, awq_block_size: 
             return None
         base = copy.deepcopy(mtq.FP8_DEFAULT_CFG)
         list_form = isinstance(base["quant_cfg"], list)
-        cfg = {"quant_cfg": [{"quantizer_name": "*", "enable": False}] if list_form else {"*": {"enable": False}},
-               "algorithm": "max"}
+        cfg = {
+            "quant_cfg": [{"quantizer_name": "*", "enable": False}]
+            if list_form
+            else {"*": {"enable": False}},
+            "algorithm": "max",
+        }
     else:
         cfg = copy.deepcopy(getattr(mtq, BASE_CONFIGS[qformat]))
         list_form = isinstance(cfg["quant_cfg"], list)
@@ -62,8 +78,11 @@ def quant_config(mtq, qformat: str, kv_cache_dtype: str | None, awq_block_size: 
 
 def _set_awq_block_size(quant_cfg, block: int) -> None:
     found = False
-    items = ([e.get("cfg") for e in quant_cfg if e.get("quantizer_name") == "*weight_quantizer"]
-             if isinstance(quant_cfg, list) else [quant_cfg.get("*weight_quantizer")])
+    items = (
+        [e.get("cfg") for e in quant_cfg if e.get("quantizer_name") == "*weight_quantizer"]
+        if isinstance(quant_cfg, list)
+        else [quant_cfg.get("*weight_quantizer")]
+    )
     for attrs in items:
         if isinstance(attrs, dict) and isinstance(attrs.get("block_sizes"), dict):
             attrs["block_sizes"][-1] = block

@@ -25,7 +25,7 @@ def _logprobs(model, prompts: list, device) -> list:
     lengths = [int(p.shape[0]) for p in prompts]
     batch = torch.zeros((len(prompts), max(lengths)), dtype=torch.long)
     for i, p in enumerate(prompts):
-        batch[i, :lengths[i]] = p
+        batch[i, : lengths[i]] = p
     logits = model(input_ids=batch.to(device), use_cache=False).logits
     return [torch.log_softmax(logits[i, :n].float(), dim=-1).cpu() for i, n in enumerate(lengths)]
 
@@ -52,8 +52,14 @@ def compare(model, prompts: list, reference: list, device) -> dict:
             kl_sum += float(kl.sum())
             kl_max = max(kl_max, float(kl.max()))
             ent_sum += float(-(p_ref * ref).sum(-1).sum())
-    return {"prompts": len(prompts), "positions": positions, "top1_agreement": agree / positions,
-            "mean_kl": kl_sum / positions, "max_kl": kl_max, "ref_entropy": ent_sum / positions}
+    return {
+        "prompts": len(prompts),
+        "positions": positions,
+        "top1_agreement": agree / positions,
+        "mean_kl": kl_sum / positions,
+        "max_kl": kl_max,
+        "ref_entropy": ent_sum / positions,
+    }
 
 
 def verdict(figures: dict, min_top1: float, max_kl: float) -> list[str]:

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Mapping
 
 BUILTIN_DATASET = "builtin"
 QFORMATS = ("fp8", "int8_sq", "int4_awq", "full_prec")
@@ -84,8 +84,10 @@ class QuantizeOptions:
     def thresholds(self) -> tuple[float, float]:
         """(min top-1 agreement, max mean KL) in force: explicit values, else the format's defaults."""
         d_top1, d_kl = GATE_DEFAULTS[self.qformat]
-        return (d_top1 if self.min_top1 is None else self.min_top1,
-                d_kl if self.max_kl is None else self.max_kl)
+        return (
+            d_top1 if self.min_top1 is None else self.min_top1,
+            d_kl if self.max_kl is None else self.max_kl,
+        )
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -128,9 +130,11 @@ def build_argv(options: QuantizeOptions) -> list[str]:
 
 def build_env(options: QuantizeOptions, *, torch_extensions_dir: str | None = None) -> dict[str, str]:
     """Environment variables carrying the options quantize.py has no flag for."""
-    env = {ENV_GATE: "1" if options.accuracy_gate else "0",
-           ENV_GATE_PROMPTS: str(options.gate_prompts),
-           ENV_GATE_TOKENS: str(options.gate_tokens)}
+    env = {
+        ENV_GATE: "1" if options.accuracy_gate else "0",
+        ENV_GATE_PROMPTS: str(options.gate_prompts),
+        ENV_GATE_TOKENS: str(options.gate_tokens),
+    }
     if options.min_top1 is not None:
         env[ENV_MIN_TOP1] = repr(float(options.min_top1))
     if options.max_kl is not None:
@@ -150,17 +154,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python3 -m trtbuild.quantize", description=(
-        "Quantize a Hugging Face Llama checkpoint with NVIDIA ModelOpt and export a TensorRT-LLM "
-        "checkpoint. Flags are a subset of TensorRT-LLM's examples/quantization/quantize.py."))
+    p = _Parser(
+        prog="python3 -m trtbuild.quantize",
+        description=(
+            "Quantize a Hugging Face Llama checkpoint with NVIDIA ModelOpt and export a TensorRT-LLM "
+            "checkpoint. Flags are a subset of TensorRT-LLM's examples/quantization/quantize.py."
+        ),
+    )
     p.add_argument("--model_dir", required=True)
     p.add_argument("--output_dir", default="exported_model")
     p.add_argument("--qformat", choices=QFORMATS, default="full_prec")
     p.add_argument("--kv_cache_dtype", choices=KV_CACHE_DTYPES, default=None)
     p.add_argument("--tp_size", type=int, default=1)
     p.add_argument("--pp_size", type=int, default=1)
-    p.add_argument("--calib_dataset", default=BUILTIN_DATASET,
-                   help=f"a local .jsonl/.json/.txt file, or {BUILTIN_DATASET!r} (trtbuild's built-in set)")
+    p.add_argument(
+        "--calib_dataset",
+        default=BUILTIN_DATASET,
+        help=f"a local .jsonl/.json/.txt file, or {BUILTIN_DATASET!r} (trtbuild's built-in set)",
+    )
     p.add_argument("--calib_size", type=int, default=512)
     p.add_argument("--batch_size", type=int, default=1)
     p.add_argument("--calib_max_seq_length", type=int, default=512)
@@ -221,10 +232,15 @@ def validate_options(options: QuantizeOptions) -> list[str]:
         problems.append(f"--dtype {options.dtype!r}: use one of {', '.join(DTYPES)}")
     if options.device not in DEVICES:
         problems.append(f"--device {options.device!r}: use cuda or cpu")
-    for name, flag in (("tp_size", "--tp_size"), ("pp_size", "--pp_size"), ("calib_size", "--calib_size"),
-                       ("batch_size", "--batch_size"), ("calib_max_seq_length", "--calib_max_seq_length"),
-                       ("awq_block_size", "--awq_block_size"), ("tokenizer_max_seq_length",
-                                                                "--tokenizer_max_seq_length")):
+    for name, flag in (
+        ("tp_size", "--tp_size"),
+        ("pp_size", "--pp_size"),
+        ("calib_size", "--calib_size"),
+        ("batch_size", "--batch_size"),
+        ("calib_max_seq_length", "--calib_max_seq_length"),
+        ("awq_block_size", "--awq_block_size"),
+        ("tokenizer_max_seq_length", "--tokenizer_max_seq_length"),
+    ):
         value = getattr(options, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             problems.append(f"{flag} {value!r}: must be a positive integer")

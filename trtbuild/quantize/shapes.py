@@ -68,7 +68,8 @@ def model_dims(config: dict) -> dict[str, int]:
             raise KeyError(key)
         dims[key] = _positive_int(key, text[key])
     dims["num_key_value_heads"] = _positive_int(
-        "num_key_value_heads", text.get("num_key_value_heads") or dims["num_attention_heads"])
+        "num_key_value_heads", text.get("num_key_value_heads") or dims["num_attention_heads"]
+    )
     head_dim = text.get("head_dim") or dims["hidden_size"] // dims["num_attention_heads"]
     dims["head_dim"] = _positive_int("head_dim", head_dim)
     dims["attn_out_features"] = dims["num_attention_heads"] * dims["head_dim"]
@@ -85,12 +86,20 @@ def _divisors(n: int, limit: int = 64) -> list[int]:
     return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
 
 
-def check_shapes(config: dict, fmt: str, tp: int = 1, pp: int = 1, awq_block_size: int = 128) -> list[ShapeProblem]:
+def check_shapes(
+    config: dict, fmt: str, tp: int = 1, pp: int = 1, awq_block_size: int = 128
+) -> list[ShapeProblem]:
     """Every shape problem of quantizing ``config`` to ``fmt`` for tp x pp; empty when all is well."""
     problems: list[ShapeProblem] = []
     if fmt not in FORMATS:
-        return [ShapeProblem("quantization.format", f"unknown format; one of {', '.join(FORMATS)}",
-                             "use fp8, int8_sq or int4_awq", fmt)]
+        return [
+            ShapeProblem(
+                "quantization.format",
+                f"unknown format; one of {', '.join(FORMATS)}",
+                "use fp8, int8_sq or int4_awq",
+                fmt,
+            )
+        ]
     for field, value in (("parallelism.tp", tp), ("parallelism.pp", pp)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             problems.append(ShapeProblem(field, "must be a positive integer", "use 1, 2, 4 or 8", value))
@@ -99,44 +108,88 @@ def check_shapes(config: dict, fmt: str, tp: int = 1, pp: int = 1, awq_block_siz
     try:
         dims = model_dims(config)
     except KeyError as exc:
-        return [ShapeProblem("model", f"config.json lacks {exc.args[0]!r}",
-                             "point the recipe at a Llama-architecture Hugging Face checkpoint")]
+        return [
+            ShapeProblem(
+                "model",
+                f"config.json lacks {exc.args[0]!r}",
+                "point the recipe at a Llama-architecture Hugging Face checkpoint",
+            )
+        ]
     except ValueError as exc:
-        return [ShapeProblem("model", f"config.json: {exc}",
-                             "point the recipe at a valid Hugging Face checkpoint")]
+        return [
+            ShapeProblem(
+                "model", f"config.json: {exc}", "point the recipe at a valid Hugging Face checkpoint"
+            )
+        ]
 
     def tp_fix(*sizes: int) -> str:
         ok = [d for d in _divisors(min(sizes)) if all(s % d == 0 for s in sizes)]
         return f"set parallelism.tp to one of {ok}"
 
-    heads, kv, hidden, inter = (dims["num_attention_heads"], dims["num_key_value_heads"], dims["hidden_size"],
-                                dims["intermediate_size"])
+    heads, kv, hidden, inter = (
+        dims["num_attention_heads"],
+        dims["num_key_value_heads"],
+        dims["hidden_size"],
+        dims["intermediate_size"],
+    )
     if heads % tp:
-        problems.append(ShapeProblem("parallelism.tp", f"num_attention_heads={heads} is not divisible by tp",
-                                     tp_fix(heads, kv), tp))
+        problems.append(
+            ShapeProblem(
+                "parallelism.tp", f"num_attention_heads={heads} is not divisible by tp", tp_fix(heads, kv), tp
+            )
+        )
     if kv % tp:
-        problems.append(ShapeProblem("parallelism.tp", f"num_key_value_heads={kv} is not divisible by tp "
-                                     "(the checkpoint export would split a KV head between ranks)",
-                                     tp_fix(heads, kv), tp))
+        problems.append(
+            ShapeProblem(
+                "parallelism.tp",
+                f"num_key_value_heads={kv} is not divisible by tp "
+                "(the checkpoint export would split a KV head between ranks)",
+                tp_fix(heads, kv),
+                tp,
+            )
+        )
     if hidden % tp:
-        problems.append(ShapeProblem("parallelism.tp", f"hidden_size={hidden} is not divisible by tp",
-                                     tp_fix(hidden), tp))
+        problems.append(
+            ShapeProblem("parallelism.tp", f"hidden_size={hidden} is not divisible by tp", tp_fix(hidden), tp)
+        )
     if inter % tp:
-        problems.append(ShapeProblem("parallelism.tp", f"intermediate_size={inter} is not divisible by tp",
-                                     tp_fix(inter), tp))
+        problems.append(
+            ShapeProblem(
+                "parallelism.tp", f"intermediate_size={inter} is not divisible by tp", tp_fix(inter), tp
+            )
+        )
     layers = dims["num_hidden_layers"]
     if layers % pp:
-        problems.append(ShapeProblem("parallelism.pp", f"num_hidden_layers={layers} is not divisible by pp",
-                                     f"set parallelism.pp to one of {_divisors(layers)}", pp))
+        problems.append(
+            ShapeProblem(
+                "parallelism.pp",
+                f"num_hidden_layers={layers} is not divisible by pp",
+                f"set parallelism.pp to one of {_divisors(layers)}",
+                pp,
+            )
+        )
     vocab = dims["vocab_size"]
     if vocab % tp:
-        problems.append(ShapeProblem("parallelism.tp", f"vocab_size={vocab} is not divisible by tp; the export "
-                                     "pads the embedding and lm_head", "none needed", tp, severity="warning"))
+        problems.append(
+            ShapeProblem(
+                "parallelism.tp",
+                f"vocab_size={vocab} is not divisible by tp; the export pads the embedding and lm_head",
+                "none needed",
+                tp,
+                severity="warning",
+            )
+        )
 
     if fmt == "int4_awq":
         if isinstance(awq_block_size, bool) or not isinstance(awq_block_size, int) or awq_block_size <= 0:
-            problems.append(ShapeProblem("quantization.awq_block_size", "must be a positive integer",
-                                         "use 128 or 64", awq_block_size))
+            problems.append(
+                ShapeProblem(
+                    "quantization.awq_block_size",
+                    "must be a positive integer",
+                    "use 128 or 64",
+                    awq_block_size,
+                )
+            )
             return problems
         inputs = {
             "hidden_size (q/k/v, gate/up input)": hidden,
@@ -147,9 +200,13 @@ def check_shapes(config: dict, fmt: str, tp: int = 1, pp: int = 1, awq_block_siz
         if bad:
             sizes = list(inputs.values())
             ok_blocks = [b for b in AWQ_BLOCK_SIZES if all(s % tp == 0 and (s // tp) % b == 0 for s in sizes)]
-            ok_tp = [d for d in _divisors(min(sizes)) if all(s % d == 0 and (s // d) % awq_block_size == 0
-                                                              for s in sizes)
-                     and heads % d == 0 and kv % d == 0]
+            ok_tp = [
+                d
+                for d in _divisors(min(sizes))
+                if all(s % d == 0 and (s // d) % awq_block_size == 0 for s in sizes)
+                and heads % d == 0
+                and kv % d == 0
+            ]
             detail = ", ".join(f"{name}={size} / tp={tp} = {size / tp:g}" for name, size in bad.items())
             fixes = []
             if ok_blocks:
@@ -158,10 +215,15 @@ def check_shapes(config: dict, fmt: str, tp: int = 1, pp: int = 1, awq_block_siz
                 fixes.append(f"set parallelism.tp to one of {ok_tp}")
             if not fixes:
                 fixes.append("use format fp8 or int8_sq for this model")
-            problems.append(ShapeProblem(
-                "quantization.awq_block_size" if ok_blocks or not ok_tp else "parallelism.tp",
-                f"INT4 AWQ needs every quantized layer's input size / tp to be a multiple of the block size "
-                f"{awq_block_size}: {detail}", " or ".join(fixes), awq_block_size if ok_blocks else tp))
+            problems.append(
+                ShapeProblem(
+                    "quantization.awq_block_size" if ok_blocks or not ok_tp else "parallelism.tp",
+                    f"INT4 AWQ needs every quantized layer's input size / tp to be a multiple of the block size "
+                    f"{awq_block_size}: {detail}",
+                    " or ".join(fixes),
+                    awq_block_size if ok_blocks else tp,
+                )
+            )
     return problems
 
 

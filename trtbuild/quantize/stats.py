@@ -27,10 +27,22 @@ def quantizer_stats(model) -> dict:
     for name, mod in model.named_modules():
         if not isinstance(mod, TensorQuantizer) or not mod.is_enabled:
             continue
-        k = kinds.setdefault(_kind(name), {"enabled": 0, "calibrated": 0, "amax_min": math.inf,
-                                           "amax_max": -math.inf, "amax_sum": 0.0, "amax_count": 0,
-                                           "num_bits": None, "block_sizes": None,
-                                           "pre_quant_scale": 0, "pqs_min": math.inf, "pqs_max": -math.inf})
+        k = kinds.setdefault(
+            _kind(name),
+            {
+                "enabled": 0,
+                "calibrated": 0,
+                "amax_min": math.inf,
+                "amax_max": -math.inf,
+                "amax_sum": 0.0,
+                "amax_count": 0,
+                "num_bits": None,
+                "block_sizes": None,
+                "pre_quant_scale": 0,
+                "pqs_min": math.inf,
+                "pqs_max": -math.inf,
+            },
+        )
         k["enabled"] += 1
         nb = mod.num_bits
         k["num_bits"] = list(nb) if isinstance(nb, tuple) else nb
@@ -64,11 +76,17 @@ def quantizer_stats(model) -> dict:
         if k["block_sizes"]:
             row["block_sizes"] = k["block_sizes"]
         if k["amax_count"]:
-            row.update(amax_min=k["amax_min"], amax_max=k["amax_max"], amax_mean=k["amax_sum"] / k["amax_count"],
-                       amax_values=k["amax_count"])
+            row.update(
+                amax_min=k["amax_min"],
+                amax_max=k["amax_max"],
+                amax_mean=k["amax_sum"] / k["amax_count"],
+                amax_values=k["amax_count"],
+            )
         if k["pre_quant_scale"]:
-            row.update(pre_quant_scale=k["pre_quant_scale"], pre_quant_scale_min=k["pqs_min"],
-                       pre_quant_scale_max=k["pqs_max"])
+            row.update(
+                pre_quant_scale=k["pre_quant_scale"],
+                pre_quant_scale_min=k["pqs_min"],
+                pre_quant_scale_max=k["pqs_max"],
+            )
         out[kind] = row
-    return {"by_kind": out, "enabled": sum(r["enabled"] for r in out.values()),
-            "uncalibrated": uncalibrated}
+    return {"by_kind": out, "enabled": sum(r["enabled"] for r in out.values()), "uncalibrated": uncalibrated}

@@ -79,8 +79,9 @@ class Runner(ABC):
     """Executes RunSpecs. Implementations: DockerRunner, LocalRunner."""
 
     @abstractmethod
-    def run(self, spec: RunSpec, *, log_path: Path,
-            on_line: Callable[[str], None] | None = None) -> RunResult:
+    def run(
+        self, spec: RunSpec, *, log_path: Path, on_line: Callable[[str], None] | None = None
+    ) -> RunResult:
         """Run ``spec`` to completion; return its result or raise a typed error.
 
         Raises StepFailed (non-zero exit), StepTimeout (timeout), RunnerUnavailable (no engine, no
@@ -109,8 +110,14 @@ class LogSink:
     Secret values are masked before a line goes anywhere. ``\\r`` (progress bars) ends a line too.
     """
 
-    def __init__(self, log_path: Path, *, secrets: list[str], on_line: Callable[[str], None] | None,
-                 tail_lines: int = TAIL_LINES) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        *,
+        secrets: list[str],
+        on_line: Callable[[str], None] | None,
+        tail_lines: int = TAIL_LINES,
+    ) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         self._fh: IO[str] = open(log_path, "w", encoding="utf-8", errors="replace")
@@ -157,8 +164,9 @@ class LogSink:
                 self.callback_error = exc
 
 
-def step_failed(spec: RunSpec, exit_code: int, tail: list[str], log_path: Path,
-                *, extra: str = "") -> StepFailed:
+def step_failed(
+    spec: RunSpec, exit_code: int, tail: list[str], log_path: Path, *, extra: str = ""
+) -> StepFailed:
     shown = "\n".join(f"    {ln}" for ln in tail) or "    (no output)"
     return StepFailed(
         f"step {spec.name!r} failed with exit code {exit_code}{extra}; last {len(tail)} log lines:\n"

@@ -21,8 +21,8 @@ from typing import Any
 from trtbuild.errors import ImageUnavailable, RunnerUnavailable, ToolchainError
 from trtbuild.runner.base import (
     LogSink,
-    RunResult,
     Runner,
+    RunResult,
     RunSpec,
     calling_user,
     sigterm_raises,
@@ -62,9 +62,17 @@ def _docker_host() -> str:
 class DockerRunner(Runner):
     """Runs RunSpecs as containers of the Docker Engine (``DOCKER_HOST`` or the local socket)."""
 
-    def __init__(self, *, client: Any = None, allow_unpinned: bool = False, user: str | None = None,
-                 pull: bool = True, stop_grace_s: int = 10, labels: dict[str, str] | None = None,
-                 ulimits: dict[str, tuple[int, int]] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        allow_unpinned: bool = False,
+        user: str | None = None,
+        pull: bool = True,
+        stop_grace_s: int = 10,
+        labels: dict[str, str] | None = None,
+        ulimits: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
         self._client = client
         self.allow_unpinned = allow_unpinned
         self.user = user or calling_user()
@@ -81,8 +89,9 @@ class DockerRunner(Runner):
         try:
             import docker
         except ImportError as exc:  # pragma: no cover - docker is a core dependency
-            raise RunnerUnavailable("the docker Python SDK is not installed",
-                                    hint="pip install 'docker>=7'") from exc
+            raise RunnerUnavailable(
+                "the docker Python SDK is not installed", hint="pip install 'docker>=7'"
+            ) from exc
         try:
             client = docker.from_env()
             client.ping()
@@ -90,7 +99,7 @@ class DockerRunner(Runner):
             raise RunnerUnavailable(
                 f"the Docker Engine is not reachable at {_docker_host()}: {exc}",
                 hint="start it (`sudo systemctl start docker`, or `sudo dockerd &`), make sure your user "
-                     "may use it (group `docker`) or set DOCKER_HOST to where it listens",
+                "may use it (group `docker`) or set DOCKER_HOST to where it listens",
             ) from exc
         self._client = client
         return client
@@ -107,8 +116,10 @@ class DockerRunner(Runner):
         except docker.errors.APIError as exc:
             raise ImageUnavailable(f"could not look up image {ref}: {exc}") from exc
         if not self.pull:
-            raise ImageUnavailable(f"image {ref} is not present in the Docker Engine",
-                                   hint="`docker pull` or `docker load` it, or allow pulling")
+            raise ImageUnavailable(
+                f"image {ref} is not present in the Docker Engine",
+                hint="`docker pull` or `docker load` it, or allow pulling",
+            )
         m = PINNED_RE.match(ref)
         try:
             if m:
@@ -119,7 +130,7 @@ class DockerRunner(Runner):
             raise ImageUnavailable(
                 f"image {ref} is not present locally and pulling it failed: {exc}",
                 hint="check the registry is reachable and you are logged in (`docker login <registry>`), "
-                     "or load the image from a tarball (`docker load -i …`)",
+                "or load the image from a tarball (`docker load -i …`)",
             ) from exc
 
     # ---- spec → docker ---------------------------------------------------------------------------
@@ -130,7 +141,7 @@ class DockerRunner(Runner):
             raise ToolchainError(
                 f"step {spec.name!r}: image {spec.image!r} is not pinned to a digest (repo@sha256:…)",
                 hint="pin it in toolchains.toml (`trtbuild lock` resolves tags to digests) "
-                     "or pass --allow-unpinned",
+                "or pass --allow-unpinned",
             )
         return spec.image
 
@@ -159,7 +170,8 @@ class DockerRunner(Runner):
 
     def _create(self, spec: RunSpec, ref: str, name: str) -> Any:
         import docker
-        from docker.types import DeviceRequest, Mount as DockerMount, Ulimit
+        from docker.types import DeviceRequest, Ulimit
+        from docker.types import Mount as DockerMount
 
         for m in spec.mounts:
             if not Path(m.source).exists():
@@ -169,8 +181,12 @@ class DockerRunner(Runner):
             command=list(spec.argv),
             name=name,
             environment=self._environment(spec),
-            mounts=[DockerMount(target=m.target, source=str(Path(m.source).resolve()), type="bind",
-                                read_only=m.read_only) for m in spec.mounts],
+            mounts=[
+                DockerMount(
+                    target=m.target, source=str(Path(m.source).resolve()), type="bind", read_only=m.read_only
+                )
+                for m in spec.mounts
+            ],
             user=self.user,
             shm_size=spec.shm_size,
             ulimits=[Ulimit(name=n, soft=s, hard=h) for n, (s, h) in self.ulimits.items()],
@@ -205,8 +221,9 @@ class DockerRunner(Runner):
         return RunnerUnavailable(f"the Docker Engine refused to run step {spec.name!r}: {text}")
 
     # ---- run -----------------------------------------------------------------------------------
-    def run(self, spec: RunSpec, *, log_path: Path,
-            on_line: Callable[[str], None] | None = None) -> RunResult:
+    def run(
+        self, spec: RunSpec, *, log_path: Path, on_line: Callable[[str], None] | None = None
+    ) -> RunResult:
         import docker
 
         ref = self._check_image(spec)
@@ -225,8 +242,9 @@ class DockerRunner(Runner):
                     container.start()
                 except docker.errors.APIError as exc:
                     raise self._translate(exc, spec) from exc
-                reader = threading.Thread(target=self._read_logs, args=(container, sink),
-                                          name=f"logs-{spec.name}", daemon=True)
+                reader = threading.Thread(
+                    target=self._read_logs, args=(container, sink), name=f"logs-{spec.name}", daemon=True
+                )
                 reader.start()
                 deadline = None if spec.timeout_s is None else start + spec.timeout_s
                 while reader.is_alive():

@@ -19,8 +19,8 @@ from trtbuild.errors import RunnerUnavailable, ToolchainError
 from trtbuild.runner.base import (
     LogSink,
     Mount,
-    RunResult,
     Runner,
+    RunResult,
     RunSpec,
     sigterm_raises,
     step_failed,
@@ -32,8 +32,11 @@ class PathTranslator:
     """Maps container paths under mount targets to host paths (longest target first)."""
 
     def __init__(self, mounts: list[Mount]) -> None:
-        self._pairs = sorted(((m.target.rstrip("/") or "/", str(m.source)) for m in mounts),
-                             key=lambda p: len(p[0]), reverse=True)
+        self._pairs = sorted(
+            ((m.target.rstrip("/") or "/", str(m.source)) for m in mounts),
+            key=lambda p: len(p[0]),
+            reverse=True,
+        )
 
     def path(self, value: str) -> str:
         """Translate one absolute path; anything else is returned unchanged."""
@@ -44,7 +47,7 @@ class PathTranslator:
                 return source
             prefix = target if target.endswith("/") else target + "/"
             if value.startswith(prefix):
-                return os.path.join(source, value[len(prefix):])
+                return os.path.join(source, value[len(prefix) :])
         return value
 
     def arg(self, value: str) -> str:
@@ -84,8 +87,9 @@ class LocalRunner(Runner):
         prefix = ["cd", workdir, "&&"] if workdir else []
         return [*prefix, "env", *(f"{k}={v}" for k, v in shown.items()), *argv]
 
-    def run(self, spec: RunSpec, *, log_path: Path,
-            on_line: Callable[[str], None] | None = None) -> RunResult:
+    def run(
+        self, spec: RunSpec, *, log_path: Path, on_line: Callable[[str], None] | None = None
+    ) -> RunResult:
         argv, env_part, workdir = self.resolved(spec)
         if not argv:
             raise ToolchainError(f"step {spec.name!r}: empty argv")
@@ -102,17 +106,24 @@ class LocalRunner(Runner):
             with sigterm_raises():
                 try:
                     # Own session: the terminal's Ctrl-C reaches us, and we stop the whole step group.
-                    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, cwd=workdir, env=env,
-                                            start_new_session=True)
+                    proc = subprocess.Popen(
+                        argv,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        cwd=workdir,
+                        env=env,
+                        start_new_session=True,
+                    )
                 except FileNotFoundError as exc:
                     raise RunnerUnavailable(
                         f"step {spec.name!r}: {argv[0]!r} not found{' in ' + workdir if workdir else ''}"
                         f" ({exc.strerror})",
                         hint="LocalRunner runs inside the toolchain image; use the Docker runner elsewhere",
                     ) from exc
-                reader = threading.Thread(target=self._read, args=(proc, sink), daemon=True,
-                                          name=f"logs-{spec.name}")
+                reader = threading.Thread(
+                    target=self._read, args=(proc, sink), daemon=True, name=f"logs-{spec.name}"
+                )
                 reader.start()
                 deadline = None if spec.timeout_s is None else start + spec.timeout_s
                 while reader.is_alive() or proc.poll() is None:
@@ -138,8 +149,9 @@ class LocalRunner(Runner):
                     raise sink.callback_error
                 if code != 0:
                     raise step_failed(spec, code, list(sink.tail), log_path)
-                return RunResult(exit_code=code, seconds=time.monotonic() - start, log_path=log_path,
-                                 tail=list(sink.tail))
+                return RunResult(
+                    exit_code=code, seconds=time.monotonic() - start, log_path=log_path, tail=list(sink.tail)
+                )
         finally:
             if proc is not None:
                 self._stop(proc)

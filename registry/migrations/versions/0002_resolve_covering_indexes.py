@@ -6,24 +6,40 @@ Resolve reads a name's candidates newest first (artifact_names) joined to a few 
 indexes both sides are index-only (SQLite: COVERING INDEX; PostgreSQL: Index Only Scan), never touching the
 wide artifacts rows. ix_artifact_names_name_created is a prefix of the new names index and is dropped.
 """
-from typing import Sequence, Union
+
+from collections.abc import Sequence
 
 from alembic import op
 
 revision: str = "0002"
-down_revision: Union[str, Sequence[str], None] = "0001"
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
-RESOLVE_COLUMNS = ["hash", "kind", "name", "size", "build_key", "created_at", "gpu_arch", "trtllm_version",
-                   "cuda_version", "tp", "pp", "driver_version", "gpu_name"]
+RESOLVE_COLUMNS = [
+    "hash",
+    "kind",
+    "name",
+    "size",
+    "build_key",
+    "created_at",
+    "gpu_arch",
+    "trtllm_version",
+    "cuda_version",
+    "tp",
+    "pp",
+    "driver_version",
+    "gpu_name",
+]
 
 
 def upgrade() -> None:
     with op.batch_alter_table("artifacts", schema=None) as batch_op:
         batch_op.create_index("ix_artifacts_resolve", RESOLVE_COLUMNS, unique=False)
     with op.batch_alter_table("artifact_names", schema=None) as batch_op:
-        batch_op.create_index("ix_artifact_names_name_created_hash", ["name", "created_at", "hash"], unique=False)
+        batch_op.create_index(
+            "ix_artifact_names_name_created_hash", ["name", "created_at", "hash"], unique=False
+        )
         batch_op.drop_index("ix_artifact_names_name_created")
 
 

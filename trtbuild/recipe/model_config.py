@@ -30,7 +30,7 @@ class ModelFacts:
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_dict(cls, cfg: dict, source: str) -> "ModelFacts":
+    def from_dict(cls, cfg: dict, source: str) -> ModelFacts:
         def num(key: str) -> int | None:
             value = cfg.get(key)
             return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -54,7 +54,7 @@ class ModelFacts:
         )
 
     @classmethod
-    def from_file(cls, path: Path) -> "ModelFacts":
+    def from_file(cls, path: Path) -> ModelFacts:
         return cls.from_dict(json.loads(path.read_text("utf-8")), str(path))
 
     @property

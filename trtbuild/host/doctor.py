@@ -14,14 +14,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.fingerprint import GpuFingerprint, host_gpus
+from trtbuild.host.fingerprint import GpuFingerprint, host_gpus
 
-GIB = 1024 ** 3
+GIB = 1024**3
 # bytes per parameter of the weights written by each quantization format (scales are negligible)
 QUANT_BYTES = {"none": None, "fp8": 1.0, "int8_sq": 1.0, "int4_awq": 0.5}
 DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "auto": 2.0}
-ST_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-                  "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+ST_DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 
 
 @dataclass
@@ -75,31 +87,50 @@ def check_nvidia_runtime(client: Any) -> Check:
     if "nvidia" in runtimes:
         return Check("nvidia-runtime", "ok", f"runtime 'nvidia' registered (runtimes: {', '.join(runtimes)})")
     if hook:
-        return Check("nvidia-runtime", "ok", f"NVIDIA Container Toolkit hook at {hook} (GPU requests go through it)")
-    return Check("nvidia-runtime", "fail",
-                 f"no NVIDIA runtime in the Docker Engine (runtimes: {', '.join(runtimes) or 'none'}); "
-                 "GPU steps would fail", NVIDIA_RUNTIME_FIX)
+        return Check(
+            "nvidia-runtime", "ok", f"NVIDIA Container Toolkit hook at {hook} (GPU requests go through it)"
+        )
+    return Check(
+        "nvidia-runtime",
+        "fail",
+        f"no NVIDIA runtime in the Docker Engine (runtimes: {', '.join(runtimes) or 'none'}); "
+        "GPU steps would fail",
+        NVIDIA_RUNTIME_FIX,
+    )
 
 
 def check_gpus(fp: GpuFingerprint) -> Check:
     if fp.gpu_count == 0:
-        return Check("gpus", "fail", f"no GPU: {fp.error}",
-                     "build on a host with NVIDIA GPUs and the NVIDIA driver (nvidia-smi must work)")
+        return Check(
+            "gpus",
+            "fail",
+            f"no GPU: {fp.error}",
+            "build on a host with NVIDIA GPUs and the NVIDIA driver (nvidia-smi must work)",
+        )
     first = fp.gpus[0]
     mem = f", {fp.memory_mib} MiB" if fp.memory_mib else ""
     cuda = f", CUDA {fp.cuda_driver_version}" if fp.cuda_driver_version else ""
     status = "ok" if fp.homogeneous else "warn"
     mixed = "" if fp.homogeneous else " (mixed GPU models: the engine targets the first)"
-    return Check("gpus", status, f"{fp.gpu_count} × {first.name} ({first.arch or 'arch unknown'}{mem}), "
-                                 f"driver {fp.driver_version or 'unknown'}{cuda}{mixed}")
+    return Check(
+        "gpus",
+        status,
+        f"{fp.gpu_count} × {first.name} ({first.arch or 'arch unknown'}{mem}), "
+        f"driver {fp.driver_version or 'unknown'}{cuda}{mixed}",
+    )
 
 
 def check_toolchain(tc: Any, fp: GpuFingerprint, locked_digest: str | None = None) -> Check:
     """Arch support and driver minimum of one pinned toolchain on this host."""
     name = f"toolchain {tc.name}"
     pinned = tc.pinned_ref(locked_digest)
-    pin = ("pinned by the recipe's lock" if locked_digest and not tc.is_pinned else
-           "pinned" if pinned else "NOT pinned (run `trtbuild lock`)")
+    pin = (
+        "pinned by the recipe's lock"
+        if locked_digest and not tc.is_pinned
+        else "pinned"
+        if pinned
+        else "NOT pinned (run `trtbuild lock`)"
+    )
     problems: list[str] = []
     notes = [f"TensorRT-LLM {tc.trtllm_version}", pin]
     if fp.gpu_arch:
@@ -115,8 +146,12 @@ def check_toolchain(tc: Any, fp: GpuFingerprint, locked_digest: str | None = Non
         else:
             notes.append(f"driver {fp.driver_version} ≥ {tc.min_driver}")
     if problems:
-        return Check(name, "fail", "; ".join(problems) + f" ({', '.join(notes)})",
-                     "use a toolchain that supports this GPU/driver, or upgrade the NVIDIA driver")
+        return Check(
+            name,
+            "fail",
+            "; ".join(problems) + f" ({', '.join(notes)})",
+            "use a toolchain that supports this GPU/driver, or upgrade the NVIDIA driver",
+        )
     status = "ok" if pinned and tc.min_driver is not None else "warn"
     return Check(name, status, ", ".join(notes))
 
@@ -196,17 +231,32 @@ def check_resources(est: Estimate | None, work: Path) -> list[Check]:
     disk, ram = free_disk(work), host_ram()
     if est is None or est.disk_bytes is None:
         why = "no recipe given" if est is None else est.basis
-        return [Check("disk", "ok" if disk > 50 * GIB else "warn", f"{disk / GIB:.1f} GiB free at {work} ({why})"),
-                Check("ram", "ok", f"{ram / GIB:.1f} GiB available ({why})")]
+        return [
+            Check(
+                "disk", "ok" if disk > 50 * GIB else "warn", f"{disk / GIB:.1f} GiB free at {work} ({why})"
+            ),
+            Check("ram", "ok", f"{ram / GIB:.1f} GiB available ({why})"),
+        ]
     out = []
     d_ok = disk >= est.disk_bytes
-    out.append(Check("disk", "ok" if d_ok else "fail",
-                     f"{disk / GIB:.1f} GiB free at {work}, recipe needs ~{est.disk_bytes / GIB:.1f} GiB "
-                     f"({est.basis})", None if d_ok else f"free space under {work} or set TRTBUILD_HOME elsewhere"))
+    out.append(
+        Check(
+            "disk",
+            "ok" if d_ok else "fail",
+            f"{disk / GIB:.1f} GiB free at {work}, recipe needs ~{est.disk_bytes / GIB:.1f} GiB "
+            f"({est.basis})",
+            None if d_ok else f"free space under {work} or set TRTBUILD_HOME elsewhere",
+        )
+    )
     r_ok = ram >= est.ram_bytes
-    out.append(Check("ram", "ok" if r_ok else "fail",
-                     f"{ram / GIB:.1f} GiB available, recipe needs ~{est.ram_bytes / GIB:.1f} GiB to load the model",
-                     None if r_ok else "build on a host with more memory"))
+    out.append(
+        Check(
+            "ram",
+            "ok" if r_ok else "fail",
+            f"{ram / GIB:.1f} GiB available, recipe needs ~{est.ram_bytes / GIB:.1f} GiB to load the model",
+            None if r_ok else "build on a host with more memory",
+        )
+    )
     return out
 
 
@@ -219,18 +269,25 @@ def check_registry() -> Check:
         artifacts = len(reg.list(limit=1000))
         next(iter(reg.store.list_manifests()), None)
         db = reg.catalog.engine.url.render_as_string(hide_password=True)
-        shown = f"catalog {db} ({artifacts}{'+' if artifacts == 1000 else ''} artifacts), store {reg.store.url}"
+        shown = (
+            f"catalog {db} ({artifacts}{'+' if artifacts == 1000 else ''} artifacts), store {reg.store.url}"
+        )
         return Check("registry", "ok", f"registry reachable: {shown}")
     except Exception as exc:  # any failure to open store or catalog is a failed check
-        return Check("registry", "fail", f"registry not reachable: {exc}",
-                     getattr(exc, "hint", None) or "check TRTBUILD_DB_URL / TRTBUILD_STORE_URL")
+        return Check(
+            "registry",
+            "fail",
+            f"registry not reachable: {exc}",
+            getattr(exc, "hint", None) or "check TRTBUILD_DB_URL / TRTBUILD_STORE_URL",
+        )
 
 
 # ---- all together -------------------------------------------------------------------------------
-def run_checks(*, recipe: Path | None = None, toolchains_path: Path | None = None,
-               gpu_fp: GpuFingerprint | None = None) -> list[Check]:
-    from trtbuild.paths import cache_home
-    from trtbuild.toolchain import load_toolchains
+def run_checks(
+    *, recipe: Path | None = None, toolchains_path: Path | None = None, gpu_fp: GpuFingerprint | None = None
+) -> list[Check]:
+    from trtbuild.recipe.toolchain import load_toolchains
+    from trtbuild.settings import cache_home
 
     checks: list[Check] = []
     docker_check, client = check_docker()
@@ -241,9 +298,8 @@ def run_checks(*, recipe: Path | None = None, toolchains_path: Path | None = Non
     toolchains = load_toolchains(toolchains_path)
     loaded = None
     if recipe is not None:
-        from trtbuild.recipe import load_recipe
-
-        from trtbuild.lock import is_fresh, read_lock
+        from trtbuild.recipe.load import load_recipe
+        from trtbuild.recipe.lock import is_fresh, read_lock
 
         loaded = load_recipe(recipe, toolchains)
         lock = read_lock(loaded)

@@ -14,15 +14,15 @@ from pathlib import Path
 import trtbuild
 from registry.canonical import digest_of
 from registry.hashing import hash_file
-from trtbuild import cli_spec
+from trtbuild.recipe import cli_spec
 from trtbuild.errors import InputError, LockError
-from trtbuild.lock import Lock, is_fresh, lock_path_for, read_lock
-from trtbuild.paths import cache_home, work_root
-from trtbuild.recipe import LoadedRecipe, load_recipe
-from trtbuild.recipe_checks import resolve_dataset
-from trtbuild.recipe_schema import BUILD_SWITCH_FLAGS, SHA_RE, STORE_TRUE_SWITCHES, Recipe
-from trtbuild.steps.fetch import local_tree_digest
-from trtbuild.toolchain import load_toolchains
+from trtbuild.recipe.lock import Lock, is_fresh, lock_path_for, read_lock
+from trtbuild.settings import cache_home, work_root
+from trtbuild.recipe.load import LoadedRecipe, load_recipe
+from trtbuild.recipe.checks import resolve_dataset
+from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, SHA_RE, STORE_TRUE_SWITCHES, Recipe
+from trtbuild.build.fetch import local_tree_digest
+from trtbuild.recipe.toolchain import load_toolchains
 
 # Bump a step's version whenever its implementation changes the bytes it produces.
 STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 1, "publish": 1}
@@ -155,7 +155,7 @@ def make_plan(loaded: LoadedRecipe, *, workdir: Path, lock: Lock | None = None,
               source_digest: str | None = None, src_root: Path | None = None) -> Plan:
     """Plan ``loaded`` with step outputs under ``workdir``.
 
-    ``source_digest`` is the content digest of a file:// model (see trtbuild.steps.fetch).
+    ``source_digest`` is the content digest of a file:// model (see trtbuild.build.fetch).
     """
     recipe = loaded.recipe
     pins = current_pins(loaded, lock)
@@ -199,7 +199,7 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
     if model.scheme == "file":
         if source_digest is None:
             raise InputError(f"model.source {model.source}: the local checkpoint's content digest is needed to plan",
-                             hint="plan through trtbuild.plan.plan_recipe, which hashes the directory")
+                             hint="plan through trtbuild.build.plan.plan_recipe, which hashes the directory")
         return {"source": "file", "content": source_digest}
     params = {"source": model.source, "revision": pins.revision}
     if model.scheme == "hf":

@@ -8,15 +8,15 @@ resolved by ``trtbuild lock``.
 from __future__ import annotations
 
 import os
-import sys
 import re
+import sys
 import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trtbuild.cli_spec import SPEC_FAMILIES
 from trtbuild.errors import ToolchainError
+from trtbuild.recipe.cli_spec import SPEC_FAMILIES
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 ARCH_RE = re.compile(r"^sm(\d{2,3})$")
@@ -99,8 +99,10 @@ def default_toolchains_path() -> Path:
     env = os.environ.get("TRTBUILD_TOOLCHAINS")
     if env:
         return Path(env)
-    for candidate in (Path(__file__).resolve().parent.parent / "recipes" / "toolchains.toml",
-                      Path(sys.prefix) / "share" / "trtbuild" / "toolchains.toml"):
+    for candidate in (
+        Path(__file__).resolve().parents[2] / "recipes" / "toolchains.toml",
+        Path(sys.prefix) / "share" / "trtbuild" / "toolchains.toml",
+    ):
         if candidate.exists():
             return candidate
     return Path("recipes/toolchains.toml")
@@ -112,21 +114,24 @@ def load_toolchains(path: Path | None = None) -> dict[str, Toolchain]:
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise ToolchainError(f"{path}: toolchain pins file not found",
-                             hint="pass --toolchains FILE or set TRTBUILD_TOOLCHAINS") from None
+        raise ToolchainError(
+            f"{path}: toolchain pins file not found", hint="pass --toolchains FILE or set TRTBUILD_TOOLCHAINS"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ToolchainError(f"{path}: not valid TOML: {exc}", hint="fix the TOML syntax") from None
     entries = data.get("toolchain")
     if not isinstance(entries, dict) or not entries:
-        raise ToolchainError(f"{path}: no [toolchain.\"NAME\"] tables", hint="add one table per pinned release")
+        raise ToolchainError(f'{path}: no [toolchain."NAME"] tables', hint="add one table per pinned release")
     out: dict[str, Toolchain] = {}
     for name, body in entries.items():
         try:
             out[name] = Toolchain(name=name, **body)
         except (ValidationError, TypeError) as exc:
             problems = _describe(exc)
-            raise ToolchainError(f"{path}: toolchain.{name}: {problems}",
-                                 hint="correct the pin; leave unknown facts out rather than guessing") from None
+            raise ToolchainError(
+                f"{path}: toolchain.{name}: {problems}",
+                hint="correct the pin; leave unknown facts out rather than guessing",
+            ) from None
     return out
 
 

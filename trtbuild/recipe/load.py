@@ -14,10 +14,10 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from trtbuild.errors import RecipeError, RecipeIssue
-from trtbuild.model_config import ModelFacts, find_model_config
-from trtbuild.recipe_checks import Problem, check_recipe, did_you_mean
-from trtbuild.recipe_schema import SHA_RE, Recipe
-from trtbuild.toolchain import Toolchain, load_toolchains
+from trtbuild.recipe.checks import Problem, check_recipe, did_you_mean
+from trtbuild.recipe.model_config import ModelFacts, find_model_config
+from trtbuild.recipe.schema import SHA_RE, Recipe
+from trtbuild.recipe.toolchain import Toolchain, load_toolchains
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,15 @@ def load_recipe(path: Path | str, toolchains: dict[str, Toolchain] | None = None
     except FileNotFoundError:
         raise RecipeError([RecipeIssue(shown, "(file)", "recipe not found", "check the path")]) from None
     except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise RecipeError([RecipeIssue(shown, "(file)", f"cannot read: {exc}", "pass a UTF-8 .toml file")]) from None
+        raise RecipeError(
+            [RecipeIssue(shown, "(file)", f"cannot read: {exc}", "pass a UTF-8 .toml file")]
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise RecipeError([RecipeIssue(shown, "(syntax)", f"not valid TOML: {exc}",
-                                       "fix the TOML syntax at that line")]) from None
+        raise RecipeError(
+            [RecipeIssue(shown, "(syntax)", f"not valid TOML: {exc}", "fix the TOML syntax at that line")]
+        ) from None
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
@@ -94,7 +97,7 @@ _TYPE_WORDS = {
     "float_type": "a number, e.g. 0.9",
     "bool_type": "true or false (no quotes)",
     "string_type": "a quoted string",
-    "list_type": "a list of strings, e.g. [\"--flag\", \"value\"]",
+    "list_type": 'a list of strings, e.g. ["--flag", "value"]',
     "model_type": "a table ([section])",
     "dict_type": "a table ([section])",
 }
@@ -111,13 +114,17 @@ def _issue_from_pydantic(file: str, err: dict) -> RecipeIssue:
         options = _field_names(loc[:-1])
         return RecipeIssue(file, field, "unknown key", f"remove it; {did_you_mean(loc[-1], options)}", None)
     if kind == "missing":
-        return RecipeIssue(file, field, "required key is missing", f"add `{loc[-1]} = ...` (see recipes/*.toml)")
+        return RecipeIssue(
+            file, field, "required key is missing", f"add `{loc[-1]} = ...` (see recipes/*.toml)"
+        )
     if kind in _TYPE_WORDS:
-        return RecipeIssue(file, field, f"wrong type ({type(value).__name__})", f"write {_TYPE_WORDS[kind]}", value)
+        return RecipeIssue(
+            file, field, f"wrong type ({type(value).__name__})", f"write {_TYPE_WORDS[kind]}", value
+        )
     if kind == "literal_error":
         return RecipeIssue(file, field, "not an allowed value", f"use one of {err['ctx']['expected']}", value)
     if kind in _BOUNDS:
-        (bound_key, bound), = err["ctx"].items()
+        ((bound_key, bound),) = err["ctx"].items()
         rule = f"{_BOUNDS[kind]} {bound}"
         return RecipeIssue(file, field, f"must be {rule}", f"use a value {rule}", value)
     message = err["msg"].removeprefix("Value error, ")

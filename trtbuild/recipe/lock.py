@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from registry.canonical import digest_of
 from trtbuild.errors import LockError
-from trtbuild.recipe import LoadedRecipe
-from trtbuild.recipe_schema import SHA_RE
-from trtbuild.toolchain import DIGEST_RE
+from trtbuild.recipe.load import LoadedRecipe
+from trtbuild.recipe.schema import SHA_RE
+from trtbuild.recipe.toolchain import DIGEST_RE
 
 LOCK_VERSION = 1
 ImageResolver = Callable[[str], str]
@@ -37,11 +37,16 @@ class Lock:
     def to_toml(self, recipe_name: str) -> str:
         import tomli_w
 
-        body = {"version": LOCK_VERSION, "recipe": recipe_name, **{k: v for k, v in asdict(self).items()
-                                                                    if v is not None}}
-        return ("# Written by `trtbuild lock`: pins for the floating references of the recipe beside it.\n"
-                "# Commit it with the recipe; `trtbuild build --locked` refuses a missing or stale lock.\n"
-                + tomli_w.dumps(body))
+        body = {
+            "version": LOCK_VERSION,
+            "recipe": recipe_name,
+            **{k: v for k, v in asdict(self).items() if v is not None},
+        }
+        return (
+            "# Written by `trtbuild lock`: pins for the floating references of the recipe beside it.\n"
+            "# Commit it with the recipe; `trtbuild build --locked` refuses a missing or stale lock.\n"
+            + tomli_w.dumps(body)
+        )
 
 
 def lock_path_for(recipe_path: Path) -> Path:
@@ -51,8 +56,15 @@ def lock_path_for(recipe_path: Path) -> Path:
 def inputs_digest(loaded: LoadedRecipe) -> str:
     """Digest of exactly what a lock resolves: change any of these and the lock is stale."""
     tc, model = loaded.toolchain, loaded.recipe.model
-    return digest_of({"toolchain": tc.name, "image": tc.image, "pinned_digest": tc.digest,
-                      "source": model.source, "revision": model.revision})
+    return digest_of(
+        {
+            "toolchain": tc.name,
+            "image": tc.image,
+            "pinned_digest": tc.digest,
+            "source": model.source,
+            "revision": model.revision,
+        }
+    )
 
 
 def read_lock(loaded: LoadedRecipe) -> Lock | None:
@@ -69,10 +81,13 @@ def read_lock(loaded: LoadedRecipe) -> Lock | None:
         data.setdefault("revision", None)
         lock = Lock(**data)
     except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
-        raise LockError(f"{path}: not a valid lock file: {exc}", hint=f"regenerate it: trtbuild lock {loaded.path}") \
-            from None
+        raise LockError(
+            f"{path}: not a valid lock file: {exc}", hint=f"regenerate it: trtbuild lock {loaded.path}"
+        ) from None
     if not DIGEST_RE.match(lock.image_digest):
-        raise LockError(f"{path}: image_digest: not sha256:<64 hex>", hint=f"regenerate it: trtbuild lock {loaded.path}")
+        raise LockError(
+            f"{path}: image_digest: not sha256:<64 hex>", hint=f"regenerate it: trtbuild lock {loaded.path}"
+        )
     return lock
 
 
@@ -80,8 +95,12 @@ def is_fresh(lock: Lock, loaded: LoadedRecipe) -> bool:
     return lock.inputs_digest == inputs_digest(loaded)
 
 
-def lock_recipe(loaded: LoadedRecipe, *, image_resolver: ImageResolver | None = None,
-                revision_resolver: RevisionResolver | None = None) -> tuple[Lock, Path]:
+def lock_recipe(
+    loaded: LoadedRecipe,
+    *,
+    image_resolver: ImageResolver | None = None,
+    revision_resolver: RevisionResolver | None = None,
+) -> tuple[Lock, Path]:
     """Resolve every floating reference of ``loaded`` and write the lock file beside it."""
     tc, model = loaded.toolchain, loaded.recipe.model
     pinned = tc.pinned_ref()
@@ -92,9 +111,14 @@ def lock_recipe(loaded: LoadedRecipe, *, image_resolver: ImageResolver | None = 
     elif model.scheme == "s3":
         revision = (revision_resolver or resolve_s3_listing)(model.location, revision)
     lock = Lock(
-        inputs_digest=inputs_digest(loaded), toolchain=tc.name, image=tc.image, image_digest=image_digest,
-        model_source=model.source, requested_revision=model.revision, revision=revision,
-        locked_at=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        inputs_digest=inputs_digest(loaded),
+        toolchain=tc.name,
+        image=tc.image,
+        image_digest=image_digest,
+        model_source=model.source,
+        requested_revision=model.revision,
+        revision=revision,
+        locked_at=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
     )
     path = lock_path_for(loaded.path)
     tmp = path.with_suffix(".lock.tmp")
@@ -112,11 +136,15 @@ def resolve_image_digest(image: str) -> str:
         client = docker.from_env()
         digest = client.images.get_registry_data(image).id
     except APIError as exc:
-        raise LockError(f"cannot resolve {image} to a digest: {exc.explanation or exc}",
-                        hint="check the image name and that `docker login nvcr.io` was done on this host") from None
+        raise LockError(
+            f"cannot resolve {image} to a digest: {exc.explanation or exc}",
+            hint="check the image name and that `docker login nvcr.io` was done on this host",
+        ) from None
     except DockerException as exc:
-        raise LockError(f"cannot reach the Docker Engine to resolve {image}: {exc}",
-                        hint="start dockerd (or set DOCKER_HOST) and run trtbuild lock again") from None
+        raise LockError(
+            f"cannot reach the Docker Engine to resolve {image}: {exc}",
+            hint="start dockerd (or set DOCKER_HOST) and run trtbuild lock again",
+        ) from None
     if not DIGEST_RE.match(digest):
         raise LockError(f"registry returned an unexpected digest for {image}: {digest!r}")
     return digest
@@ -130,14 +158,20 @@ def resolve_hf_revision(repo_id: str, revision: str | None) -> str:
     try:
         info = HfApi().model_info(repo_id, revision=revision or "main")
     except RevisionNotFoundError:
-        raise LockError(f"hf://{repo_id}: revision {revision!r} not found",
-                        hint="set model.revision to an existing branch, tag or commit") from None
+        raise LockError(
+            f"hf://{repo_id}: revision {revision!r} not found",
+            hint="set model.revision to an existing branch, tag or commit",
+        ) from None
     except RepositoryNotFoundError:
-        raise LockError(f"hf://{repo_id}: repository not found or gated",
-                        hint="check model.source; for gated repos set HF_TOKEN in the environment") from None
+        raise LockError(
+            f"hf://{repo_id}: repository not found or gated",
+            hint="check model.source; for gated repos set HF_TOKEN in the environment",
+        ) from None
     except (HfHubHTTPError, OSError) as exc:
-        raise LockError(f"cannot reach the Hugging Face Hub for hf://{repo_id}: {exc}",
-                        hint="run trtbuild lock on a machine with Hub access, or pin model.revision to a sha") from None
+        raise LockError(
+            f"cannot reach the Hugging Face Hub for hf://{repo_id}: {exc}",
+            hint="run trtbuild lock on a machine with Hub access, or pin model.revision to a sha",
+        ) from None
     if not info.sha or not SHA_RE.match(info.sha):
         raise LockError(f"hf://{repo_id}@{revision}: the Hub returned no commit sha")
     return info.sha
@@ -155,8 +189,10 @@ def resolve_s3_listing(location: str, revision: str | None) -> str:
         for page in pages:
             entries += [(o["Key"], o["Size"], o["ETag"]) for o in page.get("Contents", [])]
     except (BotoCoreError, ClientError) as exc:
-        raise LockError(f"s3://{location}: cannot list: {exc}",
-                        hint="check AWS credentials / AWS_ENDPOINT_URL and the bucket name") from None
+        raise LockError(
+            f"s3://{location}: cannot list: {exc}",
+            hint="check AWS credentials / AWS_ENDPOINT_URL and the bucket name",
+        ) from None
     if not entries:
         raise LockError(f"s3://{location}: no objects under this prefix", hint="check model.source")
     return digest_of(sorted(entries))

@@ -1,7 +1,7 @@
 """The recipe schema: typed TOML tables, strict types, no unknown keys.
 
 Cross-field rules (parallelism vs heads, FP8 vs arch, flags vs the toolchain's real CLI) live in
-``trtbuild.recipe_checks``; loading and error reporting in ``trtbuild.recipe``.
+``trtbuild.recipe.checks``; loading and error reporting in ``trtbuild.recipe.load``.
 """
 
 from __future__ import annotations
@@ -27,18 +27,20 @@ class _Table(BaseModel):
 class Model(_Table):
     source: str = Field(description="hf://org/repo, file:///abs/path or s3://bucket/prefix")
     revision: str | None = Field(default=None, description="commit sha (hf), or a branch/tag to lock")
-    architecture: str | None = Field(default=None, description="e.g. LlamaForCausalLM; default from config.json")
+    architecture: str | None = Field(
+        default=None, description="e.g. LlamaForCausalLM; default from config.json"
+    )
     dtype: Dtype = "auto"
 
     @field_validator("source")
     @classmethod
     def _scheme(cls, v: str) -> str:
         if v.startswith("hf://"):
-            repo = v[len("hf://"):]
+            repo = v[len("hf://") :]
             if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo):
                 raise ValueError("must be hf://ORG/REPO")
         elif v.startswith("file://"):
-            if not v[len("file://"):].startswith("/"):
+            if not v[len("file://") :].startswith("/"):
                 raise ValueError("must be an absolute path: file:///abs/path")
         elif v.startswith("s3://"):
             if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", v):
@@ -61,7 +63,9 @@ class Calibration(_Table):
     samples: int = Field(default=512, ge=1, le=65536)
     max_seq_len: int = Field(default=512, ge=16, le=131072)
     batch_size: int = Field(default=1, ge=1, le=1024)
-    dataset: str = Field(default="builtin", description="'builtin' or a local .jsonl/.txt file (relative to the recipe)")
+    dataset: str = Field(
+        default="builtin", description="'builtin' or a local .jsonl/.txt file (relative to the recipe)"
+    )
 
 
 class AccuracyGate(_Table):
@@ -191,5 +195,7 @@ class Recipe(_Table):
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
-            raise ValueError("must be lowercase letters, digits, '.', '_' or '-' (at most 128), starting alphanumeric")
+            raise ValueError(
+                "must be lowercase letters, digits, '.', '_' or '-' (at most 128), starting alphanumeric"
+            )
         return v

@@ -93,11 +93,19 @@ class GpuFingerprint:
         return len({(g.name, g.compute_cap) for g in self.gpus}) <= 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"gpu_count": self.gpu_count, "gpu_name": self.gpu_name, "gpu_arch": self.gpu_arch,
-                "compute_capability": self.compute_capability, "driver_version": self.driver_version,
-                "cuda_driver_version": self.cuda_driver_version, "memory_mib": self.memory_mib,
-                "homogeneous": self.homogeneous, "source": self.source, "error": self.error,
-                "gpus": [asdict(g) for g in self.gpus]}
+        return {
+            "gpu_count": self.gpu_count,
+            "gpu_name": self.gpu_name,
+            "gpu_arch": self.gpu_arch,
+            "compute_capability": self.compute_capability,
+            "driver_version": self.driver_version,
+            "cuda_driver_version": self.cuda_driver_version,
+            "memory_mib": self.memory_mib,
+            "homogeneous": self.homogeneous,
+            "source": self.source,
+            "error": self.error,
+            "gpus": [asdict(g) for g in self.gpus],
+        }
 
 
 @dataclass
@@ -150,19 +158,23 @@ class Fingerprint:
         """Flat keys named as the catalog columns, plus the details under ``gpu`` / ``toolchain``."""
         tc = self.toolchain
         return {
-            "gpu_arch": self.gpu.gpu_arch, "gpu_name": self.gpu.gpu_name, "gpu_count": self.gpu.gpu_count,
-            "driver_version": self.gpu.driver_version, "cuda_version": self.gpu.cuda_driver_version,
+            "gpu_arch": self.gpu.gpu_arch,
+            "gpu_name": self.gpu.gpu_name,
+            "gpu_count": self.gpu.gpu_count,
+            "driver_version": self.gpu.driver_version,
+            "cuda_version": self.gpu.cuda_driver_version,
             "memory_mib": self.gpu.memory_mib,
             "trtllm_version": tc.trtllm_version if tc else None,
             "tensorrt_version": tc.tensorrt_version if tc else None,
             "modelopt_version": tc.modelopt_version if tc else None,
-            "gpu": self.gpu.to_dict(), "toolchain": tc.to_dict() if tc else None,
+            "gpu": self.gpu.to_dict(),
+            "toolchain": tc.to_dict() if tc else None,
         }
 
 
 # ---- parsing ---------------------------------------------------------------------------------------
 def arch_of(compute_cap: str | None) -> str | None:
-    """"9.0" → "sm90", "8.9" → "sm89", "10.0" → "sm100"."""
+    """ "9.0" → "sm90", "8.9" → "sm89", "10.0" → "sm100"."""
     if not compute_cap or not _CC_RE.match(compute_cap):
         return None
     major, minor = compute_cap.split(".")
@@ -200,8 +212,16 @@ def parse_gpu_query(text: str) -> list[Gpu]:
             continue
         if cc is None and driver is None:
             continue
-        gpus.append(Gpu(index=len(gpus), name=name, compute_cap=cc, arch=arch_of(cc),
-                        driver_version=driver, memory_mib=_mib(mem)))
+        gpus.append(
+            Gpu(
+                index=len(gpus),
+                name=name,
+                compute_cap=cc,
+                arch=arch_of(cc),
+                driver_version=driver,
+                memory_mib=_mib(mem),
+            )
+        )
     return gpus
 
 
@@ -219,9 +239,10 @@ def parse_driver_version(text: str) -> str | None:
 def parse_probe(lines: list[str]) -> dict[str, Any]:
     for line in reversed(lines):
         if line.startswith(PROBE_MARK):
-            return json.loads(line[len(PROBE_MARK):])
-    raise StepFailed("the toolchain version probe printed no result line",
-                     hint="the image needs python3 on PATH")
+            return json.loads(line[len(PROBE_MARK) :])
+    raise StepFailed(
+        "the toolchain version probe printed no result line", hint="the image needs python3 on PATH"
+    )
 
 
 # ---- collecting ------------------------------------------------------------------------------------
@@ -248,8 +269,12 @@ def host_gpus(nvidia_smi: str = "nvidia-smi", timeout: float = 30.0) -> GpuFinge
             cuda = parse_cuda_version(summary)
     except (OSError, subprocess.TimeoutExpired):
         pass
-    return GpuFingerprint(gpus=gpus, cuda_driver_version=cuda, source="host",
-                          error=None if gpus else "nvidia-smi reported no GPU")
+    return GpuFingerprint(
+        gpus=gpus,
+        cuda_driver_version=cuda,
+        source="host",
+        error=None if gpus else "nvidia-smi reported no GPU",
+    )
 
 
 def _capture(runner: Runner, spec: RunSpec) -> list[str]:
@@ -259,8 +284,9 @@ def _capture(runner: Runner, spec: RunSpec) -> list[str]:
     return lines
 
 
-def container_gpus(runner: Runner, image: str | None, *, gpus: int = -1,
-                   timeout_s: float = 120.0) -> GpuFingerprint:
+def container_gpus(
+    runner: Runner, image: str | None, *, gpus: int = -1, timeout_s: float = 120.0
+) -> GpuFingerprint:
     """GPUs as seen inside ``image`` (``gpus=-1``: all of them are requested)."""
     source = f"container:{image}" if image else "local"
     base = dict(image=image, mounts=[], env={}, gpus=gpus, timeout_s=timeout_s)
@@ -273,28 +299,57 @@ def container_gpus(runner: Runner, image: str | None, *, gpus: int = -1,
     found = parse_gpu_query("\n".join(rows))
     cuda = None
     try:
-        cuda = parse_cuda_version("\n".join(_capture(runner, RunSpec(name="fingerprint-cuda",
-                                                                     argv=list(SUMMARY_ARGV), **base))))
+        cuda = parse_cuda_version(
+            "\n".join(_capture(runner, RunSpec(name="fingerprint-cuda", argv=list(SUMMARY_ARGV), **base)))
+        )
     except (RunnerUnavailable, StepFailed):
         pass
-    return GpuFingerprint(gpus=found, cuda_driver_version=cuda, source=source,
-                          error=None if found else "nvidia-smi reported no GPU")
+    return GpuFingerprint(
+        gpus=found,
+        cuda_driver_version=cuda,
+        source=source,
+        error=None if found else "nvidia-smi reported no GPU",
+    )
 
 
-def toolchain_versions(runner: Runner, image: str | None, *, mounts: list[Mount] | None = None,
-                       env: dict[str, str] | None = None, timeout_s: float = 120.0) -> ToolchainVersions:
+def toolchain_versions(
+    runner: Runner,
+    image: str | None,
+    *,
+    mounts: list[Mount] | None = None,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 120.0,
+) -> ToolchainVersions:
     """TensorRT-LLM, TensorRT, ModelOpt, torch and Python versions installed in ``image``."""
-    spec = RunSpec(name="fingerprint-versions", image=image, argv=["python3", "-c", VERSION_PROBE],
-                   mounts=list(mounts or []), env=dict(env or {}), gpus=0, timeout_s=timeout_s)
+    spec = RunSpec(
+        name="fingerprint-versions",
+        image=image,
+        argv=["python3", "-c", VERSION_PROBE],
+        mounts=list(mounts or []),
+        env=dict(env or {}),
+        gpus=0,
+        timeout_s=timeout_s,
+    )
     facts = parse_probe(_capture(runner, spec))
-    return ToolchainVersions(image=image, trtllm_version=facts.get("tensorrt_llm"),
-                             tensorrt_version=facts.get("tensorrt"), modelopt_version=facts.get("modelopt"),
-                             torch_version=facts.get("torch"), python_version=facts.get("python"))
+    return ToolchainVersions(
+        image=image,
+        trtllm_version=facts.get("tensorrt_llm"),
+        tensorrt_version=facts.get("tensorrt"),
+        modelopt_version=facts.get("modelopt"),
+        torch_version=facts.get("torch"),
+        python_version=facts.get("python"),
+    )
 
 
-def fingerprint(runner: Runner | None = None, image: str | None = None, *, gpus_in_container: bool = False,
-                gpus: int = -1, mounts: list[Mount] | None = None,
-                env: dict[str, str] | None = None) -> Fingerprint:
+def fingerprint(
+    runner: Runner | None = None,
+    image: str | None = None,
+    *,
+    gpus_in_container: bool = False,
+    gpus: int = -1,
+    mounts: list[Mount] | None = None,
+    env: dict[str, str] | None = None,
+) -> Fingerprint:
     """Host GPUs (or those seen in the container when ``gpus_in_container``) and, given a runner and
     an image, the toolchain versions."""
     if runner is not None and gpus_in_container:
@@ -305,10 +360,17 @@ def fingerprint(runner: Runner | None = None, image: str | None = None, *, gpus_
     return Fingerprint(gpu=gpu, toolchain=tc)
 
 
-def collect_fingerprint(runner: Runner, image: str | None, *, gpus: int = -1,
-                        extra_env: dict[str, str] | None = None,
-                        extra_mounts: list[Mount] | None = None) -> Fingerprint:
+def collect_fingerprint(
+    runner: Runner,
+    image: str | None,
+    *,
+    gpus: int = -1,
+    extra_env: dict[str, str] | None = None,
+    extra_mounts: list[Mount] | None = None,
+) -> Fingerprint:
     """What the builder records: the GPUs as the toolchain sees them (``gpus`` requested, as the build
     step will) and the toolchain's versions. A host without GPUs gives gpu_count 0, never an exception."""
-    return Fingerprint(gpu=container_gpus(runner, image, gpus=gpus),
-                       toolchain=toolchain_versions(runner, image, mounts=extra_mounts, env=extra_env))
+    return Fingerprint(
+        gpu=container_gpus(runner, image, gpus=gpus),
+        toolchain=toolchain_versions(runner, image, mounts=extra_mounts, env=extra_env),
+    )

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from trtbuild.plan import plan_recipe
+from trtbuild.build.plan import plan_recipe
 from trtbuild.errors import HostMismatch, InputError, ToolchainError, TrtbuildError
 from trtbuild.fsutil import clean_path_on_failure, fresh_dir
-from trtbuild.lease import LeaseKeeper, holder_id
+from trtbuild.build.lease import LeaseKeeper, holder_id
 from registry.transfer import write_marker
-from trtbuild.plan import TIMING_CACHE, Plan, Step, with_timing_cache
-from trtbuild.steps import fetch as fetch_step
-from trtbuild.steps.verify import verify_engine
+from trtbuild.build.plan import TIMING_CACHE, Plan, Step, with_timing_cache
+from trtbuild.build import fetch as fetch_step
+from trtbuild.build.verify import verify_engine
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "generation_config.json", "vocab.json", "merges.txt")
@@ -134,7 +134,7 @@ class _Build:
 
     # -- steps ---------------------------------------------------------------------------------------------
     def _build(self):
-        from trtbuild.fingerprint import collect_fingerprint
+        from trtbuild.host.fingerprint import collect_fingerprint
 
         build_step = self.plan.step("build")
         fingerprint = collect_fingerprint(self.runner, build_step.image, gpus=self._gpus(build_step),

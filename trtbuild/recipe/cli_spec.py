@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 # spec family of a toolchain -> tool -> the listings that make up its flags
@@ -67,12 +67,12 @@ class Flag:
         return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw_spec() -> dict:
     return json.loads(resources.files("trtbuild.data").joinpath("trtllm_cli_spec.json").read_text("utf-8"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def flags(tool: str, family: str) -> dict[str, Flag]:
     """Every flag (aliases included) of ``tool`` in the toolchain spec ``family``."""
     spec = _raw_spec()

@@ -1,0 +1,1 @@
+"""The build host: fingerprint (GPU, SM, driver, CUDA, toolchain versions) and doctor."""

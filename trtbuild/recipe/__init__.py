@@ -1,0 +1,1 @@
+"""Stage 1 — the recipe: TOML → typed, checked recipe; toolchain pins; recorded CLI specs; model facts; locks."""
