@@ -1,4 +1,5 @@
-"""The driver's argv is a subset of TensorRT-LLM's quantize.py flags (cli_spec.json), with their meaning."""
+"""The driver's argv is a subset of TensorRT-LLM's quantize.py flags (cli_specs/*.json), with their
+meaning."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ from trtbuild.quantize.options import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = {
+SPEC = {  # quantize.py's flags: the same listing in every recorded release family
     f["flag"]: f
-    for f in json.loads((ROOT / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text())["quantize"]
+    for f in json.loads((ROOT / "trtbuild" / "data" / "cli_specs" / "1.2.json").read_text())["tools"][
+        "quantize"
+    ]["flags"]
 }
 
 FULL = QuantizeOptions(
@@ -53,7 +56,7 @@ FULL = QuantizeOptions(
 
 def _pairs(argv):
     assert len(argv) % 2 == 0
-    return dict(zip(argv[::2], argv[1::2]))
+    return dict(zip(argv[::2], argv[1::2], strict=True))
 
 
 def test_build_argv_uses_only_quantize_py_flags_with_valid_values():
