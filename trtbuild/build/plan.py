@@ -15,6 +15,7 @@ import trtbuild
 from registry.canonical import digest_of
 from registry.hashing import hash_file
 from trtbuild.build.fetch import local_tree_digest
+from trtbuild.build.verify import Prediction, expectations, planned_checkpoint, predict
 from trtbuild.errors import InputError, LockError
 from trtbuild.recipe import cli_spec
 from trtbuild.recipe.checks import resolve_dataset
@@ -25,7 +26,7 @@ from trtbuild.recipe.toolchain import load_toolchains
 from trtbuild.settings import cache_home, work_root
 
 # Bump a step's version whenever its implementation changes the bytes it produces.
-STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 1, "publish": 1}
+STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 2, "publish": 1}
 
 # Paths inside the toolchain container.
 C_MODEL = "/trtbuild/model"
@@ -111,6 +112,14 @@ class Plan:
         return next(s for s in self.steps if s.kind == kind)
 
     @property
+    def engine_prediction(self) -> Prediction:
+        """The limits and switches trtllm-build will save, from the model's config.json when at hand."""
+        facts = self.recipe.facts
+        expect = self.step("verify").params["expect"]
+        ckpt = planned_checkpoint(expect, facts.raw if facts else None)
+        return predict(expect, ckpt, checkpoint_known=facts is not None)
+
+    @property
     def checkpoint_step(self) -> Step:
         return next(s for s in self.steps if s.kind in ("quantize", "convert"))
 
@@ -125,6 +134,8 @@ class Plan:
             "lock": self.pins.lock_state,
             "checkpoint_key": self.checkpoint_key,
             "engine_key": self.engine_key,
+            "engine_limits": self.engine_prediction.limits.to_dict(),
+            "builder_changes": [c.to_dict() for c in self.engine_prediction.changes],
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -203,7 +214,9 @@ def make_plan(
     ckpt_key = content_key(kind, params, [fetch_key], toolchain_id)
     build_params, build_argv = _build(loaded)
     build_key = content_key("build", build_params, [ckpt_key], toolchain_id)
-    verify_params = {"expect": _expectations(loaded)}
+    verify_params = {
+        "expect": expectations(recipe, loaded.toolchain, loaded.facts, quantized=kind == "quantize")
+    }
     verify_key = content_key("verify", verify_params, [build_key], None)
 
     dirs = WorkDirs(
@@ -413,18 +426,6 @@ def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
 def with_timing_cache(argv: list[str]) -> list[str]:
     """``argv`` of the build step reading the timing cache mounted at C_CACHE."""
     return [*argv, "--input_timing_cache", f"{C_CACHE}/{TIMING_CACHE}"]
-
-
-def _expectations(loaded: LoadedRecipe) -> dict:
-    recipe = loaded.recipe
-    return {
-        "trtllm_version": loaded.toolchain.trtllm_version,
-        "tp": recipe.parallelism.tp,
-        "pp": recipe.parallelism.pp,
-        "format": recipe.quantization.format,
-        "kv_cache": recipe.quantization.kv_cache,
-        "limits": recipe.limits.model_dump(mode="json"),
-    }
 
 
 def _ensure_valid(flags: list[str], tool: str, family: str, step: str) -> None:

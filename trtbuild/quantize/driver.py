@@ -92,8 +92,12 @@ def read_model_config(model_dir: str) -> tuple[dict, str]:
 
 def export_dtype_of(options: QuantizeOptions, config: dict) -> tuple[str, list[str]]:
     """The dtype of unquantized weights in the export (ModelOpt exports float16 or bfloat16 only)."""
+    return export_dtype(options.dtype, config)
+
+
+def export_dtype(want: str, config: dict) -> tuple[str, list[str]]:
+    """``--dtype want`` of a model with HF ``config`` -> (export dtype, notes); the verify step expects it."""
     notes = []
-    want = options.dtype
     if want == "auto":
         want = str(config.get("dtype") or config.get("torch_dtype") or "float16")
     if want not in SUPPORTED_DTYPES:

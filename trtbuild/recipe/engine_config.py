@@ -316,9 +316,7 @@ def _check_max_num_tokens(
     if opt is None and not sw.multiple_profiles:
         opt = min(mbs * beam, mnt)
         out.append(
-            Override(
-                "opt_num_tokens", None, opt, "unset: min(max_batch_size × max_beam_width, max_num_tokens)"
-            )
+            Override("opt_num_tokens", None, opt, "min(max_batch_size × max_beam_width, max_num_tokens)")
         )
     if mnt > mbs * max_seq:
         change("max_num_tokens", mnt, mbs * max_seq, "capped at max_batch_size × max_seq_len")
