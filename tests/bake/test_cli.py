@@ -93,6 +93,31 @@ def test_invalid_input_exits_2_with_a_plain_message(engine_factory, tmp_path, ar
     assert not (tmp_path / "ctx").exists(), "a refused bake leaves no context behind"
 
 
+@pytest.mark.parametrize(
+    "param",
+    ["batching_strategy=static", "batch_scheduler_policy=fifo", "enable_kv_cache_reuse=yes"],
+)
+def test_bad_triton_param_exits_2_naming_it(engine_factory, tmp_path, param):
+    out = trtbuild(
+        "bake",
+        "--from-dir",
+        str(engine_factory()),
+        "--template",
+        "triton",
+        "--base",
+        "trtbuild-test/bake:any",
+        "--context-only",
+        str(tmp_path / "ctx"),
+        "--no-base-check",
+        "--triton-param",
+        param,
+    )
+    name, _, value = param.partition("=")
+    assert out.returncode == 2, out.stderr
+    assert f"--triton-param {name}: '{value}' must be one of" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "ctx").exists()
+
+
 def test_ref_or_from_dir(engine_factory, tmp_path):
     out = trtbuild("bake", "--template", "trtllm-serve", "--tag", "x/y:z")
     assert out.returncode == 2 and "exactly one of REF or --from-dir" in out.stderr
