@@ -73,12 +73,17 @@ def flags_of(tool: str) -> list[dict[str, Any]]:
     return list(spec()["tools"][tool]["flags"])
 
 
-def parser_for(tool: str, prog: str) -> argparse.ArgumentParser:
-    """The parser of ``tool`` as the release family of this image records it."""
+def parser_from(flags: list[dict[str, Any]], prog: str) -> argparse.ArgumentParser:
+    """An argparse parser with exactly ``flags`` (entries of a cli_spec.json listing)."""
     parser = argparse.ArgumentParser(prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for entry in flags_of(tool):
+    for entry in flags:
         add_flag(parser, entry)
     return parser
+
+
+def parser_for(tool: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of ``tool`` as the release family of this image records it."""
+    return parser_from(flags_of(tool), prog)
 
 
 def plugin_flags() -> list[dict[str, Any]]:
@@ -97,6 +102,7 @@ def _holds(cond: dict[str, Any], args: argparse.Namespace) -> bool:
     return value not in (None, False)
 
 
-def main_rule_errors(args: argparse.Namespace) -> list[str]:
+def main_rule_errors(args: argparse.Namespace, rules: list[dict[str, Any]] | None = None) -> list[str]:
     """What trtllm-build's main() raises for ``args`` (the spec's recorded main_rules)."""
-    return [r["raises"] for r in spec().get("main_rules", []) if all(_holds(c, args) for c in r["when"])]
+    rules = spec().get("main_rules", []) if rules is None else rules
+    return [r["raises"] for r in rules if all(_holds(c, args) for c in r["when"])]
