@@ -259,10 +259,13 @@ def test_build_writes_engines_and_the_engine_config(runner, double, tiny_llama, 
     assert cfg["pretrained_config"] == json.loads((out / "ckpt" / "config.json").read_text())
     b = cfg["build_config"]
     assert b["max_seq_len"] == 512  # deduced: 256 positions × linear rope factor 2
-    assert b["max_input_len"] == 512 and b["max_batch_size"] == 8 and b["max_num_tokens"] == 8192
-    assert b["kv_cache_type"] == "PAGED" and b["max_beam_width"] == 1
+    # normalised as trtllm-build does: 8192 (default) capped at 8 × 512; opt = min(8 × 1, 4096)
+    assert b["max_input_len"] == 512 and b["max_batch_size"] == 8 and b["max_num_tokens"] == 4096
+    assert b["opt_num_tokens"] == 8 and b["kv_cache_type"] == "PAGED" and b["max_beam_width"] == 1
     p = b["plugin_config"]
-    assert p["gemm_plugin"] == "auto" and p["context_fmha"] is False and p["use_paged_context_fmha"] is True
+    # context FMHA off turns paged (and FP8) context FMHA off, as builder.build() does
+    assert p["gemm_plugin"] == "auto" and p["context_fmha"] is False and p["use_paged_context_fmha"] is False
+    assert p["use_fp8_context_fmha"] is False
     assert p["gpt_attention_plugin"] == "auto" and p["lora_plugin"] is None and p["dtype"] == "float16"
     for r in (0, 1):
         weights = (out / "ckpt" / f"rank{r}.safetensors").stat().st_size
