@@ -5,8 +5,9 @@ Each stack here is one of those pairs (facts: ../shared/TEST-INFRA.md, versions 
 notes state in recipes/toolchains.toml). A venv is made with ``--system-site-packages`` so it reuses the
 installed CPU torch (2.13.0) and only adds ``nvidia-modelopt==X transformers==Y`` (pip keeps torch pinned)
 with ModelOpt's ``[torch]`` needs except torchvision: PyPI has no CPU torchvision for torch 2.13 (its CUDA
-build fails to load against the CPU torch), and torchprofile, the one that asks for it, is installed
-without it. ModelOpt 0.31-0.33 also import ``onnx`` and private ``torch.onnx`` names that torch 2.13 moved:
+build fails to load against the CPU torch), so torchprofile is installed without it and a torchvision that
+ModelOpt 0.33 requires outright is removed again (the driver's code paths never import it). ModelOpt
+0.31-0.33 also import ``onnx`` and private ``torch.onnx`` names that torch 2.13 moved:
 ``torch_onnx_names.py`` (copied into the venv, loaded by a .pth) maps those names to their new place.
 Venvs are cached under ``$TRTBUILD_TEST_MODELOPT_VENVS`` (default /var/cache/trtbuild-test/modelopt-venvs)
 and reused while their stamp matches.
@@ -31,7 +32,7 @@ STAMP = "trtbuild-stack.json"
 # by ModelOpt 0.31-0.33's quantization package
 TORCH_EXTRA_DEPS = ("pulp", "regex", "safetensors", "nvidia-ml-py", "onnx")
 ONNX_NAMES = Path(__file__).with_name("torch_onnx_names.py")
-VERSION = 2  # bump to rebuild every cached venv when the recipe above changes
+VERSION = 3  # bump to rebuild every cached venv when the recipe above changes
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,12 @@ def ensure(stack: Stack, log=print) -> Path:
     pinned = [f"nvidia-modelopt=={stack.modelopt}", f"transformers=={stack.transformers}", f"torch=={TORCH}"]
     subprocess.run([*pip, *pinned, *TORCH_EXTRA_DEPS], check=True)
     subprocess.run([*pip, "--no-deps", "torchprofile"], check=True)
+    # ModelOpt 0.33 requires torchvision outright; its PyPI (CUDA) build cannot load against the CPU torch
+    subprocess.run(
+        [str(stack.python), "-m", "pip", "uninstall", "-q", "-y", "torchvision"],
+        check=True,
+        capture_output=True,
+    )
     site = Path(
         subprocess.run(
             [str(stack.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
