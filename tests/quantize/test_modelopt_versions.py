@@ -107,7 +107,7 @@ def test_driver_on_the_stack_of_the_toolchain(stack, tmp_path, fmt, kv, tp):
         qformat=fmt,
         kv_cache_dtype=kv,
         tp_size=tp,
-        calib_size=16,
+        calib_size=8,
         batch_size=4,
         calib_max_seq_length=64,
         device="cpu",
