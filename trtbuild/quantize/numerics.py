@@ -37,7 +37,8 @@ NUMERIC_FIELDS = (
 
 def rope_theta(hf: dict[str, Any]) -> float:
     """The rope base of a source config: top-level (transformers 4) or in rope_parameters (transformers 5)."""
-    params = hf.get("rope_parameters") if isinstance(hf.get("rope_parameters"), dict) else {}
+    raw = hf.get("rope_parameters")
+    params: dict[str, Any] = raw if isinstance(raw, dict) else {}
     value = hf.get("rope_theta", params.get("rope_theta"))
     return float(value) if value is not None else DEFAULT_ROPE_THETA
 
