@@ -55,8 +55,23 @@ def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
 def check_recipe(
     recipe: Recipe, toolchains: dict[str, Toolchain], facts: ModelFacts | None, recipe_dir: Path
 ) -> list[Problem]:
+    from trtbuild.recipe import pytorch_checks
+
+    tc = toolchains.get(recipe.target.toolchain)
+    if pytorch_checks.effective_backend(recipe, tc) == "pytorch":
+        return [
+            problem
+            for check in (
+                _check_toolchain(recipe, toolchains),
+                _check_calibration(recipe, recipe_dir),
+                _check_architecture(recipe, facts),
+                pytorch_checks.check_pytorch(recipe, tc, facts),
+            )
+            for problem in check
+        ]
     checks = (
         _check_toolchain(recipe, toolchains),
+        pytorch_checks.check_engine_backend(recipe, tc),
         _check_parallelism(recipe, facts),
         _check_limits(recipe, facts),
         _check_quantization(recipe, facts),

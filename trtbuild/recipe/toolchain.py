@@ -50,6 +50,8 @@ class Toolchain(BaseModel):
     min_driver: str | None = None
     supported_archs: tuple[str, ...]
     cli_spec: str
+    has_trtllm_build: bool = True  # false for releases after 1.3.0rc20 (engines removed upstream)
+    llm_api_spec: str | None = None  # family in data/trtllm_llmapi_spec.json (the recorded TorchLlmArgs)
     trtllm_build: tuple[str, ...] = ("trtllm-build",)
     python: str = "python3"
     examples_dir: str | None = None
@@ -67,6 +69,15 @@ class Toolchain(BaseModel):
     def _family(cls, v: str) -> str:
         if v not in SPEC_FAMILIES:
             raise ValueError(f"must be one of {', '.join(SPEC_FAMILIES)}")
+        return v
+
+    @field_validator("llm_api_spec")
+    @classmethod
+    def _llm_api_family(cls, v: str | None) -> str | None:
+        from trtbuild.recipe.llmapi_spec import families
+
+        if v is not None and v not in families():
+            raise ValueError(f"must be one of {', '.join(families())}")
         return v
 
     @field_validator("supported_archs")
@@ -93,6 +104,30 @@ class Toolchain(BaseModel):
     @property
     def is_pinned(self) -> bool:
         return self.pinned_ref() is not None
+
+    @property
+    def serves_pytorch_backend(self) -> bool:
+        """TensorRT-LLM 1.2 and later serve Hugging Face checkpoints on the PyTorch backend through
+        ``trtllm-serve --config`` (../shared/trtllm/releases.md; DESIGN "Two backends")."""
+        return version_at_least(self.trtllm_version, PYTORCH_BACKEND_SINCE)
+
+    @property
+    def default_backend(self) -> str:
+        """``engine`` where the toolchain still has trtllm-build, else ``pytorch``."""
+        return "engine" if self.has_trtllm_build else "pytorch"
+
+
+PYTORCH_BACKEND_SINCE = "1.2.0rc0"
+
+
+def version_at_least(version: str, minimum: str) -> bool:
+    """PEP 440 comparison (``1.3.0rc26`` > ``1.3.0rc20``); False for a version that does not parse."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version) >= Version(minimum)
+    except InvalidVersion:
+        return False
 
 
 def default_toolchains_path() -> Path:
