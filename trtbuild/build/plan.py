@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trtbuild
 from registry.canonical import digest_of
@@ -25,7 +26,8 @@ from trtbuild.build.fetch import local_tree_digest
 from trtbuild.recipe.toolchain import load_toolchains
 
 # Bump a step's version whenever its implementation changes the bytes it produces.
-STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 1, "publish": 1}
+STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 1, "publish": 1,
+                 "package": 1, "serve_config": 1}  # the last two: backend = "pytorch" (build/plan_pytorch.py)
 
 # Paths inside the toolchain container.
 C_MODEL = "/trtbuild/model"
@@ -98,6 +100,13 @@ class Plan:
     steps: list[Step]
     checkpoint_key: str
     engine_key: str
+
+    backend = "engine"
+    artifact_kind = "engine"  # what the plan publishes last (the artifact `build` returns)
+
+    @property
+    def artifact_key(self) -> str:
+        return self.engine_key
 
     def step(self, kind: str) -> Step:
         return next(s for s in self.steps if s.kind == kind)
@@ -207,8 +216,13 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
     return params
 
 
-def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[str], list[PlanMount], dict]:
-    """trtbuild's ModelOpt driver (``python3 -m trtbuild.quantize``) with quantize.py's flag names."""
+def _quantize(loaded: LoadedRecipe, src_root: Path | None, *, hf: bool = False
+              ) -> tuple[dict, list[str], list[PlanMount], dict]:
+    """trtbuild's ModelOpt driver (``python3 -m trtbuild.quantize``) with quantize.py's flag names.
+
+    ``hf``: the unified Hugging Face checkpoint of the PyTorch backend (``--export_format hf``), which is not
+    split by TP/PP: the parallel sizes are neither passed nor part of the key.
+    """
     from trtbuild.quantize import QuantizeOptions, build_argv, build_env
 
     recipe, tc = loaded.recipe, loaded.toolchain
@@ -223,7 +237,8 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
         dataset_arg, dataset_id = f"{C_CALIB}/{path.name}", "sha256:" + hash_file(path)[0]
     options = QuantizeOptions(
         model_dir=C_MODEL, output_dir=C_CHECKPOINT, qformat=q.qformat,
-        kv_cache_dtype=None if q.kv_cache == "none" else q.kv_cache, tp_size=par.tp, pp_size=par.pp,
+        kv_cache_dtype=None if q.kv_cache == "none" else q.kv_cache, tp_size=1 if hf else par.tp,
+        pp_size=1 if hf else par.pp, export_format="hf" if hf else "tensorrt_llm",
         calib_dataset=dataset_arg, calib_size=cal.samples, batch_size=cal.batch_size,
         calib_max_seq_length=cal.max_seq_len, awq_block_size=q.awq_block_size, dtype=recipe.model.dtype,
         device=q.device, seed=QUANTIZE_SEED, min_top1=q.accuracy.min_top1_agreement,
@@ -236,6 +251,9 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
                               "dataset": dataset_id, "tokenizer_max_seq_length": options.tokenizer_max_seq_length},
               "awq_block_size": q.awq_block_size if q.format == "int4_awq" else None, "seed": QUANTIZE_SEED,
               "device": q.device}
+    if hf:
+        params.pop("tp"), params.pop("pp")
+        params["export"] = "hf"
     env = {"PYTHONPATH": C_SRC, **build_env(options, torch_extensions_dir=C_TORCH_EXT)}
     return params, [tc.python, "-m", "trtbuild.quantize", *flags], mounts, env
 
@@ -306,7 +324,7 @@ def _ensure_valid(flags: list[str], tool: str, family: str, step: str) -> None:
 
 
 def plan_recipe(recipe_path: Path | str, *, toolchains_path: Path | None = None, locked: bool = False,
-                workdir: Path | None = None) -> Plan:
+                workdir: Path | None = None) -> "Plan | PytorchPlan":
     """Validate ``recipe_path`` and plan it (hashing a file:// checkpoint by content)."""
     loaded = load_recipe(recipe_path, load_toolchains(toolchains_path))
     lock = read_lock(loaded)
@@ -321,9 +339,17 @@ def plan_recipe(recipe_path: Path | str, *, toolchains_path: Path | None = None,
     return plan
 
 
-def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> Plan:
+def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> "Plan | PytorchPlan":
     model = loaded.recipe.model
     source_digest = None
     if model.scheme == "file":
         source_digest = local_tree_digest(Path(model.location))
+    if loaded.backend == "pytorch":
+        from trtbuild.build.plan_pytorch import make_pytorch_plan
+
+        return make_pytorch_plan(loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest)
     return make_plan(loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest)
+
+
+if TYPE_CHECKING:
+    from trtbuild.build.plan_pytorch import PytorchPlan

@@ -25,8 +25,8 @@ _LISTINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "quantize": ("quantize",),
     },
     # PyTorch-backend toolchains (after 1.3.0rc20: no trtllm-build, no convert_checkpoint.py). Only the
-    # quantize driver runs in them; it exports a unified HF checkpoint with quantize.py's ``--export_format hf``,
-    # a flag of the quantize.py listing read at 059c97c1 ("quantize_other_version").
+    # quantize driver runs in them; it exports a unified HF checkpoint with quantize.py's
+    # ``--export_format hf``, a flag of the quantize.py listing read at 059c97c1 ("quantize_other_version").
     "hf-export": {
         "quantize": ("quantize_other_version",),
     },

@@ -17,7 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-# upstream's before-validator of cuda_graph_config: a table without "mode" is "encode" when one of these is set
+# upstream's before-validator of cuda_graph_config: a table without "mode" is "encode" when one of these
+# is set
 _ENCODER_GRAPH_KEYS = ("num_tokens", "max_num_token", "seq_lens", "max_seq_len")
 
 
@@ -128,8 +129,10 @@ class _Checker:
         if field.get("recorded") is False:
             self.add(
                 path,
-                f"trtbuild has not recorded the fields of {cls} ({_where(self.family)}), so it cannot check them",
-                "remove it, or record the class's fields from that commit in trtbuild/data/trtllm_llmapi_spec.json",
+                f"trtbuild has not recorded the fields of {cls} ({_where(self.family)}), "
+                "so it cannot check them",
+                "remove it, or record the class's fields from that commit in "
+                "trtbuild/data/trtllm_llmapi_spec.json",
                 value,
             )
             return
@@ -140,9 +143,16 @@ class _Checker:
         if union:
             mode = value.get(field["discriminator"])
             if mode is None:  # upstream infers it the same way before validating
-                mode = "encode" if any(value.get(k) not in (None, 0) for k in _ENCODER_GRAPH_KEYS) else "decode"
+                mode = (
+                    "encode" if any(value.get(k) not in (None, 0) for k in _ENCODER_GRAPH_KEYS) else "decode"
+                )
             if mode not in union:
-                self.add(f"{path}.{field['discriminator']}", "not an allowed value", f"use one of {list(union)}", mode)
+                self.add(
+                    f"{path}.{field['discriminator']}",
+                    "not an allowed value",
+                    f"use one of {list(union)}",
+                    mode,
+                )
                 return
             cls = union[mode]
         self.table(value, fields(self.family, cls), f"{path}.")
@@ -163,7 +173,8 @@ class _Checker:
         if isinstance(sched, dict) and "dynamic_batch_config" in sched:
             self.add(
                 "scheduler_config.dynamic_batch_config",
-                "applies to the TensorRT backend only and cannot be used with the PyTorch backend (field description)",
+                "applies to the TensorRT backend only and cannot be used with the PyTorch backend "
+                "(field description)",
                 "remove it",
                 sched["dynamic_batch_config"],
             )
@@ -172,15 +183,32 @@ class _Checker:
             self.add("peft_cache_config.lora_prefetch_dir", "LoRA prefetch is not supported", "remove it")
         kv = config.get("kv_cache_config")
         if isinstance(kv, dict):
-            if isinstance(kv.get("disk_cache_size"), int) and kv["disk_cache_size"] > 0 and not kv.get("disk_cache_path"):
-                self.add("kv_cache_config.disk_cache_path", "must be set when disk_cache_size is positive", "set it")
+            if (
+                isinstance(kv.get("disk_cache_size"), int)
+                and kv["disk_cache_size"] > 0
+                and not kv.get("disk_cache_path")
+            ):
+                self.add(
+                    "kv_cache_config.disk_cache_path",
+                    "must be set when disk_cache_size is positive",
+                    "set it",
+                )
             ratio = kv.get("pool_ratio")
             if isinstance(ratio, list) and ratio and all(isinstance(r, (int, float)) for r in ratio):
                 if abs(sum(ratio) - 1.0) > 1e-6 or any(r <= 0 for r in ratio):
-                    self.add("kv_cache_config.pool_ratio", "values must be positive and sum to 1.0", "fix them", ratio)
+                    self.add(
+                        "kv_cache_config.pool_ratio",
+                        "values must be positive and sum to 1.0",
+                        "fix them",
+                        ratio,
+                    )
         pairs = (
             ("encoder_cuda_graph_config", "encoder_max_batch_size", "needs encoder_max_batch_size"),
-            ("ray_worker_extension_cls", "orchestrator_type", "is only supported with orchestrator_type = 'ray'"),
+            (
+                "ray_worker_extension_cls",
+                "orchestrator_type",
+                "is only supported with orchestrator_type = 'ray'",
+            ),
         )
         for key, needed, message in pairs:
             if config.get(key) is not None and config.get(needed) in (None, "rpc"):
@@ -193,8 +221,15 @@ class _Checker:
         for a, b in exclusive:
             if config.get(a) is True and config.get(b) is True:
                 self.add(a, f"cannot be combined with {b} = true", f"set one of {a} / {b}")
-        if config.get("enable_mla_skip_correction") is True and str(config.get("attn_backend", "TRTLLM")).upper() != "TRTLLM":
-            self.add("enable_mla_skip_correction", "requires attn_backend = 'TRTLLM'", "set attn_backend or drop it")
+        if (
+            config.get("enable_mla_skip_correction") is True
+            and str(config.get("attn_backend", "TRTLLM")).upper() != "TRTLLM"
+        ):
+            self.add(
+                "enable_mla_skip_correction",
+                "requires attn_backend = 'TRTLLM'",
+                "set attn_backend or drop it",
+            )
 
 
 _TYPE_WORDS = {
@@ -254,8 +289,12 @@ def _scalar_problem(value: Any, field: dict[str, Any]) -> tuple[str, str] | None
         return None
     if not _type_ok(value, kind):
         return f"wrong type ({type(value).__name__})", f"write {_TYPE_WORDS[kind]}"
-    bounds = (("ge", "≥", lambda v, b: v >= b), ("gt", ">", lambda v, b: v > b),
-              ("le", "≤", lambda v, b: v <= b), ("lt", "<", lambda v, b: v < b))
+    bounds = (
+        ("ge", "≥", lambda v, b: v >= b),
+        ("gt", ">", lambda v, b: v > b),
+        ("le", "≤", lambda v, b: v <= b),
+        ("lt", "<", lambda v, b: v < b),
+    )
     for key, word, ok in bounds:
         if key in field and _is_number(value) and not ok(value, field[key]):
             return f"must be {word} {field[key]}", f"use a value {word} {field[key]}"
@@ -264,5 +303,8 @@ def _scalar_problem(value: Any, field: dict[str, Any]) -> tuple[str, str] | None
     if "item_gt" in field and any(x <= field["item_gt"] for x in value):
         return f"every item must be > {field['item_gt']}", "use positive values"
     if "item_len" in field and any(len(x) != field["item_len"] for x in value):
-        return f"every item must have {field['item_len']} values", f"write pairs like [{', '.join(['1'] * field['item_len'])}]"
+        return (
+            f"every item must have {field['item_len']} values",
+            f"write pairs like [{', '.join(['1'] * field['item_len'])}]",
+        )
     return None

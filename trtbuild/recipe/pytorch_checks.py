@@ -45,10 +45,10 @@ def check_engine_backend(recipe: Recipe, tc: Toolchain | None) -> Iterator[Probl
     if tc is not None and not tc.has_trtllm_build:
         yield Problem(
             "target.backend",
-            f"toolchain {tc.name} (TensorRT-LLM {tc.trtllm_version}) has no trtllm-build: TensorRT engines were "
-            "removed after 1.3.0rc20",
-            'set [target] backend = "pytorch" (a quantized Hugging Face checkpoint served by trtllm-serve), or pin '
-            "an engine toolchain (1.2.1 or older, or 1.3.0rc20)",
+            f"toolchain {tc.name} (TensorRT-LLM {tc.trtllm_version}) has no trtllm-build: "
+            "TensorRT engines were removed after 1.3.0rc20",
+            'set [target] backend = "pytorch" (a quantized Hugging Face checkpoint served by trtllm-serve), '
+            "or pin an engine toolchain (1.2.1 or older, or 1.3.0rc20)",
             recipe.target.backend or "engine (default)",
         )
     if recipe.serve:
@@ -71,13 +71,16 @@ def check_pytorch(recipe: Recipe, tc: Toolchain | None, facts: ModelFacts | None
     if tc is not None and not tc.serves_pytorch_backend:
         yield Problem(
             "target.backend",
-            f"TensorRT-LLM {tc.trtllm_version} ({tc.name}) predates the PyTorch-backend serving path (1.2 and later)",
+            f"TensorRT-LLM {tc.trtllm_version} ({tc.name}) predates the PyTorch-backend serving path "
+            "(1.2 and later)",
             'pin a 1.2.x or newer toolchain, or use backend = "engine"',
             "pytorch",
         )
     for table, fix in ENGINE_ONLY_TABLES.items():
         if table in recipe.model_fields_set:
-            yield Problem(table, f"[{table}] describes a TensorRT engine; this recipe has backend = \"pytorch\"", fix)
+            yield Problem(
+                table, f'[{table}] describes a TensorRT engine; this recipe has backend = "pytorch"', fix
+            )
     yield from _check_formats(recipe)
     yield from _check_serve(recipe, tc)
     if facts is not None:
@@ -101,13 +104,25 @@ def _check_formats(recipe: Recipe) -> Iterator[Problem]:
             q.kv_cache,
         )
     arch = recipe.target.gpu_arch
-    kv_dtype = (recipe.serve.get("kv_cache_config") or {}).get("dtype") if isinstance(recipe.serve.get("kv_cache_config"), dict) else None
-    fp8 = [("quantization.format", q.format), ("quantization.kv_cache", q.kv_cache), ("serve.kv_cache_config.dtype", kv_dtype)]
+    kv_dtype = (
+        (recipe.serve.get("kv_cache_config") or {}).get("dtype")
+        if isinstance(recipe.serve.get("kv_cache_config"), dict)
+        else None
+    )
+    fp8 = [
+        ("quantization.format", q.format),
+        ("quantization.kv_cache", q.kv_cache),
+        ("serve.kv_cache_config.dtype", kv_dtype),
+    ]
     if arch_number(arch) < FP8_MIN_ARCH:
         for field, value in fp8:
             if isinstance(value, str) and value.lower().startswith("fp8"):
-                yield Problem(field, f"FP8 needs sm89 or newer; target.gpu_arch is {arch}",
-                              "target an FP8-capable GPU (sm89 Ada, sm90 H100/H200) or drop FP8", value)
+                yield Problem(
+                    field,
+                    f"FP8 needs sm89 or newer; target.gpu_arch is {arch}",
+                    "target an FP8-capable GPU (sm89 Ada, sm90 H100/H200) or drop FP8",
+                    value,
+                )
 
 
 def _check_serve(recipe: Recipe, tc: Toolchain | None) -> Iterator[Problem]:
@@ -117,10 +132,10 @@ def _check_serve(recipe: Recipe, tc: Toolchain | None) -> Iterator[Problem]:
         if recipe.serve:
             yield Problem(
                 "serve",
-                f"no LLM-API field list is recorded for toolchain {tc.name} (TensorRT-LLM {tc.trtllm_version}), so "
-                "[serve] cannot be checked",
-                "record TorchLlmArgs of that release (trtbuild/data/trtllm_llmapi_spec.json) and name it in the pin's "
-                "llm_api_spec, or leave [serve] empty",
+                f"no LLM-API field list is recorded for toolchain {tc.name} "
+                f"(TensorRT-LLM {tc.trtllm_version}), so [serve] cannot be checked",
+                "record TorchLlmArgs of that release (trtbuild/data/trtllm_llmapi_spec.json) and name it in "
+                "the pin's llm_api_spec, or leave [serve] empty",
                 sorted(recipe.serve),
             )
         return
@@ -138,12 +153,15 @@ def _check_serve(recipe: Recipe, tc: Toolchain | None) -> Iterator[Problem]:
         )
 
 
-_SERVE_FIELDS = {"parallelism.tp": "serve.tensor_parallel_size", "parallelism.pp": "serve.pipeline_parallel_size"}
+_SERVE_FIELDS = {
+    "parallelism.tp": "serve.tensor_parallel_size",
+    "parallelism.pp": "serve.pipeline_parallel_size",
+}
 
 
 def _check_model_fit(recipe: Recipe, facts: ModelFacts) -> Iterator[Problem]:
-    """Serving layout vs the model: the quantize driver's shape rules at the serve TP/PP (heads, sizes, layers,
-    AWQ blocks), and max_seq_len vs the model's positions."""
+    """Serving layout vs the model: the quantize driver's shape rules at the serve TP/PP (heads, sizes,
+    layers, AWQ blocks), and max_seq_len vs the model's positions."""
     from trtbuild.quantize.shapes import check_shapes, errors_only
 
     tp, pp = serve_world(recipe)
@@ -155,5 +173,9 @@ def _check_model_fit(recipe: Recipe, facts: ModelFacts) -> Iterator[Problem]:
         yield Problem(_SERVE_FIELDS.get(p.field, p.field), f"{p.message} ({facts.source})", fix, p.value)
     limit, seq = facts.max_seq_len_limit, recipe.serve.get("max_seq_len")
     if limit is not None and isinstance(seq, int) and seq > limit:
-        yield Problem("serve.max_seq_len", f"beyond the model's max_position_embeddings × rope factor = {limit}",
-                      f"use serve.max_seq_len ≤ {limit}", seq)
+        yield Problem(
+            "serve.max_seq_len",
+            f"beyond the model's max_position_embeddings × rope factor = {limit}",
+            f"use serve.max_seq_len ≤ {limit}",
+            seq,
+        )

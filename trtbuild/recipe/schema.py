@@ -176,7 +176,7 @@ Backend = Literal["engine", "pytorch"]
 class Target(_Table):
     gpu_arch: str = "sm90"
     toolchain: str
-    # None: the toolchain's default (engine where it has trtllm-build, else pytorch); see trtbuild.recipe.backend
+    # None: the toolchain's default (engine where it has trtllm-build, else pytorch); see pytorch_checks
     backend: Backend | None = None
 
     @field_validator("gpu_arch")
