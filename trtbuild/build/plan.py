@@ -244,7 +244,10 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None, *, hf: bool = False
         device=q.device, seed=QUANTIZE_SEED, min_top1=q.accuracy.min_top1_agreement,
         max_kl=q.accuracy.max_kl_divergence)
     flags = build_argv(options)
-    _ensure_valid(flags, "quantize", tc.cli_spec, "quantize")
+    if hf:  # not a quantize.py run: only the driver's own parser (quantize.py@059c97c1's flag names) reads it
+        _ensure_driver_accepts(flags)
+    else:
+        _ensure_valid(flags, "quantize", tc.spec_family, "quantize")
     # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it)
     params = {"format": q.format, "kv_cache": q.kv_cache, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp,
               "calibration": {"samples": cal.samples, "batch_size": cal.batch_size, "max_seq_len": cal.max_seq_len,
@@ -269,7 +272,7 @@ def _convert(loaded: LoadedRecipe) -> tuple[dict, list[str], list[PlanMount], di
     par = recipe.parallelism
     flags = ["--model_dir", C_MODEL, "--output_dir", C_CHECKPOINT, "--dtype", recipe.model.dtype,
              "--tp_size", str(par.tp), "--pp_size", str(par.pp)]
-    _ensure_valid(flags, "convert_checkpoint", tc.cli_spec, "convert")
+    _ensure_valid(flags, "convert_checkpoint", tc.spec_family, "convert")
     params = {"architecture": arch, "script": script, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp}
     return params, [tc.python, script, *flags], [], {}
 
@@ -301,7 +304,7 @@ def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
     # Outside the key: paths, parallel workers and the timing cache change where and how fast, not what.
     flags = ["--checkpoint_dir", C_CHECKPOINT, "--output_dir", C_ENGINE, *shape,
              "--workers", str(recipe.parallelism.world_size), "--output_timing_cache", f"{C_CACHE}/{TIMING_CACHE}"]
-    _ensure_valid(flags, "trtllm-build", tc.cli_spec, "build")
+    _ensure_valid(flags, "trtllm-build", tc.spec_family, "build")
     return {"flags": shape, "gpu_arch": recipe.target.gpu_arch}, [*tc.trtllm_build, *flags]
 
 
@@ -321,6 +324,17 @@ def _ensure_valid(flags: list[str], tool: str, family: str, step: str) -> None:
     problems = cli_spec.check_argv(flags, tool, family)
     if problems:  # a planner bug, never a user error: the spec check guards every emitted flag
         raise AssertionError(f"{step} step would pass flags {tool} ({family}) rejects: {problems}")
+
+
+def _ensure_driver_accepts(flags: list[str]) -> None:
+    from trtbuild.quantize.options import ArgvError, parse_argv, validate_options
+
+    try:
+        problems = validate_options(parse_argv(flags, env={}))
+    except ArgvError as exc:
+        problems = [str(exc)]
+    if problems:  # a planner bug, never a user error
+        raise AssertionError(f"quantize step would pass flags the driver rejects: {problems}")
 
 
 def plan_recipe(recipe_path: Path | str, *, toolchains_path: Path | None = None, locked: bool = False,

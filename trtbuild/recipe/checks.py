@@ -77,7 +77,7 @@ def check_recipe(
         _check_quantization(recipe, facts),
         _check_calibration(recipe, recipe_dir),
         _check_architecture(recipe, facts),
-        _check_extra_args(recipe, toolchains.get(recipe.target.toolchain)),
+        _check_extra_args(recipe, tc if tc is not None and tc.builds_engines else None),
     )
     return [problem for check in checks for problem in check]
 
@@ -276,7 +276,7 @@ def _check_extra_args(recipe: Recipe, tc: Toolchain | None) -> Iterator[Problem]
     args = recipe.build.extra_args
     if not args or tc is None:
         return
-    known = cli_spec.flags("trtllm-build", tc.cli_spec)
+    known = cli_spec.flags("trtllm-build", tc.spec_family)
     for token in args:
         name = token.partition("=")[0]
         if name.startswith("--") and name in MANAGED_BUILD_FLAGS:
@@ -304,6 +304,6 @@ def _extra_arg_value_problems(args: list[str], tc: Toolchain) -> list[str]:
     """Value problems only; unknown and managed flags are reported above."""
     return [
         p
-        for p in cli_spec.check_argv(list(args), "trtllm-build", tc.cli_spec)
+        for p in cli_spec.check_argv(list(args), "trtllm-build", tc.spec_family)
         if not p.startswith("unrecognized argument")
     ]

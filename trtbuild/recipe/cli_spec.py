@@ -24,12 +24,6 @@ _LISTINGS: dict[str, dict[str, tuple[str, ...]]] = {
         "convert_checkpoint": ("convert_checkpoint_llama",),
         "quantize": ("quantize",),
     },
-    # PyTorch-backend toolchains (after 1.3.0rc20: no trtllm-build, no convert_checkpoint.py). Only the
-    # quantize driver runs in them; it exports a unified HF checkpoint with quantize.py's
-    # ``--export_format hf``, a flag of the quantize.py listing read at 059c97c1 ("quantize_other_version").
-    "hf-export": {
-        "quantize": ("quantize_other_version",),
-    },
 }
 SPEC_FAMILIES = tuple(_LISTINGS)
 
@@ -84,8 +78,7 @@ def flags(tool: str, family: str) -> dict[str, Flag]:
     spec = _raw_spec()
     out: dict[str, Flag] = {}
     for listing in _LISTINGS[family][tool]:
-        entries = spec[listing]
-        for entry in entries["flags"] if isinstance(entries, dict) else entries:
+        for entry in spec[listing]:
             flag = Flag(
                 name=entry["flag"],
                 type=str(entry["type"]),

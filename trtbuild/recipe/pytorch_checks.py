@@ -42,7 +42,7 @@ def effective_backend(recipe: Recipe, tc: Toolchain | None) -> str:
 
 def check_engine_backend(recipe: Recipe, tc: Toolchain | None) -> Iterator[Problem]:
     """An engine recipe needs a toolchain with trtllm-build and has no [serve] table."""
-    if tc is not None and not tc.has_trtllm_build:
+    if tc is not None and not tc.builds_engines:
         yield Problem(
             "target.backend",
             f"toolchain {tc.name} (TensorRT-LLM {tc.trtllm_version}) has no trtllm-build: "
