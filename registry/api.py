@@ -7,12 +7,15 @@ reg.pull("llama-8b-fp8:prod", Path("/models/engine"))
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from registry import config, transfer
 from registry import manifest as mf
+from registry import pytorch_kinds as pk
 from registry.artifact import Artifact
 from registry.catalog.db import Catalog, as_utc
 from registry.errors import InvalidReference, NotFound
@@ -202,6 +205,8 @@ class Registry:
         candidates = self.catalog.candidates(name, mf.check_kind(kind), limit)
         if not candidates:
             raise NotFound(f"no {kind} artifacts named {name!r}", hint="list names with: trtbuild ls")
+        if kind in (pk.SERVE_CONFIG, pk.HF_CHECKPOINT):
+            return self._resolve_typed(candidates, host, kind)
         best, notes, rejected = rank(candidates, host)
         light = lambda c: Artifact(  # noqa: E731 - a rejected candidate needs only its columns
             hash=c["hash"],
@@ -226,6 +231,34 @@ class Registry:
             notes=notes,
         )
 
+    def _resolve_typed(self, candidates: Sequence[Any], host: HostFacts, kind: str) -> Resolution:
+        """Resolve over typed metadata (PyTorch-backend kinds): newest fitting candidate first."""
+        cls, judge = (
+            (pk.ServeConfigMeta, pk.evaluate_serve_config)
+            if kind == pk.SERVE_CONFIG
+            else (pk.HfCheckpointMeta, pk.evaluate_checkpoint)
+        )
+        best: Artifact | None = None
+        notes: Sequence[str] = ()
+        rejected: builtins.list[tuple[Artifact, str]] = []
+        for c in candidates:  # newest first
+            art = self.get(c["hash"])
+            verdict = judge(cls.from_metadata(art.metadata), host)  # type: ignore[operator]
+            if verdict.failures:
+                rejected.append((art, "; ".join(verdict.failures)))
+            elif best is None:
+                best, notes = art, verdict.notes
+        return Resolution(best=best, rejected=rejected, notes=list(notes))
+
+    def references(self) -> dict[str, tuple[str, ...]]:
+        """{artifact hash: hashes it points at}: a serve config points at its checkpoint."""
+        out: dict[str, tuple[str, ...]] = {}
+        for row in self.catalog.list_rows(kind=pk.SERVE_CONFIG):
+            target = (row.manifest.get("metadata") or {}).get("checkpoint")
+            if isinstance(target, str):
+                out[row.hash] = (target,)
+        return out
+
     # -- gc ----------------------------------------------------------------------------------------------
     def gc(self, *, keep_last: int | None = None, dry_run: bool = False, grace_s: float = 3600.0) -> GcReport:
         """Delete old untagged, unleased artifacts (keep_last per name), then unreferenced manifests and blobs.
@@ -237,6 +270,14 @@ class Registry:
             raise InvalidReference("--keep-last must be >= 0")
         rows, _protected = self.catalog.gc_plan(keep_last)
         doomed = [r.hash for r in rows]
+        # an artifact another one points at (a serve config's checkpoint) lives as long as the pointer does
+        refs, changed = self.references(), True
+        while changed:
+            changed = False
+            for referrer, targets in refs.items():
+                if referrer not in doomed and any(t in doomed for t in targets):
+                    doomed = [h for h in doomed if h not in targets]
+                    changed = True
         deleted = doomed if dry_run else self.catalog.delete_rows(doomed)
         cutoff = self.catalog.now() - grace_s
         manifests, blobs = self.catalog.referenced(since=cutoff)

@@ -17,7 +17,9 @@ from registry.canonical import canonical_json, sha256_hex
 from registry.errors import IntegrityError, InvalidInput, UnsafeManifest
 
 SCHEMA = "trtbuild.artifact.v1"
-KINDS = ("engine", "checkpoint", "timing-cache")
+# engine path: engine, checkpoint (TensorRT-LLM), timing-cache; PyTorch backend: hf-checkpoint, serve-config,
+# autotuner-cache (typed metadata in registry.pytorch_kinds)
+KINDS = ("engine", "checkpoint", "timing-cache", "hf-checkpoint", "serve-config", "autotuner-cache")
 MARKER_NAME = ".trtbuild-artifact.json"  # written into a pulled directory; never part of an artifact
 RESERVED_PREFIX = ".trtbuild-"  # top-level names the registry keeps for its own bookkeeping
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

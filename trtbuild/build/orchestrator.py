@@ -66,7 +66,9 @@ class BuildResult:
     waited_for: str | None = None                  # holder of the lease we waited on
 
     def to_dict(self) -> dict:
-        return {"hash": self.artifact.hash, "name": self.artifact.name, "engine_key": self.plan.engine_key,
+        key = "engine_key" if self.plan.backend == "engine" else "serve_config_key"
+        return {"hash": self.artifact.hash, "name": self.artifact.name, "kind": self.artifact.kind,
+                "backend": self.plan.backend, key: self.plan.artifact_key,
                 "checkpoint_key": self.plan.checkpoint_key, "cache_hit": self.cache_hit,
                 "steps_run": self.steps_run, "seconds": round(self.seconds, 3), "waited_for": self.waited_for}
 
@@ -84,9 +86,13 @@ def build_recipe(recipe_path: Path | str, options: BuildOptions | None = None, *
         from registry.api import Registry
 
         registry = Registry.open()
-    hit = registry.find_by_build_key(plan.engine_key, "engine")
+    hit = registry.find_by_build_key(plan.artifact_key, plan.artifact_kind)
     if hit is not None:
         return BuildResult(hit, plan, True, [], time.monotonic() - started)
+    if plan.backend == "pytorch":
+        from trtbuild.build.pytorch import PytorchBuild
+
+        return PytorchBuild(plan, options, registry, started).run()
     return _Build(plan, options, registry, started).run()
 
 
@@ -105,7 +111,7 @@ class _Build:
 
     # -- lease ---------------------------------------------------------------------------------------------
     def run(self) -> BuildResult:
-        key, holder = self.plan.engine_key, holder_id()
+        key, kind, holder = self.plan.artifact_key, self.plan.artifact_kind, holder_id()
         waited_for = None
         deadline = time.monotonic() + self.options.wait_timeout_s
         while not self.registry.acquire_lease(key, holder, self.options.lease_ttl_s):
@@ -113,15 +119,15 @@ class _Build:
             if time.monotonic() > deadline:
                 raise TrtbuildError(f"gave up waiting for another builder of {key}",
                                     hint="check `trtbuild ls`; the other build may be stuck (its lease expires)")
-            self.event("another builder holds the lease for this engine key; waiting")
+            self.event(f"another builder holds the lease for this {kind} key; waiting")
             time.sleep(self.options.poll_s)
-            hit = self.registry.find_by_build_key(key, "engine")
+            hit = self.registry.find_by_build_key(key, kind)
             if hit is not None:
                 return BuildResult(hit, self.plan, True, [], time.monotonic() - self.started, waited_for)
         keeper = LeaseKeeper(self.registry, key, holder, self.options.lease_ttl_s).start()
         try:
             with _sigterm_as_interrupt():
-                hit = self.registry.find_by_build_key(key, "engine")  # finished while we were acquiring
+                hit = self.registry.find_by_build_key(key, kind)  # finished while we were acquiring
                 if hit is not None:
                     return BuildResult(hit, self.plan, True, [], time.monotonic() - self.started, waited_for)
                 artifact = self._build()
