@@ -23,7 +23,13 @@ from typing import Any
 from trtbuild.bake.engine import TOKENIZER_SUBDIR
 from trtbuild.errors import InputError
 
-TEMPLATES = {"trtllm-serve": "trtllm-serve.Dockerfile.j2", "triton": "triton.Dockerfile.j2"}
+TEMPLATES = {
+    "trtllm-serve": "trtllm-serve.Dockerfile.j2",
+    "triton": "triton.Dockerfile.j2",
+    # PyTorch-backend artifacts (a serve config + its HF checkpoint): trtbuild.bake.pytorch
+    "trtllm-serve-pytorch": "trtllm-serve-pytorch.Dockerfile.j2",
+    "triton-llmapi": "triton-llmapi.Dockerfile.j2",
+}
 IMAGE_ROOT = "/opt/trtbuild"
 ENGINE_PATH = f"{IMAGE_ROOT}/engine"
 TOKENIZER_PATH = f"{IMAGE_ROOT}/tokenizer"
