@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from registry.manifest import KINDS
 from trtbuild.commands._registry import (
     emit_json,
     human_size,
@@ -16,7 +17,7 @@ from trtbuild.commands._registry import (
 
 @click.command("ls")
 @click.option("--name", default=None, help="Only artifacts pushed under this name.")
-@click.option("--kind", type=click.Choice(["engine", "checkpoint", "timing-cache"]), default=None)
+@click.option("--kind", type=click.Choice(KINDS), default=None)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many rows.")
 @registry_options
 @json_option
