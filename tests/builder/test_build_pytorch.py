@@ -1,8 +1,8 @@
 """A backend = "pytorch" recipe end to end on the real Docker Engine with the PyTorch-backend toolchain
 double: validate, plan, build (trtbuild's ModelOpt driver exports a unified HF checkpoint inside the
 double, host torch + ModelOpt mounted read-only), publish, a serve-only change that never re-quantizes,
-resolve with its refusals, pull, the double's trtllm-serve accepting checkpoint + config, and bake (context and a real image
-that turns healthy)."""
+resolve with its refusals, pull, the double's trtllm-serve accepting checkpoint + config, and bake
+(context and a real image that turns healthy)."""
 
 from __future__ import annotations
 
