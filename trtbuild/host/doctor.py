@@ -262,10 +262,10 @@ def check_resources(est: Estimate | None, work: Path) -> list[Check]:
 
 def check_registry() -> Check:
     """Open the registry and touch both halves: one catalog query and one store listing."""
-    from registry.api import Registry
+    from trtbuild.settings import open_registry
 
     try:
-        reg = Registry.open()
+        reg = open_registry()
         artifacts = len(reg.list(limit=1000))
         next(iter(reg.store.list_manifests()), None)
         db = reg.catalog.engine.url.render_as_string(hide_password=True)
