@@ -63,6 +63,7 @@ __all__ = [
     "ModelArtifact",
     "NotFound",
     "PushStats",
+    "Reachability",
     "Registry",
     "RegistryError",
     "Resolution",
@@ -79,6 +80,20 @@ __all__ = [
 # Columns of a resolve candidate that carry contract fields (identity, then build facts).
 _CANDIDATE_IDENTITY = ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp")
 _CANDIDATE_FACTS = ("driver_version", "gpu_name")
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Both halves of a registry answered: where they are (no password) and how many artifacts it lists."""
+
+    catalog_url: str
+    store_url: str
+    artifacts: int  # capped at the probe's limit
+    capped: bool
+
+    def describe(self) -> str:
+        count = f"{self.artifacts}{'+' if self.capped else ''}"
+        return f"catalog {self.catalog_url} ({count} artifacts), store {self.store_url}"
 
 
 @dataclass
@@ -304,6 +319,12 @@ class Registry:
             staged = self.store.clean_staging(older_than=cutoff)
             self.catalog.forget_pushes(before=cutoff)
         return GcReport(deleted, n_manifests, n_blobs, freed, staged, dry_run)
+
+    def check(self, limit: int = 1000) -> Reachability:
+        """Touch both halves: one catalog query and one store listing (raises when either fails)."""
+        artifacts = len(self.catalog.list_rows(limit=limit))
+        next(iter(self.store.list_manifests()), None)
+        return Reachability(self.catalog.safe_url, self.store.url, artifacts, artifacts >= limit)
 
     def close(self) -> None:
         self.catalog.dispose()

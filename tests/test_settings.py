@@ -87,5 +87,9 @@ def test_open_registry_uses_the_settings(tmp_path: Path, monkeypatch: pytest.Mon
     try:
         assert reg.store.url == f"file://{tmp_path / 'blobs'}" and reg.store.fsync is False
         assert (tmp_path / "cat.db").is_file()
+        assert (
+            reg.check().describe()
+            == f"catalog sqlite:///{tmp_path / 'cat.db'} (0 artifacts), store {reg.store.url}"
+        )
     finally:
         reg.close()
