@@ -13,22 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from registry.errors import InvalidInput
-from registry.pytorch_kinds import (
-    AUTOTUNER_CACHE,
-    HF_CHECKPOINT,
-    SERVE_CONFIG,
-    AutotunerCacheMeta,
-    HfCheckpointMeta,
-    ServeConfigMeta,
+from registry.api import (
+    AutotunerCacheMetadata,
+    HfCheckpointMetadata,
+    HostFacts,
+    InvalidInput,
+    ServeConfigMetadata,
+    parse_metadata,
 )
-from registry.resolve import HostFacts
 from trtbuild.build import autotuner
 from trtbuild.errors import InputError
 
 GIB = 1 << 30
 H100 = HostFacts(gpu_arch="sm90", gpu_count=1, gpu_mem_gib=80.0, trtllm_version="1.3.0rc26")
-CKPT = HfCheckpointMeta(
+CKPT = HfCheckpointMetadata(
     build_key="sha256:" + "c" * 64,
     recipe_name="m",
     model_source="hf://org/m",
@@ -52,8 +50,8 @@ CKPT = HfCheckpointMeta(
 )
 
 
-def serve_meta(checkpoint: str, **changes) -> ServeConfigMeta:
-    base = ServeConfigMeta(
+def serve_meta(checkpoint: str, **changes) -> ServeConfigMetadata:
+    base = ServeConfigMetadata(
         build_key="sha256:" + "d" * 64,
         recipe_name="m",
         checkpoint=checkpoint,
@@ -89,20 +87,12 @@ def _dir(tmp_path: Path, name: str, content: str) -> Path:
 
 
 def _publish(reg, tmp_path: Path, n: int = 0, **serve_changes):
-    ckpt = reg.push(
-        _dir(tmp_path, f"ckpt{n}", f'{{"n": {n}}}'),
-        name="m-checkpoint",
-        kind=HF_CHECKPOINT,
-        build_key=CKPT.build_key,
-        metadata=CKPT.to_metadata(),
-    )
+    ckpt = reg.push(_dir(tmp_path, f"ckpt{n}", f'{{"n": {n}}}'), name="m-checkpoint", metadata=CKPT)
     meta = serve_meta(ckpt.hash, **serve_changes)
     cfg = reg.push(
         _dir(tmp_path, f"cfg{n}", json.dumps(serve_changes, default=str)),
         name="m",
-        kind=SERVE_CONFIG,
-        build_key=meta.build_key,
-        metadata=meta.to_metadata(),
+        metadata=meta,
         tag="latest",
     )
     return ckpt, cfg
@@ -110,12 +100,12 @@ def _publish(reg, tmp_path: Path, n: int = 0, **serve_changes):
 
 def test_typed_metadata_round_trips_and_refuses_foreign_records():
     meta = serve_meta("sha256:" + "e" * 64)
-    assert ServeConfigMeta.from_metadata(meta.to_metadata()) == meta
-    assert HfCheckpointMeta.from_metadata(CKPT.to_metadata()) == CKPT
-    with pytest.raises(InvalidInput, match="not a serve-config/1"):
-        ServeConfigMeta.from_metadata(CKPT.to_metadata())
-    with pytest.raises(InvalidInput, match="unknown keys"):
-        ServeConfigMeta.from_metadata({**meta.to_metadata(), "surprise": 1})
+    assert parse_metadata("serve-config", meta.to_dict()) == meta
+    assert parse_metadata("hf-checkpoint", CKPT.to_dict()) == CKPT
+    with pytest.raises(InvalidInput, match="unknown field"):
+        parse_metadata("hf-checkpoint", meta.to_dict())  # a serve config's fields are not a checkpoint's
+    with pytest.raises(InvalidInput, match="must be an integer"):
+        ServeConfigMetadata.from_dict({**meta.to_dict(), "tp": "2"})
     # 2 (K, V) x 32 layers x 8 KV heads x 128 x 1 byte (FP8)
     assert CKPT.kv_bytes_per_token() == 65536 and CKPT.kv_bytes_per_token("none") == 131072
 
@@ -124,7 +114,7 @@ def test_typed_metadata_round_trips_and_refuses_foreign_records():
 def test_resolve_a_serve_config_says_why_not(backend, tmp_path):
     reg = backend.open()
     _, cfg = _publish(reg, tmp_path)
-    res = reg.resolve("m", H100, kind=SERVE_CONFIG)
+    res = reg.resolve("m", H100, kind=ServeConfigMetadata.kind)
     assert res.best is not None and res.best.hash == cfg.hash and not res.rejected
     assert res.best.columns["quant_format"] == "fp8" and res.best.columns["tp"] == 1  # catalog columns filled
     cases = [
@@ -134,9 +124,9 @@ def test_resolve_a_serve_config_says_why_not(backend, tmp_path):
         (dataclasses.replace(H100, gpu_mem_gib=10.0), "GiB weights"),
     ]
     for host, words in cases:
-        res = reg.resolve("m", host, kind=SERVE_CONFIG)
+        res = reg.resolve("m", host, kind=ServeConfigMetadata.kind)
         assert res.best is None and words in res.rejected[0][1], (host, res.rejected)
-    unknown = reg.resolve("m", HostFacts(gpu_arch="sm90"), kind=SERVE_CONFIG)
+    unknown = reg.resolve("m", HostFacts(gpu_arch="sm90"), kind=ServeConfigMetadata.kind)
     assert unknown.best is not None and any("unknown" in n for n in unknown.notes)
 
 
@@ -145,13 +135,13 @@ def test_resolve_counts_gpus_and_the_kv_estimate(tmp_path):
 
     reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", f"file://{tmp_path / 'store'}")
     _publish(reg, tmp_path, 0, tp=2)
-    refused = reg.resolve("m", H100, kind=SERVE_CONFIG)
+    refused = reg.resolve("m", H100, kind=ServeConfigMetadata.kind)
     assert "needs 2 GPUs" in refused.rejected[0][1]
     # 2M tokens x 64 KiB = 128 GiB of FP8 KV on top of 8 GiB weights does not fit 80 GiB
     _publish(reg, tmp_path, 1, kv_tokens=1 << 21, kv_tokens_from="kv_cache_config.max_tokens")
-    res = reg.resolve("m", dataclasses.replace(H100, gpu_count=2), kind=SERVE_CONFIG)
+    res = reg.resolve("m", dataclasses.replace(H100, gpu_count=2), kind=ServeConfigMetadata.kind)
     reasons = [r for _, r in res.rejected]
-    assert res.best is not None and res.best.get("tp") == 2  # the tp=2 one fits two GPUs
+    assert res.best is not None and res.best.metadata.tp == 2  # the tp=2 one fits two GPUs
     assert any("128.0 GiB KV" in r and "kv_cache_config.max_tokens" in r for r in reasons), reasons
 
 
@@ -162,15 +152,13 @@ def test_gc_keeps_the_checkpoint_a_kept_serve_config_points_at(tmp_path):
     orphan = reg.push(
         _dir(tmp_path, "orphan", '{"o": 1}'),
         name="m-checkpoint",
-        kind=HF_CHECKPOINT,
-        build_key="sha256:" + "f" * 64,
-        metadata=CKPT.to_metadata(),
+        metadata=dataclasses.replace(CKPT, build_key="sha256:" + "f" * 64),
     )
     ckpt, cfg = _publish(reg, tmp_path)
     report = reg.gc(keep_last=0, grace_s=0)
     assert orphan.hash in report.deleted_artifacts
     assert ckpt.hash not in report.deleted_artifacts and cfg.hash not in report.deleted_artifacts
-    assert reg.get(ckpt.hash).kind == HF_CHECKPOINT
+    assert reg.get(ckpt.hash).kind == HfCheckpointMetadata.kind
 
 
 def test_autotuner_cache_is_handed_only_to_a_matching_host(tmp_path):
@@ -183,8 +171,8 @@ def test_autotuner_cache_is_handed_only_to_a_matching_host(tmp_path):
     (tuned / "autotuner_cache.json").write_text('{"cache": "h100"}')
     h100 = dict(gpu_name="NVIDIA H100 80GB HBM3", gpu_arch="sm90", trtllm_version="1.3.0rc26")
     art = autotuner.capture(reg, "m:latest", tuned, **h100)
-    meta = AutotunerCacheMeta.from_metadata(art.metadata)
-    assert (meta.tp, meta.model, meta.quant_format) == (1, cfg.metadata["checkpoint"], "fp8")
+    meta = art.metadata
+    assert (meta.tp, meta.model, meta.quant_format) == (1, cfg.metadata.checkpoint, "fp8")
     hit, _ = autotuner.cache_for_host(reg, "m:latest", **h100)
     assert hit is not None and hit.hash == art.hash
     for change, words in (
@@ -197,7 +185,7 @@ def test_autotuner_cache_is_handed_only_to_a_matching_host(tmp_path):
     with pytest.raises(InputError, match="is for 1.3.0rc26"):
         autotuner.capture(reg, "m:latest", tuned, **{**h100, "trtllm_version": "1.3.0rc25"})
     assert [m.gpu_name for m, _ in autotuner.caches_for(reg, reg.get("m:latest"))] == [h100["gpu_name"]]
-    assert reg.list(kind=AUTOTUNER_CACHE)[0].columns.get("gpu_name") == h100["gpu_name"]
+    assert reg.list(kind=AutotunerCacheMetadata.kind)[0].columns.get("gpu_name") == h100["gpu_name"]
 
 
 @pytest.mark.parametrize(
@@ -209,7 +197,7 @@ def test_selector_in_the_image_sets_the_cache_only_for_its_gpu(tmp_path, smi_gpu
     src = tmp_path / "cache"
     src.mkdir()
     (src / "autotuner_cache.json").write_text("{}")
-    meta = AutotunerCacheMeta(
+    meta = AutotunerCacheMetadata(
         gpu_name="NVIDIA H100 80GB HBM3",
         gpu_arch="sm90",
         trtllm_version="1.3.0rc26",
@@ -225,7 +213,11 @@ def test_selector_in_the_image_sets_the_cache_only_for_its_gpu(tmp_path, smi_gpu
     smi = bin_dir / "nvidia-smi"
     smi.write_text(f"#!/bin/sh\necho '{smi_gpu}'\necho '{smi_gpu}'\n")
     smi.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "TLLM_AUTOTUNER_CACHE_PATH": "/stale"}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "TLLM_AUTOTUNER_CACHE_PATH": "/stale",
+    }
     out = subprocess.run(
         [
             sys.executable,

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.pytorch_kinds import AutotunerCacheMeta, ServeConfigMeta
+from registry.api import AutotunerCacheMetadata, ServeConfigMetadata
 from trtbuild.bake import render
-from trtbuild.bake.pipeline import RELEASE_IMAGE, BakeResult, _pinned_images
+from trtbuild.bake.pipeline import RELEASE_IMAGE, BakeResult
 from trtbuild.bake.versions import VERSION_LABEL, ensure_image, probe_base_version, same_version
 from trtbuild.build.serve_config import CONFIG_YAML, read_config_yaml
 from trtbuild.errors import InputError
@@ -44,7 +44,7 @@ SKIP = (".trtbuild-artifact.json",)  # registry bookkeeping in a pulled director
 class PytorchBakeRequest:
     config_dir: Path
     checkpoint_dir: Path
-    metadata: dict[str, Any]  # the serve-config artifact's metadata (ServeConfigMeta)
+    metadata: ServeConfigMetadata  # the serve-config artifact's metadata
     template: str  # trtllm-serve | triton
     artifact_hash: str | None = None
     artifact_name: str | None = None
@@ -56,11 +56,16 @@ class PytorchBakeRequest:
     pull_base: bool = True
     check_base: bool = True
     user_uid: int = 10001
-    caches: list[tuple[AutotunerCacheMeta, Path]] = field(default_factory=list)
+    caches: list[tuple[AutotunerCacheMetadata, Path]] = field(default_factory=list)
 
 
-def _check_inputs(req: PytorchBakeRequest) -> tuple[ServeConfigMeta, dict[str, Any]]:
-    meta = ServeConfigMeta.from_metadata(req.metadata)
+def _check_inputs(req: PytorchBakeRequest) -> tuple[ServeConfigMetadata, dict[str, Any]]:
+    meta = req.metadata
+    if not isinstance(meta, ServeConfigMetadata) or not (meta.checkpoint and meta.trtllm_version):
+        raise InputError(
+            "the artifact is not a serve config with a checkpoint and a TensorRT-LLM version",
+            hint="bake a serve config (what `trtbuild build` publishes for a pytorch recipe)",
+        )
     config_file = req.config_dir / CONFIG_YAML
     try:
         config = read_config_yaml(config_file)
@@ -86,14 +91,12 @@ def _check_inputs(req: PytorchBakeRequest) -> tuple[ServeConfigMeta, dict[str, A
     return meta, config
 
 
-def choose_pytorch_base(template: str, explicit: str | None, meta: ServeConfigMeta) -> str:
-    """--base, else the pinned serving image of that TensorRT-LLM version, else (trtllm-serve) the toolchain
-    image of the recipe, else the NGC release image of the version."""
+def choose_pytorch_base(template: str, explicit: str | None, meta: ServeConfigMetadata) -> str:
+    """--base, else (trtllm-serve) the release image of the recipe's toolchain (it ships trtllm-serve:
+    docker/release.md), else the NGC release image of the version. Triton needs --base: the tags of NGC's
+    Triton TensorRT-LLM images are not verified anywhere."""
     if explicit:
         return explicit
-    pinned = _pinned_images(meta.trtllm_version).get(template)
-    if pinned:
-        return pinned
     if template == "trtllm-serve":
         return meta.toolchain_image or RELEASE_IMAGE.format(version=meta.trtllm_version)
     raise InputError(
@@ -118,7 +121,7 @@ def serve_argv(port: int) -> list[str]:
     ]
 
 
-def model_yaml(config: dict[str, Any], meta: ServeConfigMeta, decoupled: bool) -> dict[str, Any]:
+def model_yaml(config: dict[str, Any], meta: ServeConfigMetadata, decoupled: bool) -> dict[str, Any]:
     """model.yaml of the LLM-API Triton backend (model.py: every key but triton_config goes to LLM())."""
     # max_batch_size 0: upstream's model.yaml says its implementation does not support Triton-side batching
     return {
@@ -132,7 +135,7 @@ def model_yaml(config: dict[str, Any], meta: ServeConfigMeta, decoupled: bool) -
 
 
 def _labels(
-    req: PytorchBakeRequest, meta: ServeConfigMeta, base: str, base_digest: str | None
+    req: PytorchBakeRequest, meta: ServeConfigMetadata, base: str, base_digest: str | None
 ) -> dict[str, str]:
     values: dict[str, Any] = {
         "org.opencontainers.image.title": req.artifact_name or meta.recipe_name,
@@ -160,7 +163,7 @@ def _labels(
 
 
 def _variables(
-    req: PytorchBakeRequest, meta: ServeConfigMeta, base: str, labels: dict[str, str]
+    req: PytorchBakeRequest, meta: ServeConfigMetadata, base: str, labels: dict[str, str]
 ) -> dict[str, Any]:
     command = serve_argv(req.port)
     if req.caches:
@@ -189,7 +192,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-").lower()
 
 
-def stage_caches(caches: list[tuple[AutotunerCacheMeta, Path]], dest: Path) -> None:
+def stage_caches(caches: list[tuple[AutotunerCacheMetadata, Path]], dest: Path) -> None:
     """autotuner/<gpu>-<sm>/... per cache, index.json [{gpu_name, gpu_arch, dir, cache_file}] and the
     selector script (stdlib; picks the entry whose GPU name and SM equal the host's nvidia-smi)."""
     dest.mkdir()
@@ -221,7 +224,7 @@ def prepare_pytorch(
         progress(f"checking TensorRT-LLM version of {base}")
         ensure_image(client, base, pull=req.pull_base)
         base_version, how = probe_base_version(client, base)
-        if not same_version(meta.trtllm_version, base_version):
+        if not same_version(str(meta.trtllm_version), base_version):
             raise InputError(
                 f"base image {base} has TensorRT-LLM {base_version} ({how}) but the serve config was checked "
                 f"against the LLM-API options of {meta.trtllm_version}: options may be unknown or mean "
@@ -246,7 +249,7 @@ def prepare_pytorch(
         {
             "hash": req.artifact_hash,
             "name": req.artifact_name,
-            "metadata": req.metadata,
+            "metadata": req.metadata.to_dict(),
             "checkpoint": meta.checkpoint,
             "trtllm_version": meta.trtllm_version,
         },

@@ -87,7 +87,7 @@ def capture_command(
         cache_file=cache_file,
     )
     if as_json:
-        emit_json({"hash": art.hash, "name": art.name, "metadata": art.metadata})
+        emit_json({"hash": art.hash, "name": art.name, "metadata": art.metadata.to_dict()})
     else:
         click.echo(f"{art.hash}  {art.name}  {name} {arch} TensorRT-LLM {version}")
 
@@ -121,7 +121,7 @@ def pull_command(
             f"no AutoTuner cache of {serve_ref} fits this host ({name}, {arch}, {version}):{lines}"
         )
     reg.pull(hit.hash, dest)
-    cache_file = hit.metadata["cache_file"]
+    cache_file = hit.metadata.cache_file
     if as_json:
         emit_json({"hash": hit.hash, "dest": str(dest), "TLLM_AUTOTUNER_CACHE_PATH": str(dest / cache_file)})
     else:

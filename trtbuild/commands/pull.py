@@ -53,7 +53,7 @@ def command(
     if use_resolve:
         ref = resolve_or_fail(reg, ref, gpu_arch, driver, gpus, gpu_mem_gib, trtllm, kind).hash
     art = reg.pull(ref, dest, progress=not as_json)
-    checkpoint = art.metadata.get("checkpoint") if art.kind == "serve-config" else None
+    checkpoint = getattr(art.metadata, "checkpoint", None)  # a serve config points at its checkpoint
     if checkpoint_dest is not None:
         if checkpoint is None:
             raise InputError(f"{art.hash} is a {art.kind}, not a serve config", hint="drop --checkpoint-dest")

@@ -62,10 +62,9 @@ def resolve_or_fail(
     kind: str = "engine",
 ) -> Any:
     """The best artifact, or NotFound listing each candidate with the constraint it failed."""
-    from registry.errors import NotFound
-    from registry.host import detect
+    from registry.api import NotFound, detect_host
 
-    res = reg.resolve(name, detect(gpu_arch, driver, gpus, gpu_mem_gib, trtllm), kind=kind)
+    res = reg.resolve(name, detect_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm), kind=kind)
     if res.best is None:
         lines = "\n".join(f"  {a.hash[:19]}: {reason}" for a, reason in res.rejected)
         raise NotFound(f"no {kind} named {name!r} fits this host:\n{lines}")
@@ -91,10 +90,10 @@ def command(
     as_json: bool,
 ) -> None:
     """Pick the best engine (or serve config) of NAME for this host (or the host the flags describe)."""
-    from registry.host import detect
+    from registry.api import detect_host
 
     reg = open_registry(db_url, store_url)
-    host = detect(gpu_arch, driver, gpus, gpu_mem_gib, trtllm)
+    host = detect_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm)
     res = reg.resolve(name, host, kind=kind)
     if as_json:
         emit_json({"host": host.__dict__, **res.to_dict()})
