@@ -216,7 +216,7 @@ def _bake_and_run(project, client, serve_hash: str) -> None:
 
     reg = Registry.open(project.env["TRTBUILD_DB_URL"], project.env["TRTBUILD_STORE_URL"])
     art = reg.pull(serve_hash, project.root / "img" / "config")
-    reg.pull(art.metadata["checkpoint"], project.root / "img" / "checkpoint")
+    reg.pull(art.metadata.checkpoint, project.root / "img" / "checkpoint")
     tag = f"trtbuild-test/bake-pytorch-{uuid.uuid4().hex[:8]}:test"
     try:
         result = bake_pytorch(
