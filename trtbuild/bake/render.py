@@ -105,9 +105,7 @@ def render_dockerfile(template: str, variables: dict[str, Any], directory: Path 
             hint="the template and trtbuild bake disagree; pass the value or fix the template",
         ) from None
     except jinja2.TemplateError as exc:
-        raise InputError(
-            f"{files[template]}: cannot render: {exc}", hint="fix the template syntax"
-        ) from None
+        raise InputError(f"{files[template]}: cannot render: {exc}", hint="fix the template syntax") from None
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

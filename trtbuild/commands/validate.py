@@ -44,8 +44,13 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
             continue
         r = loaded.recipe
         results.append(
-            {"recipe": str(path), "valid": True, "name": r.name, "toolchain": r.target.toolchain,
-             "backend": loaded.backend}
+            {
+                "recipe": str(path),
+                "valid": True,
+                "name": r.name,
+                "toolchain": r.target.toolchain,
+                "backend": loaded.backend,
+            }
         )
         if not as_json:
             if loaded.backend == "pytorch":

@@ -270,8 +270,10 @@ def validate_options(options: QuantizeOptions) -> list[str]:
                 "--kv_cache_dtype int8 with --export_format hf: the PyTorch backend has an FP8 KV cache only"
             )
         if (options.tp_size, options.pp_size) != (1, 1):
-            problems.append("--tp_size/--pp_size with --export_format hf: the HF checkpoint is not split; "
-                            "choose tensor/pipeline parallelism when serving it")
+            problems.append(
+                "--tp_size/--pp_size with --export_format hf: the HF checkpoint is not split; "
+                "choose tensor/pipeline parallelism when serving it"
+            )
     for name, flag in (
         ("tp_size", "--tp_size"),
         ("pp_size", "--pp_size"),
