@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from trtbuild.build.checkpoint import make_checkpoint
 from trtbuild.build.context import BuildContext, BuildOptions, make_runner
@@ -31,6 +31,7 @@ from trtbuild.errors import HostMismatch, InputError, ToolchainError
 
 if TYPE_CHECKING:
     from registry.api import Artifact, Registry
+    from trtbuild.build.plan_pytorch import PytorchPlan
     from trtbuild.host.fingerprint import Fingerprint
 
 __all__ = ["BuildOptions", "BuildResult", "build_recipe"]
@@ -39,7 +40,7 @@ __all__ = ["BuildOptions", "BuildResult", "build_recipe"]
 @dataclass
 class BuildResult:
     artifact: Artifact
-    plan: Plan
+    plan: Plan | PytorchPlan
     cache_hit: bool
     steps_run: list[str]
     seconds: float
@@ -83,7 +84,8 @@ def build_recipe(
     runner = make_runner(
         options.runner, allow_unpinned=options.allow_unpinned, memlock_limit=options.memlock_limit
     )
-    return _under_lease(BuildContext(plan, options, registry, runner, started))
+    # the steps share one context type; a pytorch plan is read back as such by trtbuild.build.pytorch
+    return _under_lease(BuildContext(cast(Plan, plan), options, registry, runner, started))
 
 
 def _under_lease(ctx: BuildContext) -> BuildResult:

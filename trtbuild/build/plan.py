@@ -352,7 +352,7 @@ def _quantize(
     else:
         _ensure_valid(flags, "quantize", tc.spec_family, "quantize")
     # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it)
-    params = {
+    params: dict[str, object] = {
         "format": q.format,
         "kv_cache": q.kv_cache,
         "dtype": recipe.model.dtype,
