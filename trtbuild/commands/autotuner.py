@@ -109,7 +109,7 @@ def pull_command(
     as_json: bool,
 ) -> None:
     """Pull the cache of SERVE_REF captured on this kind of host into DEST (exit 1, with reasons, if none)."""
-    from registry.errors import NotFound
+    from registry.api import NotFound
     from trtbuild.build.autotuner import cache_for_host
 
     reg = open_registry(db_url, store_url)
