@@ -227,10 +227,12 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
         calib_dataset=dataset_arg, calib_size=cal.samples, batch_size=cal.batch_size,
         calib_max_seq_length=cal.max_seq_len, awq_block_size=q.awq_block_size, dtype=recipe.model.dtype,
         device=q.device, seed=QUANTIZE_SEED, min_top1=q.accuracy.min_top1_agreement,
-        max_kl=q.accuracy.max_kl_divergence)
+        max_kl=q.accuracy.max_kl_divergence, max_gpu_memory_gib=q.max_gpu_memory_gib,
+        cpu_offload=q.cpu_offload)
     flags = build_argv(options)
     _ensure_valid(flags, "quantize", tc.cli_spec, "quantize")
-    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it)
+    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it,
+    # nor GPU placement: max_gpu_memory_gib / cpu_offload move layers, not values; bench/quantize_gpu)
     params = {"format": q.format, "kv_cache": q.kv_cache, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp,
               "calibration": {"samples": cal.samples, "batch_size": cal.batch_size, "max_seq_len": cal.max_seq_len,
                               "dataset": dataset_id, "tokenizer_max_seq_length": options.tokenizer_max_seq_length},
