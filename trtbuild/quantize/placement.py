@@ -231,7 +231,11 @@ def materialize_offloaded(model) -> list[str]:
     scales made on the execution device during calibration) follow it there, so every layer is whole
     on one device. Modules on GPUs stay where they are.
     """
-    from accelerate.hooks import AlignDevicesHook, SequentialHook, remove_hook_from_module  # type: ignore[import-untyped]
+    from accelerate.hooks import (  # type: ignore[import-untyped]
+        AlignDevicesHook,
+        SequentialHook,
+        remove_hook_from_module,
+    )
     from accelerate.utils import set_module_tensor_to_device  # type: ignore[import-untyped]
 
     def offload_hook(hook):
