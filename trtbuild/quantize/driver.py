@@ -526,6 +526,9 @@ def run_quantize(
         "total_s": round(time.perf_counter() - t_start, 4),
     }
     report["memory"] = _memory_report(torch, device, plan, model)
+    # a library that caches an exception raised by an import made in here keeps this frame alive, and
+    # with it the model: drop it so a process that quantizes again gets the memory back
+    del model
     _write_json_atomic(out / REPORT_NAME, report)
     log(
         f"wrote {len(files)} files ({report['export']['bytes'] / 1e6:.1f} MB) to {out} in "
