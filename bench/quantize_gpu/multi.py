@@ -350,3 +350,96 @@ def render_multi(r: dict) -> str:
             f"{d_top1:+.4f} | {d_kl:+.5f} | {'; '.join(c.get('problems', []))[:200] or '-'} |"
         )
     return "\n".join(rows + cmp_rows + ["", f"total {r.get('total_s', 0):.0f}s"])
+
+
+def _amax(model) -> dict:
+    """Every enabled quantizer's amax (float32, CPU), by name."""
+    import torch
+
+    out = {}
+    for name, mod in model.named_modules():
+        amax = getattr(mod, "amax", None) if getattr(mod, "is_enabled", False) else None
+        if isinstance(amax, torch.Tensor):
+            out[name] = amax.detach().float().cpu()
+    return out
+
+
+def _layer_split(a: Path, b: Path) -> dict:
+    """Which decoder layers' tensors differ between two exports (by bytes): layer -> differing count."""
+    import torch
+    from safetensors import safe_open
+
+    diff: dict = {}
+    for f in sorted(p.name for p in a.glob("rank*.safetensors")):
+        with safe_open(str(a / f), framework="pt") as fa, safe_open(str(b / f), framework="pt") as fb:
+            for k in fa.keys():
+                ta, tb = fa.get_tensor(k), fb.get_tensor(k)
+                if not torch.equal(ta.reshape(-1).view(torch.uint8), tb.reshape(-1).view(torch.uint8)):
+                    layer = k.split(".")[2] if k.startswith("transformer.layers.") else k
+                    diff[layer] = diff.get(layer, 0) + 1
+    return diff
+
+
+def step_exportdev(work: Path, out: Path) -> None:
+    """Where the offload run's differences come from: FP8 + FP8 KV, tp 1, the driver on one GPU and with
+    CPU offload; amax of every quantizer compared, and the one-GPU model exported again on the CPU."""
+    import torch
+    from modelopt.torch.export import export_tensorrt_llm_checkpoint
+
+    sys.path.insert(0, str(ROOT))
+    from trtbuild.quantize import QuantizeOptions, run_quantize
+
+    out.mkdir(parents=True, exist_ok=True)
+    res: dict = {}
+    amax: dict = {}
+    kept: dict = {}
+    for group in ("ref", "offload"):
+        spec = GROUPS[group]
+        d = work / f"dev_{group}"
+
+        def hook(m, g=group):
+            amax[g] = _amax(m)
+            if g == "ref":
+                kept["model"] = m
+
+        opts = QuantizeOptions(
+            model_dir=str(work / "model"),
+            output_dir=str(d),
+            qformat="fp8",
+            kv_cache_dtype="fp8",
+            calib_size=CALIB["calib_size"],
+            batch_size=CALIB["batch_size"],
+            calib_max_seq_length=CALIB["calib_max_seq_length"],
+            seed=CALIB["seed"],
+            device=DEVICE,
+            accuracy_gate=False,
+            max_gpu_memory_gib=spec.get("max_gpu_memory_gib"),
+            cpu_offload=bool(spec.get("cpu_offload")),
+        )
+        rep = run_quantize(opts, post_calibration_hook=hook, log=lambda m: print("  " + m, flush=True))
+        res[group] = {"devices_used": rep["memory"].get("devices_used"), "accuracy": rep["accuracy"]}
+        if group == "ref":  # the same calibrated model, exported again with every tensor on the CPU
+            model = kept.pop("model").to("cpu")
+            with torch.no_grad():
+                export_tensorrt_llm_checkpoint(
+                    model,
+                    decoder_type="llama",
+                    dtype=getattr(torch, rep["format"]["export_dtype"]),
+                    export_dir=work / "dev_ref_cpu",
+                    inference_tensor_parallel=1,
+                    inference_pipeline_parallel=1,
+                )
+            del model
+    a, b = amax["ref"], amax["offload"]
+    both = [n for n in a if n in b and a[n].shape == b[n].shape]
+    same = [n for n in both if torch.equal(a[n], b[n])]
+    worst = max((float((a[n] - b[n]).abs().max()) for n in both), default=0.0)
+    res["amax"] = {"quantizers": len(a), "in_both": len(both), "identical": len(same), "max_abs": worst}
+    res["layers_differing"] = {
+        "ref_gpu_vs_ref_cpu_export": _layer_split(work / "dev_ref", work / "dev_ref_cpu"),
+        "offload_vs_ref_gpu_export": _layer_split(work / "dev_offload", work / "dev_ref"),
+        "offload_vs_ref_cpu_export": _layer_split(work / "dev_offload", work / "dev_ref_cpu"),
+    }
+    res["compare_ref_cpu_export"] = compare_exports(work / "dev_ref_cpu", work / "dev_ref", False)
+    (out / "exportdev.json").write_text(json.dumps(res, indent=1, default=str))
+    print("EXPORTDEV " + json.dumps(res, default=str), flush=True)

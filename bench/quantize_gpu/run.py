@@ -363,16 +363,18 @@ def render(r: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("step", choices=("all", "accuracy", "make", "warm", "bare", "multi", "group"))
+    p.add_argument("step", choices=("all", "accuracy", "make", "warm", "bare", "multi", "group", "exportdev"))
     p.add_argument("--work", type=Path, default=Path("/tmp/quantize_gpu_work"))
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/quantize_gpu_out")))
     p.add_argument("--fmt", choices=FORMATS)
     p.add_argument("--group", help="group step: the group's name (multi.py GROUPS)")
     a = p.parse_args()
-    if a.step in ("multi", "group"):
+    if a.step in ("multi", "group", "exportdev"):
         import multi
 
-        if a.step == "multi":
+        if a.step == "exportdev":
+            multi.step_exportdev(a.work, a.out)
+        elif a.step == "multi":
             multi.step_multi(a.work, a.out)
         else:
             print("RESULT " + json.dumps(multi.step_group(a.work, a.group), default=str), flush=True)
