@@ -137,6 +137,20 @@ def test_build_only_changes_keep_the_checkpoint_key(tmp_path, change):
     assert changed["engine"] != base["engine"]
 
 
+def test_gpu_placement_settings_reach_the_driver_but_not_the_key(tmp_path):
+    """quantization.max_gpu_memory_gib / cpu_offload move layers between devices, not values (the one-GPU
+    and offloaded exports compare in bench/quantize_gpu/RESULTS.md): env of the step, outside the key."""
+    base = write_recipe(tmp_path, name="a.toml")
+    placed = write_recipe(
+        tmp_path, {"quantization.max_gpu_memory_gib": 70, "quantization.cpu_offload": True}, "b.toml"
+    )
+    assert _keys(placed) == _keys(base)
+    step = plan_recipe(placed).step("quantize")
+    assert step.env["TRTBUILD_QUANT_MAX_GPU_MEMORY_GIB"] == "70.0"
+    assert step.env["TRTBUILD_QUANT_CPU_OFFLOAD"] == "1"
+    assert "TRTBUILD_QUANT_CPU_OFFLOAD" not in plan_recipe(base).step("quantize").env
+
+
 @pytest.mark.parametrize("change", BOTH, ids=lambda c: next(iter(c)))
 def test_checkpoint_changes_change_both_keys(tmp_path, change):
     base, changed = (
