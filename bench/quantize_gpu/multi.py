@@ -7,11 +7,12 @@
     enforced) for FP8 + FP8 KV cache, INT8 SmoothQuant and INT4 AWQ at tp 1 and tp 2:
       ref      CUDA_VISIBLE_DEVICES=0: the one-GPU reference, plus a second tp-1 run of each format
                (the run-to-run floor);
-      split    only with >= 2 GPUs, CUDA_VISIBLE_DEVICES=0,1: the driver's own loading splits the model
-               over both GPUs (balanced device_map);
-      offload  CUDA_VISIBLE_DEVICES=0 with the weights capped at OFFLOAD_GIB per GPU and CPU offload on:
-               the layers past the cap live in host memory and run on GPU 0 (the driver's split path,
-               the second device being the CPU);
+      split    (default with >= 2 GPUs) CUDA_VISIBLE_DEVICES=0,1: the driver's own loading splits the
+               model over both GPUs (balanced device_map);
+      offload  (default with one GPU) CUDA_VISIBLE_DEVICES=0 with the weights capped at OFFLOAD_GIB per
+               GPU and CPU offload on: the layers past the cap live in host memory and run on GPU 0 (the
+               driver's split path, the second device being the CPU);
+    QGPU_GROUPS=ref,split,offload picks the groups;
  3. compares each export with the ref export of the same format and tp, tensor by tensor (scales and
     weights apart: bit-identical count, max abs and max relative difference, INT4 unpacked), and the
     gate figures side by side.
@@ -43,6 +44,8 @@ GROUPS: dict[str, dict] = {
     "again": {"smoke_only": True},
 }
 GIB = 1024**3
+# sha256[:16] of every tensor of the ref group's exports from the one-H200 run of RESULTS.md
+STORED_REFERENCE = Path(__file__).with_name("reference_h200.json.gz")
 
 
 def run_name(group: str, fmt: str, tp: int, repeat: bool = False) -> str:
@@ -266,7 +269,9 @@ def step_multi(work: Path, out: Path) -> None:
     res["warm"] = [_result_of(w, "warm") for w in warm]
     print("make:", res["make"], "\nwarm:", res["warm"], flush=True)
     save()
-    names = ["ref", "again"] if SMOKE else ["ref", *(["split"] if gpus >= 2 else []), "offload"]
+    # one GPU: ref + offload; several: ref + split (offload was measured on one GPU; QGPU_GROUPS overrides)
+    default = "ref,again" if SMOKE else ("ref,split" if gpus >= 2 else "ref,offload")
+    names = os.environ.get("QGPU_GROUPS", default).split(",")
     for g in names:
         spec = GROUPS[g]
         env = {"CUDA_VISIBLE_DEVICES": spec["visible"]} if gpus and "visible" in spec else {}
@@ -288,6 +293,7 @@ def step_multi(work: Path, out: Path) -> None:
             name, ref = run_name(g, fmt, tp, repeat), run_name("ref", fmt, tp)
             if (work / name / "config.json").is_file() and (work / ref / "config.json").is_file():
                 res["compare"][name] = compare_exports(work / name, work / ref, fmt == "int4_awq")
+    res["vs_stored_reference"] = vs_stored_reference(res["groups"].get("ref", {}).get("runs", {}))
     res["total_s"] = time.perf_counter() - t_start
     tensors = {g: {n: r.pop("tensors", None) for n, r in v["runs"].items()} for g, v in res["groups"].items()}
     (out / "tensors.json").write_text(json.dumps(tensors, separators=(",", ":")))
@@ -295,6 +301,26 @@ def step_multi(work: Path, out: Path) -> None:
     table = render_multi(res)
     (out / "table.md").write_text(table + "\n")
     print(table)
+
+
+def vs_stored_reference(runs: dict) -> dict:
+    """Per ref run: how many exported tensors are byte-identical (by sha256) to the stored H200 reference."""
+    import gzip
+
+    if SMOKE or not STORED_REFERENCE.is_file():
+        return {}
+    stored = json.loads(gzip.decompress(STORED_REFERENCE.read_bytes()))["runs"]
+    out = {}
+    for name, run in runs.items():
+        if name not in stored or not run.get("tensors"):
+            continue
+        pairs = [
+            (sha, run["tensors"].get(f, {}).get(k, [None] * 3)[2])
+            for f, rows in stored[name].items()
+            for k, sha in rows.items()
+        ]
+        out[name] = {"tensors": len(pairs), "identical": sum(a == b for a, b in pairs)}
+    return out
 
 
 def _gib(b) -> str:
@@ -349,7 +375,9 @@ def render_multi(r: dict) -> str:
             f"{w.get('max_abs', 0):.3g} / {w.get('max_rel', 0):.3g} | {differing} of {elements} | "
             f"{d_top1:+.4f} | {d_kl:+.5f} | {'; '.join(c.get('problems', []))[:200] or '-'} |"
         )
-    return "\n".join(rows + cmp_rows + ["", f"total {r.get('total_s', 0):.0f}s"])
+    stored = [f"{n} {v['identical']}/{v['tensors']}" for n, v in r.get("vs_stored_reference", {}).items()]
+    tail = ["", "ref vs the stored H200 reference (identical tensors): " + (", ".join(stored) or "-")]
+    return "\n".join(rows + cmp_rows + tail + ["", f"total {r.get('total_s', 0):.0f}s"])
 
 
 def _amax(model) -> dict:
