@@ -55,7 +55,7 @@ FULL = QuantizeOptions(
 
 def _pairs(argv):
     assert len(argv) % 2 == 0
-    return dict(zip(argv[::2], argv[1::2]))
+    return dict(zip(argv[::2], argv[1::2], strict=True))
 
 
 def test_build_argv_uses_only_quantize_py_flags_with_valid_values():
