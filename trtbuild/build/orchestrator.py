@@ -305,6 +305,10 @@ class _Build:
             "build_seconds": round(time.monotonic() - self.started, 3), "verification": verification,
             "steps_run": self.steps_run, "checkpoint_key": self.plan.checkpoint_key,
         }
+        from trtbuild.settings import farm_job
+
+        if farm_job():
+            provenance["farm_job"] = farm_job()  # the scheduler job whose log holds this build's output
         artifact = self.registry.push(engine_dir, name=self.recipe.name, kind="engine",
                                       build_key=self.plan.engine_key, metadata=self._identity(self.plan.step("build")),
                                       provenance=provenance, tag=self.options.tag)
@@ -317,8 +321,10 @@ def _make_runner(kind: str, *, allow_unpinned: bool, memlock_limit: int | None):
     from trtbuild.runner.docker import ULIMITS
 
     if kind == "docker":
+        from trtbuild.settings import gpu_devices
+
         ulimits = None if memlock_limit is None else {**ULIMITS, "memlock": (memlock_limit, memlock_limit)}
-        return DockerRunner(allow_unpinned=allow_unpinned, ulimits=ulimits)
+        return DockerRunner(allow_unpinned=allow_unpinned, ulimits=ulimits, gpu_devices=gpu_devices())
     if kind == "local":
         return LocalRunner()
     raise InputError(f"--runner {kind!r}: unknown runner", hint="use --runner docker or --runner local")
