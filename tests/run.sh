@@ -24,7 +24,7 @@ echo "== installing Python packages"
 # torch first, pinned to the CPU build available here; the rest must not pull a CUDA torch.
 python3 -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
   || python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e ".[quantize,postgres,test]" "torch==2.13.0"
+python3 -m pip install -q -e ".[quantize,postgres,farm,test]" "torch==2.13.0"
 
 STATE=$(mktemp -d /tmp/trtbuild-ci.XXXXXX)
 chmod 755 "$STATE"   # PostgreSQL runs as the postgres user and needs to reach its data dir inside

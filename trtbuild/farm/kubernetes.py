@@ -323,11 +323,20 @@ class KubernetesScheduler(Scheduler):
             raise InputError(
                 "writing Kubernetes manifests needs PyYAML", hint="pip install 'trtbuild[farm]'"
             ) from exc
+        class Dumper(yaml.SafeDumper):
+            def ignore_aliases(self, data) -> bool:  # plain repeated blocks, no &anchors
+                return True
+
+        def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:  # files as | blocks
+            style = "|" if "\n" in value else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        Dumper.add_representer(str, text)
         out_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         for name, _group, cm, job in self.manifests(jobs):
             path = out_dir / f"{name}.yaml"
-            path.write_text(yaml.safe_dump_all([cm, job], sort_keys=False, width=120))
+            path.write_text(yaml.dump_all([cm, job], Dumper=Dumper, sort_keys=False, width=120))
             paths.append(path)
         return paths
 
