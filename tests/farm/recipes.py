@@ -13,6 +13,7 @@ from trtbuild.recipe.toolchain import load_toolchains
 PLACEHOLDER_DIGEST = "sha256:" + "a" * 64
 ROOT = "/srv/farm"
 
+LLAMA_SCRIPT = "/app/tensorrt_llm/examples/models/core/llama/convert_checkpoint.py"
 TOOLCHAINS = f"""# TEST pins for the farm rendering tests: the digest is a placeholder, not a real image's.
 [toolchain."trtllm-1.1.0"]
 trtllm_version = "1.1.0"
@@ -23,7 +24,7 @@ cli_spec = "1.x"
 trtllm_build = ["trtllm-build"]
 python = "python3"
 examples_dir = "/app/tensorrt_llm/examples"
-convert_scripts = {{ LlamaForCausalLM = "/app/tensorrt_llm/examples/models/core/llama/convert_checkpoint.py" }}
+convert_scripts = {{ LlamaForCausalLM = "{LLAMA_SCRIPT}" }}
 """
 
 RECIPES = {

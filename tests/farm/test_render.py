@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.farm.recipes import PLACEHOLDER_DIGEST, ROOT, write_project
+from tests.farm.recipes import PLACEHOLDER_DIGEST, ROOT, write_lock, write_project
 from trtbuild.errors import InputError
 from trtbuild.farm.base import BuildArgs
 from trtbuild.farm.kubernetes import KubernetesOptions, KubernetesScheduler, index_states, parse_indexes
@@ -285,3 +285,12 @@ def test_cli_refuses_an_unlocked_recipe(farm):
         env={"TRTBUILD_DB_URL": f"sqlite:///{tmp_path / 'r.db'}"},
     )
     assert result.returncode == 2 and "no lock file" in result.stderr and "trtbuild lock" in result.stderr
+
+
+def test_recipes_sharing_a_key_give_one_job(farm):
+    tmp_path, toolchains, recipes, _, _, _ = farm
+    twin = recipes[1].with_name("same-engine-other-name.toml")
+    twin.write_text(recipes[1].read_text().replace('name = "llama-8b-bf16"', 'name = "renamed"'))
+    write_lock(twin, toolchains)
+    jobs, duplicates = plan_jobs([*recipes, twin], toolchains_path=toolchains)
+    assert len(jobs) == 3 and duplicates == {str(twin): str(recipes[1])}
