@@ -191,7 +191,7 @@ def submit_command(
 
     from registry.api import Registry
     from trtbuild.farm import api
-    from trtbuild.farm.base import BuildArgs
+    from trtbuild.farm.base import BuildArgs, Scheduler
     from trtbuild.recipe.toolchain import default_toolchains_path
 
     env = {}
@@ -211,6 +211,7 @@ def submit_command(
     )
     if trtbuild_cmd:
         build = replace(build, trtbuild=(trtbuild_cmd,))
+    backend: Scheduler
     if scheduler == "slurm":
         from trtbuild.farm.slurm import SlurmOptions, SlurmScheduler
 

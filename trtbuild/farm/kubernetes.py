@@ -318,11 +318,12 @@ class KubernetesScheduler(Scheduler):
 
     def render(self, jobs: list[FarmJob], out_dir: Path) -> list[Path]:
         try:
-            import yaml
+            import yaml  # type: ignore[import-untyped]
         except ImportError as exc:
             raise InputError(
                 "writing Kubernetes manifests needs PyYAML", hint="pip install 'trtbuild[farm]'"
             ) from exc
+
         class Dumper(yaml.SafeDumper):
             def ignore_aliases(self, data) -> bool:  # plain repeated blocks, no &anchors
                 return True
