@@ -176,7 +176,7 @@ def test_kubernetes_job_semantics(farm):
     pod = spec["template"]["spec"]
     main = pod["containers"][0]
     assert main["image"] == group[0].image and "@sha256:" in main["image"]
-    assert main["resources"]["limits"] == {"nvidia.com/gpu": 1}
+    assert main["resources"]["limits"] == {"nvidia.com/gpu": "1"}
     assert {"secretRef": {"name": "trtbuild-registry"}} in main["envFrom"]
     assert main["command"] == ["/opt/trtbuild/venv/bin/trtbuild"]
     assert main["args"][:6] == ["build", "--locked", "--json", "--runner", "local", "--tag"]

@@ -256,7 +256,7 @@ class KubernetesScheduler(Scheduler):
                         },
                     ],
                     "envFrom": env_from,
-                    "resources": {"limits": {"nvidia.com/gpu": first.gpus}},
+                    "resources": {"limits": {"nvidia.com/gpu": str(first.gpus)}},  # a quantity
                     "volumeMounts": [
                         {"name": "recipes", "mountPath": RECIPES, "readOnly": True},
                         {**venv_mount, "readOnly": True},
@@ -380,6 +380,8 @@ class KubernetesScheduler(Scheduler):
                 raise KubernetesUnavailable(
                     f"creating {ns}/{name} failed: {exc.status} {exc.reason}: {(exc.body or '')[:500]}"
                 ) from exc
+            except ValueError as exc:  # the client's own model checks: a manifest bug, said plainly
+                raise KubernetesUnavailable(f"the client refused {ns}/{name}: {exc}") from exc
             for i, farm_job in enumerate(group):
                 on_submitted(farm_job, Submitted(f"{ns}/{name}#{i}", f"kubectl logs -n {ns} job/{name}"))
 
