@@ -9,7 +9,8 @@ import pytest
 from trtbuild.errors import InputError, RunnerUnavailable
 from trtbuild.farm import state
 from trtbuild.farm.api import summarize
-from trtbuild.farm.slurm import _parse_states
+from trtbuild.farm.base import Scheduler, Submitted
+from trtbuild.farm.slurm import SchedulerError, _parse_states
 from trtbuild.runner import DockerRunner, RunSpec
 
 
@@ -93,3 +94,47 @@ def test_docker_runner_uses_the_allocated_gpus(monkeypatch):
     assert "--gpus" not in DockerRunner(gpu_devices=[]).command_line(
         RunSpec(name="s", image="i", argv=[], mounts=[], env={}, gpus=0)
     )
+
+
+class _RefusesTheSecond(Scheduler):
+    """A scheduler that accepts one job, then fails (as sbatch does when the partition goes away)."""
+
+    name = "slurm"
+
+    def render(self, jobs, out_dir):
+        return []
+
+    def submit(self, jobs, out_dir, on_submitted):
+        on_submitted(jobs[0], Submitted("101", None))
+        raise SchedulerError("sbatch of the second job failed")
+
+    def states(self, job_ids):
+        return dict.fromkeys(job_ids, "pending")
+
+    def cancel(self, job_ids):
+        pass
+
+
+def test_jobs_accepted_before_a_failure_stay_recorded(tmp_path):
+    from registry.api import Registry
+    from tests.farm.recipes import write_project
+    from trtbuild.farm import api
+
+    toolchains, recipes = write_project(tmp_path)
+    registry = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", f"file://{tmp_path / 'store'}")
+    path = tmp_path / "farm" / "state.json"
+    with pytest.raises(SchedulerError):
+        api.submit(
+            [str(r) for r in recipes],
+            _RefusesTheSecond(),
+            registry=registry,
+            state_path=path,
+            toolchains_path=toolchains,
+        )
+    assert [r.job_id for r in state.load(path).values()] == ["101"]
+    # the recorded job is live: a new submission leaves its key alone
+    report = api.submit(
+        [str(recipes[0])], _RefusesTheSecond(), registry=registry, state_path=path, toolchains_path=toolchains
+    )
+    assert report.submitted == [] and [r["job_id"] for r in report.in_flight] == ["101"]
+    registry.close()

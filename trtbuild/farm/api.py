@@ -47,7 +47,7 @@ def submit(
         report.rendered = [str(p) for p in scheduler.render(selection.jobs, dry_run_dir)]
         report.submitted = [_row(job, job_id=None, log=None) for job in selection.jobs]
         return report
-    with state.locked(state_path) as records:
+    with state.locked(state_path, save_on_error=True) as records:
         own = {
             j.engine_key: records[j.engine_key]
             for j in selection.jobs

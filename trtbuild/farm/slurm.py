@@ -227,13 +227,21 @@ class SlurmScheduler(Scheduler):
     def _squeue(self, job_ids: list[str]) -> dict[str, str]:
         fmt = ["--noheader", "--states=all", "--format=%i|%T"]
         proc = _try(["squeue", *fmt, f"--jobs={','.join(job_ids)}"])
-        if proc is not None and proc.returncode != 0 and len(job_ids) > 1:
-            # squeue refuses the whole list when none of it is known any more: ask one by one
-            found: dict[str, str] = {}
+        if proc is None:
+            _run(["squeue"], "squeue")  # raises: not a submit host
+        assert proc is not None
+        if proc.returncode == 0:
+            return _parse_states(proc.stdout, job_ids)
+        if "Invalid job id" not in proc.stderr:  # the controller is unreachable: say so, guess nothing
+            raise SchedulerError(
+                f"squeue failed (exit {proc.returncode}): {proc.stderr.strip()}",
+                hint="check that slurmctld is up (`sinfo`) and SLURM_CONF points at it",
+            )
+        found: dict[str, str] = {}
+        if len(job_ids) > 1:  # squeue refuses the whole list when one id is unknown: ask one by one
             for job_id in job_ids:
                 found.update(self._squeue([job_id]))
-            return found
-        return _parse_states(proc.stdout if proc is not None and proc.returncode == 0 else "", job_ids)
+        return found
 
     def _sacct(self, job_ids: list[str]) -> dict[str, str]:
         """Finished jobs squeue forgot (MinJobAge); only where the cluster keeps accounting."""

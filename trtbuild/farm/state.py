@@ -75,13 +75,19 @@ def _save(path: Path, records: dict[str, JobRecord]) -> None:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[dict[str, JobRecord]]:
-    """Load the table under an exclusive lock, let the caller change it, save it on a clean exit."""
+def locked(path: Path, *, save_on_error: bool = False) -> Iterator[dict[str, JobRecord]]:
+    """Load the table under an exclusive lock, let the caller change it, save it on a clean exit (and on
+    an error or interrupt too with ``save_on_error``: jobs a scheduler already accepted stay recorded)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         records = load(path)
-        yield records
+        try:
+            yield records
+        except BaseException:
+            if save_on_error:
+                _save(path, records)
+            raise
         _save(path, records)
 
 
