@@ -46,8 +46,16 @@ class Farm:
         pytest.fail(f"farm jobs did not finish in {timeout} s: {rows}")
 
 
-def test_three_recipes_three_jobs_three_engines_then_nothing(slurm_cluster, farm_project, tmp_path):
+@pytest.fixture
+def farm(slurm_cluster, farm_project, tmp_path):
+    """A farm with its own job table; whatever a failed test left queued or running is cancelled."""
     farm = Farm(farm_project, tmp_path / "farm" / "state.json")
+    yield farm
+    if farm.state.exists():
+        farm_project.cli("farm", "cancel", "--all", "--state", str(farm.state))
+
+
+def test_three_recipes_three_jobs_three_engines_then_nothing(farm, farm_project):
     recipes = [
         write_recipe(farm_project, f"tiny-{dtype}", dtype=dtype)
         for dtype in ("float16", "bfloat16", "float32")
@@ -73,8 +81,7 @@ def test_three_recipes_three_jobs_three_engines_then_nothing(slurm_cluster, farm
     assert {r["hash"] for r in again["built"]} == {r["artifact"] for r in rows}
 
 
-def test_cancelled_job_leaves_nothing_and_is_rebuilt(slurm_cluster, farm_project, docker_client, tmp_path):
-    farm = Farm(farm_project, tmp_path / "farm" / "state.json")
+def test_cancelled_job_leaves_nothing_and_is_rebuilt(farm, farm_project, docker_client):
     recipe = write_recipe(farm_project, "tiny-slow", dtype="float16", max_batch_size=3)
     sub = farm.submit(recipe, extra=("--env", "TOOLCHAIN_DOUBLE_SLEEP=120"))
     (row,) = sub["submitted"]

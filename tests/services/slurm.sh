@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A one-node Slurm cluster for the build-farm tests (Debian 12 packages slurmctld, slurmd, slurm-client, munge).
 #
-#   tests/services/slurm.sh start [DIR]   # prints `export SLURM_CONF=...` and `export TRTBUILD_TEST_SLURM=1`
+#   tests/services/slurm.sh start [DIR]   # prints `export SLURM_CONF=...` (clients and tests use it)
 #   tests/services/slurm.sh stop  [DIR]
 #
 # Everything lives under DIR (default /tmp/trtbuild-slurm): its own munge key and munged socket (the system
@@ -78,7 +78,7 @@ SlurmdParameters=config_overrides
 ReturnToService=2
 MpiDefault=none
 MinJobAge=600
-KillWait=10
+KillWait=30
 SchedulerParameters=sched_interval=2
 GresTypes=gpu
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=8 RealMemory=4096 Gres=gpu:8 State=UNKNOWN
@@ -99,7 +99,6 @@ CONF
     if sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
       echo "slurm up: SLURM_CONF=$dir/slurm.conf" >&2
       echo "export SLURM_CONF=$dir/slurm.conf"
-      echo "export TRTBUILD_TEST_SLURM=1"
       return 0
     fi
     sleep 0.2
