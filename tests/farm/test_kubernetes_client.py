@@ -61,6 +61,17 @@ def _handler(api: StandIn):
                     200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": api.pods}
                 )
             key = (kind, ns, name or (body or {}).get("metadata", {}).get("name"))
+            if method == "POST" and key in api.objects:
+                return self._send(
+                    409,
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "status": "Failure",
+                        "reason": "AlreadyExists",
+                        "code": 409,
+                    },
+                )
             if method == "POST":
                 obj = {**body, "metadata": {**body["metadata"], "uid": str(uuid.uuid4())}}
                 api.objects[key] = obj
@@ -203,3 +214,24 @@ def test_submit_status_cancel_through_the_client(cluster, tmp_path):
     assert deleted == sorted(jobs)  # a Job cannot stop one index: both Jobs go
     gone = _cli("farm", "status", *common, "--json", env=env)
     assert {r["state"] for r in json.loads(gone.stdout)["keys"]} == {"lost"}
+
+    # lost keys are submitted again, as new Jobs (the old names may still be taken in a real cluster)
+    again = _cli(
+        "farm",
+        "submit",
+        "--scheduler",
+        "kubernetes",
+        "--namespace",
+        "llm-build",
+        "--secret",
+        "trtbuild-registry",
+        "--trtbuild-package",
+        "trtbuild[postgres]==0.1.0",
+        *common,
+        "--json",
+        *map(str, recipes),
+        env=env,
+    )
+    assert again.returncode == 0, again.stderr
+    new_jobs = {k[2] for k in api.objects if k[0] == "jobs"}
+    assert len(new_jobs) == 2 and not new_jobs & set(jobs)

@@ -60,6 +60,7 @@ class KubernetesOptions:
     queue: str | None = None  # Kueue LocalQueue
     gpu_products: tuple[str, ...] = ()  # nvidia.com/gpu.product values, e.g. NVIDIA-H100-80GB-HBM3
     backoff_limit_per_index: int = 2
+    ttl_after_finished_s: int = 7 * 24 * 3600  # the Job controller removes finished Jobs (and their pods)
     trtbuild_package: str | None = None  # what pip installs into the image's virtualenv
     kubeconfig: Path | None = None
     context: str | None = None
@@ -108,8 +109,11 @@ def index_states(job: dict, pods: list[dict]) -> dict[int, str]:
     return out
 
 
-def _group_name(jobs: list[FarmJob]) -> str:
-    return "trtbuild-farm-" + digest_of(sorted(j.engine_key for j in jobs)).split(":", 1)[1][:12]
+def _group_name(jobs: list[FarmJob], suffix: str = "") -> str:
+    """``trtbuild-farm-<digest of the keys>[-<suffix>]``: a submission adds a random suffix, so a group
+    submitted again (its Job failed) never collides with the finished Job still kept in the cluster."""
+    name = "trtbuild-farm-" + digest_of(sorted(j.engine_key for j in jobs)).split(":", 1)[1][:12]
+    return f"{name}-{suffix}" if suffix else name
 
 
 class KubernetesScheduler(Scheduler):
@@ -290,6 +294,7 @@ class KubernetesScheduler(Scheduler):
                 "completions": len(jobs),
                 "parallelism": len(jobs),
                 "backoffLimitPerIndex": o.backoff_limit_per_index,
+                "ttlSecondsAfterFinished": o.ttl_after_finished_s,
                 "podFailurePolicy": {
                     "rules": [
                         {
@@ -307,11 +312,11 @@ class KubernetesScheduler(Scheduler):
             },
         }
 
-    def manifests(self, jobs: list[FarmJob]) -> list[tuple[str, list[FarmJob], dict, dict]]:
+    def manifests(self, jobs: list[FarmJob], suffix: str = "") -> list[tuple[str, list[FarmJob], dict, dict]]:
         """(name, group jobs, ConfigMap, Job) per group."""
         out = []
         for group in self.groups(jobs):
-            name = _group_name(group)
+            name = _group_name(group, suffix)
             cm, items = self.config_map(name, group)
             out.append((name, group, cm, self.job(name, group, items)))
         return out
@@ -366,7 +371,9 @@ class KubernetesScheduler(Scheduler):
         return client
 
     def submit(self, jobs: list[FarmJob], out_dir: Path, on_submitted: OnSubmitted) -> None:
-        manifests = self.manifests(jobs)
+        import uuid
+
+        manifests = self.manifests(jobs, suffix=uuid.uuid4().hex[:6])
         client = self._api()
         core, batch = client.CoreV1Api(), client.BatchV1Api()
         ns = self.options.namespace
