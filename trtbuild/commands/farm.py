@@ -189,10 +189,10 @@ def submit_command(
     """Submit one job per engine key of RECIPES (paths or globs) that the registry lacks."""
     from dataclasses import replace
 
-    from registry.api import Registry
     from trtbuild.farm import api
     from trtbuild.farm.base import BuildArgs, Scheduler
     from trtbuild.recipe.toolchain import default_toolchains_path
+    from trtbuild.settings import open_registry
 
     env = {}
     for item in envs:
@@ -251,7 +251,7 @@ def submit_command(
             ),
             build,
         )
-    registry = Registry.open()
+    registry = open_registry()
     try:
         report = api.submit(
             recipes,
@@ -304,10 +304,10 @@ def status_command(
 ) -> int:
     """Each key's job state and artifact: the keys of RECIPES, or every key submitted from this state file.
     Exit 1 when a key failed, was cancelled or its job was lost without an artifact."""
-    from registry.api import Registry
     from trtbuild.farm import api
+    from trtbuild.settings import open_registry
 
-    registry = Registry.open()
+    registry = open_registry()
     try:
         rows = api.status(
             registry=registry,

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from registry.canonical import digest_of
+from registry.api import digest_of
 from trtbuild.errors import InputError, TrtbuildError
 from trtbuild.farm.base import (
     FAILED,
