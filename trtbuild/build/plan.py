@@ -321,10 +321,15 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
         seed=QUANTIZE_SEED,
         min_top1=q.accuracy.min_top1_agreement,
         max_kl=q.accuracy.max_kl_divergence,
+        max_gpu_memory_gib=q.max_gpu_memory_gib,
+        cpu_offload=q.cpu_offload,
     )
     flags = build_argv(options)
     _ensure_valid(flags, "quantize", tc.cli_spec, "quantize")
-    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it)
+    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it).
+    # CPU offload does: offloaded layers are exported on the CPU, whose rounding of some scales differs
+    # from CUDA's by one ulp (bench/quantize_gpu/RESULTS.md), and the GPU budget decides which layers
+    # those are; without offload the budget only moves layers between GPUs and stays out of the key.
     params = {
         "format": q.format,
         "kv_cache": q.kv_cache,
@@ -342,6 +347,8 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
         "seed": QUANTIZE_SEED,
         "device": q.device,
     }
+    if q.cpu_offload:
+        params["cpu_offload"] = {"max_gpu_memory_gib": q.max_gpu_memory_gib}
     env = {"PYTHONPATH": C_SRC, **build_env(options, torch_extensions_dir=C_TORCH_EXT)}
     return params, [tc.python, "-m", "trtbuild.quantize", *flags], mounts, env
 
