@@ -37,12 +37,17 @@ S3_THREADS = "TRTBUILD_S3_THREADS"
 S3_PART_MIB = "TRTBUILD_S3_PART_MIB"
 S3_MULTIPART_MIB = "TRTBUILD_S3_MULTIPART_MIB"
 S3_STAGED_PUSH = "TRTBUILD_S3_STAGED_PUSH"
+FARM_STATE = "TRTBUILD_FARM_STATE"
+FARM_JOB = "TRTBUILD_FARM_JOB"
+GPU_DEVICES = "TRTBUILD_GPU_DEVICES"
 # Read by the quantize driver inside the toolchain container (the builder sets them in the step's env).
 QUANT_ACCURACY_GATE = "TRTBUILD_QUANT_ACCURACY_GATE"
 QUANT_MIN_TOP1 = "TRTBUILD_QUANT_MIN_TOP1"
 QUANT_MAX_KL = "TRTBUILD_QUANT_MAX_KL"
 QUANT_GATE_PROMPTS = "TRTBUILD_QUANT_GATE_PROMPTS"
 QUANT_GATE_TOKENS = "TRTBUILD_QUANT_GATE_TOKENS"
+QUANT_MAX_GPU_MEMORY_GIB = "TRTBUILD_QUANT_MAX_GPU_MEMORY_GIB"
+QUANT_CPU_OFFLOAD = "TRTBUILD_QUANT_CPU_OFFLOAD"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -79,6 +84,21 @@ SETTINGS: tuple[Setting, ...] = (
         "no overlap of hashing and upload)",
     ),
     Setting(
+        FARM_STATE,
+        "`<cache>/farm/state.json`",
+        "`trtbuild farm`'s job table (engine key → scheduler job); scripts and logs go beside it",
+    ),
+    Setting(
+        FARM_JOB,
+        "unset",
+        "set by farm jobs: the scheduler job a build runs in, recorded in the engine's provenance",
+    ),
+    Setting(
+        GPU_DEVICES,
+        "unset",
+        "set by Slurm farm jobs (`$SLURM_JOB_GPUS`): the GPU ids Docker build containers get",
+    ),
+    Setting(
         QUANT_ACCURACY_GATE,
         "`1`",
         "quantize step: `0` measures and reports the accuracy gate without failing "
@@ -90,6 +110,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(QUANT_MAX_KL, "per format", "quantize step: maximum mean KL divergence, nats"),
     Setting(QUANT_GATE_PROMPTS, "`16`", "quantize step: held-out prompts the accuracy gate compares"),
     Setting(QUANT_GATE_TOKENS, "`32`", "quantize step: tokens per held-out prompt"),
+    Setting(
+        QUANT_MAX_GPU_MEMORY_GIB,
+        "free memory less a reserve",
+        "quantize step: GiB of each GPU the weights may take while calibrating "
+        "(`quantization.max_gpu_memory_gib`)",
+    ),
+    Setting(
+        QUANT_CPU_OFFLOAD,
+        "`0`",
+        "quantize step: `1` puts layers that do not fit the GPUs in host memory (`quantization.cpu_offload`)",
+    ),
 )
 
 
@@ -132,6 +163,24 @@ def torch_extensions_dir() -> Path:
 def hash_cache_path() -> Path | None:
     """The file-digest cache, or None when ``TRTBUILD_HASH_CACHE=0``."""
     return cache_home() / "hashcache.db" if _env_flag(HASH_CACHE) else None
+
+
+# -- the build farm --------------------------------------------------------------------------------------
+def farm_state_path() -> Path:
+    """``trtbuild farm``'s job table: ``$TRTBUILD_FARM_STATE``, else ``<cache>/farm/state.json``."""
+    explicit = _env(FARM_STATE)
+    return Path(explicit).expanduser() if explicit else cache_home() / "farm" / "state.json"
+
+
+def farm_job() -> str | None:
+    """The scheduler job this build runs in (set by farm job scripts and manifests)."""
+    return _env(FARM_JOB)
+
+
+def gpu_devices() -> list[str]:
+    """GPUs a scheduler allocated to this build (comma-separated ids): Docker containers get exactly
+    these devices. Empty: no allocation, containers ask for a GPU count."""
+    return [d.strip() for d in (_env(GPU_DEVICES) or "").split(",") if d.strip()]
 
 
 # -- the registry ----------------------------------------------------------------------------------------

@@ -345,13 +345,18 @@ def _quantize(
         seed=QUANTIZE_SEED,
         min_top1=q.accuracy.min_top1_agreement,
         max_kl=q.accuracy.max_kl_divergence,
+        max_gpu_memory_gib=q.max_gpu_memory_gib,
+        cpu_offload=q.cpu_offload,
     )
     flags = build_argv(options)
     if hf:  # not a quantize.py run: only the driver's own parser (quantize.py@059c97c1's flag names) reads it
         _ensure_driver_accepts(flags)
     else:
         _ensure_valid(flags, "quantize", tc.spec_family, "quantize")
-    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it)
+    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it).
+    # CPU offload does: offloaded layers are exported on the CPU, whose rounding of some scales differs
+    # from CUDA's by one ulp (bench/quantize_gpu/RESULTS.md), and the GPU budget decides which layers
+    # those are; without offload the budget only moves layers between GPUs and stays out of the key.
     params: dict[str, object] = {
         "format": q.format,
         "kv_cache": q.kv_cache,
@@ -369,6 +374,8 @@ def _quantize(
         "seed": QUANTIZE_SEED,
         "device": q.device,
     }
+    if q.cpu_offload:
+        params["cpu_offload"] = {"max_gpu_memory_gib": q.max_gpu_memory_gib}
     if hf:
         params.pop("tp"), params.pop("pp")
         params["export"] = "hf"

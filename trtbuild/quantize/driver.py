@@ -32,7 +32,9 @@ Report (``quantize_report.json``, schema ``trtbuild.quantize_report/1``)::
   export: {quantization: <config.json "quantization">, mapping: <config.json "mapping">, seconds,
            bytes, files: [{path, size}]},
   shape_warnings: [...], timings: {import_s, load_s, calibrate_s, gate_s, export_s, total_s},
-  memory: {device, peak_gpu_bytes}, versions: {python, torch, cuda, modelopt, transformers, ...}
+  memory: {device, peak_gpu_bytes (largest per-GPU peak), peak_gpu_bytes_per_gpu, gpu_name,
+           placement: {device_map, max_memory, gpus, weights_bytes, reserve_bytes, cpu_offload, notes},
+           devices_used}, versions: {python, torch, cuda, modelopt, transformers, ...}
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trtbuild.quantize import calib as calib_mod
-from trtbuild.quantize import formats, gate, shapes
+from trtbuild.quantize import formats, gate, placement, shapes
 from trtbuild.quantize.errors import (
     AccuracyGateFailed,
     CalibrationError,
@@ -157,8 +159,69 @@ def _versions() -> dict:
 
 
 def _sync(torch, device: str) -> None:
+    """Wait for every visible GPU (a split model runs on several; ``synchronize()`` waits for one)."""
     if device == "cuda":
-        torch.cuda.synchronize()
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.synchronize(i)
+
+
+def _visible_gpus(torch) -> list[placement.Gpu]:
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        free, total = torch.cuda.mem_get_info(i)
+        gpus.append(placement.Gpu(i, torch.cuda.get_device_name(i), int(total), int(free)))
+    return gpus
+
+
+def _load_model(auto_model, torch, options: QuantizeOptions, load_kw: dict, config: dict, calib_dtype: str):
+    """Load the model for calibration; on CUDA placed by ``placement.plan_placement`` (returned too)."""
+    if options.device != "cuda":
+        return auto_model.from_pretrained(options.model_dir, **load_kw), None
+    plan = placement.plan_placement(
+        _visible_gpus(torch),
+        placement.checkpoint_weight_bytes(options.model_dir, calib_dtype),
+        placement.activation_reserve(
+            shapes.model_dims(config),
+            options.batch_size,
+            options.calib_max_seq_length,
+            placement.DTYPE_BYTES[calib_dtype],
+        ),
+        max_gpu_memory_gib=options.max_gpu_memory_gib,
+        cpu_offload=options.cpu_offload,
+    )
+    if importlib.util.find_spec("accelerate") is None:
+        if isinstance(plan.device_map, dict):  # one GPU: load, then move (device_map needs accelerate)
+            return auto_model.from_pretrained(options.model_dir, **load_kw).to("cuda"), plan
+        raise MissingDependency(
+            "splitting the model over several GPUs or offloading it to the CPU needs accelerate",
+            hint="pip install accelerate (the TensorRT-LLM images have it)",
+        )
+    kw = {"max_memory": plan.max_memory} if plan.max_memory else {}
+    model = auto_model.from_pretrained(options.model_dir, **load_kw, device_map=plan.device_map, **kw)
+    return model, plan
+
+
+def _input_device(model, plan) -> str:
+    """Where calibration batches and gate prompts go (the input embedding's execution device)."""
+    if plan is None:
+        return "cpu"
+    embed = model.get_input_embeddings()
+    embed_name = next((n for n, m in model.named_modules() if m is embed), "")
+    return placement.input_device(getattr(model, "hf_device_map", None) or {"": 0}, embed_name)
+
+
+def _memory_report(torch, device: str, plan, model) -> dict:
+    if device != "cuda":
+        return {"device": device, "peak_gpu_bytes": None, "gpu_name": None}
+    peaks = [int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count())]
+    return {
+        "device": device,
+        "peak_gpu_bytes": max(peaks),  # the largest of the per-GPU peaks
+        "peak_gpu_bytes_per_gpu": peaks,
+        "gpu_name": torch.cuda.get_device_name(0),
+        "placement": plan.as_dict() if plan is not None else None,
+        "devices_used": placement.devices_used(getattr(model, "hf_device_map", None)),
+    }
 
 
 def _check_export(out: Path, options: QuantizeOptions) -> dict:
@@ -292,7 +355,8 @@ def run_quantize(
     device = options.device
     calib_dtype = "float32" if device == "cpu" else export_dtype
     if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(i)
 
     # --- load
     t0 = time.perf_counter()
@@ -308,15 +372,8 @@ def run_quantize(
     major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
     dtype_kw = "dtype" if major_minor >= (4, 56) else "torch_dtype"
     load_kw = {dtype_kw: getattr(torch, calib_dtype)}
-    if device == "cuda" and importlib.util.find_spec("accelerate") is not None:
-        # straight onto the GPU(s); several GPUs share a model too big for one
-        model = AutoModelForCausalLM.from_pretrained(
-            options.model_dir, **load_kw, device_map="auto" if torch.cuda.device_count() > 1 else "cuda"
-        )
-    elif device == "cuda":  # transformers needs accelerate for device_map: load, then move
-        model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw).to("cuda")
-    else:
-        model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw)
+    # CUDA: one GPU, or split over all visible GPUs (+ CPU offload when allowed); see placement.py
+    model, plan = _load_model(AutoModelForCausalLM, torch, options, load_kw, config, calib_dtype)
     model = model.eval()
     decoder_type = get_model_type(model)
     if decoder_type is None and options.export_format != "hf":
@@ -325,9 +382,12 @@ def run_quantize(
             "ModelOpt can export to a TensorRT-LLM checkpoint",
             hint="use a Llama-architecture checkpoint",
         )
-    in_device = next(model.parameters()).device
+    in_device = _input_device(model, plan)
     load_s = time.perf_counter() - t0
     log(f"loaded {type(model).__name__} ({decoder_type}) in {calib_dtype} on {device} in {load_s:.1f}s")
+    if plan is not None:
+        used = placement.devices_used(getattr(model, "hf_device_map", None))
+        log(f"placement: {used or {'cuda:0': 1}}; inputs on {in_device}; " + "; ".join(plan.notes))
 
     # --- calibration data and gate reference
     batches = calib_mod.pack_calibration(
@@ -474,6 +534,9 @@ def run_quantize(
         else f"exporting TensorRT-LLM checkpoint ({export_dtype}, tp {options.tp_size}, pp {options.pp_size})"
     )
     t0 = time.perf_counter()
+    if set((getattr(model, "hf_device_map", None) or {}).values()) & {"cpu", "disk"}:
+        moved = placement.materialize_offloaded(model)  # the export reads weights, not meta tensors
+        log(f"{len(moved)} offloaded modules given their CPU weights for the export")
     try:
         with torch.no_grad():
             if hf:
@@ -502,7 +565,6 @@ def run_quantize(
             files.append({"path": p.name, "size": p.stat().st_size})
             os.replace(p, out / p.name)
     shutil.rmtree(staging, ignore_errors=True)
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
     report["export"] = {
         **exported,
         "seconds": round(export_s, 4),
@@ -517,11 +579,10 @@ def run_quantize(
         "export_s": round(export_s, 4),
         "total_s": round(time.perf_counter() - t_start, 4),
     }
-    report["memory"] = {
-        "device": device,
-        "peak_gpu_bytes": peak,
-        "gpu_name": torch.cuda.get_device_name() if device == "cuda" else None,
-    }
+    report["memory"] = _memory_report(torch, device, plan, model)
+    # a library that caches an exception raised by an import made in here keeps this frame alive, and
+    # with it the model: drop it so a process that quantizes again gets the memory back
+    del model
     _write_json_atomic(out / REPORT_NAME, report)
     log(
         f"wrote {len(files)} files ({report['export']['bytes'] / 1e6:.1f} MB) to {out} in "

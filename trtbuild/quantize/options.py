@@ -16,6 +16,13 @@ variables (``build_env``), documented here:
   TRTBUILD_QUANT_MAX_KL         maximum mean KL(unquantized || quantized) in nats (default per format)
   TRTBUILD_QUANT_GATE_PROMPTS   held-out prompts the gate compares (default 16)
   TRTBUILD_QUANT_GATE_TOKENS    tokens per held-out prompt (default 32)
+  TRTBUILD_QUANT_MAX_GPU_MEMORY_GIB  GiB of each GPU the model's weights may take while calibrating
+                                (accelerate's max_memory; default: the GPU's free memory less a reserve
+                                for the CUDA context and the calibration batch; see placement.py)
+  TRTBUILD_QUANT_CPU_OFFLOAD    "1": layers that do not fit the GPUs go to host memory (slow); "0"
+                                (default): such a model is refused before loading, naming the fixes
+  CUDA_VISIBLE_DEVICES          which GPUs: the driver calibrates on all it sees, one GPU whole, several
+                                split evenly (the builder's quantize step gets tp x pp GPUs)
   TORCH_EXTENSIONS_DIR          where torch keeps compiled extensions; point it at a persistent cache so
                                 ModelOpt's ``modelopt_cuda_ext`` (INT4 AWQ on CUDA) compiles only once
 """
@@ -29,8 +36,10 @@ from dataclasses import asdict, dataclass, fields
 
 from trtbuild.settings import (
     QUANT_ACCURACY_GATE,
+    QUANT_CPU_OFFLOAD,
     QUANT_GATE_PROMPTS,
     QUANT_GATE_TOKENS,
+    QUANT_MAX_GPU_MEMORY_GIB,
     QUANT_MAX_KL,
     QUANT_MIN_TOP1,
 )
@@ -67,6 +76,9 @@ ENV_MIN_TOP1 = QUANT_MIN_TOP1
 ENV_MAX_KL = QUANT_MAX_KL
 ENV_GATE_PROMPTS = QUANT_GATE_PROMPTS
 ENV_GATE_TOKENS = QUANT_GATE_TOKENS
+ENV_MAX_GPU_MEMORY = QUANT_MAX_GPU_MEMORY_GIB
+ENV_CPU_OFFLOAD = QUANT_CPU_OFFLOAD
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
 @dataclass
@@ -95,6 +107,8 @@ class QuantizeOptions:
     max_kl: float | None = None
     gate_prompts: int = 16
     gate_tokens: int = 32
+    max_gpu_memory_gib: float | None = None  # per-GPU weight budget (placement.py); None: free - reserve
+    cpu_offload: bool = False  # layers that do not fit the GPUs may go to host memory
 
     def thresholds(self) -> tuple[float, float]:
         """(min top-1 agreement, max mean KL) in force: explicit values, else the format's defaults."""
@@ -162,6 +176,10 @@ def build_env(options: QuantizeOptions, *, torch_extensions_dir: str | None = No
         env[ENV_MIN_TOP1] = repr(float(options.min_top1))
     if options.max_kl is not None:
         env[ENV_MAX_KL] = repr(float(options.max_kl))
+    if options.max_gpu_memory_gib is not None:
+        env[ENV_MAX_GPU_MEMORY] = repr(float(options.max_gpu_memory_gib))
+    if options.cpu_offload:
+        env[ENV_CPU_OFFLOAD] = "1"
     if torch_extensions_dir:
         env["TORCH_EXTENSIONS_DIR"] = torch_extensions_dir
     return env
@@ -217,6 +235,15 @@ def _env_float(env: Mapping[str, str], key: str) -> float | None:
         raise ArgvError(f"environment variable {key}={raw!r} is not a number") from None
 
 
+def _env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in _TRUE + _FALSE:
+        raise ArgvError(f"environment variable {key}={raw!r}: use 1 or 0")
+    return raw in _TRUE
+
+
 def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
     raw = env.get(key)
     if raw in (None, ""):
@@ -231,13 +258,14 @@ def parse_argv(argv: list[str], env: Mapping[str, str] | None = None) -> Quantiz
     """Options from the driver's argv (quantize.py flag names) and environment; ``ArgvError`` if invalid."""
     env = os.environ if env is None else env
     ns = _parser().parse_args(argv)
-    gate = env.get(ENV_GATE, "1").strip().lower()
-    if gate not in ("0", "1", "true", "false", "yes", "no"):
-        raise ArgvError(f"environment variable {ENV_GATE}={gate!r}: use 1 or 0")
+    gate = _env_bool(env, ENV_GATE, True)
+    offload = _env_bool(env, ENV_CPU_OFFLOAD, False)
     values = {f.name: getattr(ns, f.name) for f in fields(QuantizeOptions) if hasattr(ns, f.name)}
     return QuantizeOptions(
         **values,
-        accuracy_gate=gate in ("1", "true", "yes"),
+        accuracy_gate=gate,
+        max_gpu_memory_gib=_env_float(env, ENV_MAX_GPU_MEMORY),
+        cpu_offload=offload,
         min_top1=_env_float(env, ENV_MIN_TOP1),
         max_kl=_env_float(env, ENV_MAX_KL),
         gate_prompts=_env_int(env, ENV_GATE_PROMPTS, 16),
@@ -294,4 +322,6 @@ def validate_options(options: QuantizeOptions) -> list[str]:
         problems.append(f"minimum top-1 agreement {options.min_top1}: must be between 0 and 1")
     if options.max_kl is not None and options.max_kl < 0:
         problems.append(f"maximum KL divergence {options.max_kl}: must be >= 0")
+    if options.max_gpu_memory_gib is not None and not options.max_gpu_memory_gib > 0:
+        problems.append(f"{ENV_MAX_GPU_MEMORY}={options.max_gpu_memory_gib}: must be > 0 (GiB per GPU)")
     return problems

@@ -78,6 +78,10 @@ class Quantization(_Table):
     kv_cache: KvCacheQuant = "none"
     awq_block_size: Literal[64, 128] = 128
     device: Literal["cuda", "cpu"] = "cuda"  # where calibration runs; "cpu" for small models without a GPU
+    # CUDA placement (trtbuild/quantize/placement.py): the step's tp x pp GPUs share the model; these cap
+    # each GPU's weights (GiB) and allow layers that do not fit them into host memory (slow)
+    max_gpu_memory_gib: float | None = Field(default=None, gt=0)
+    cpu_offload: bool = False
     calibration: Calibration = Calibration()
     accuracy: AccuracyGate = AccuracyGate()
 
