@@ -1,4 +1,5 @@
-"""The quantize driver: HF checkpoint -> ModelOpt PTQ -> accuracy gate -> TensorRT-LLM checkpoint.
+"""The quantize driver: HF checkpoint -> ModelOpt PTQ -> accuracy gate -> TensorRT-LLM checkpoint (engine
+path) or, with ``--export_format hf``, a unified Hugging Face checkpoint (PyTorch backend).
 
 ``run_quantize(options)`` does, in order:
  1. checks options, the model directory, the calibration source and the output directory, and the
@@ -10,7 +11,9 @@
  5. checks that every enabled quantizer got a scale, then runs the accuracy gate;
  6. ``export_tensorrt_llm_checkpoint(..., inference_tensor_parallel=tp, inference_pipeline_parallel=pp)``
     into a staging folder, checks its config.json against the request, saves the tokenizer beside it,
-    moves everything into the output directory and writes ``quantize_report.json`` last.
+    moves everything into the output directory and writes ``quantize_report.json`` last. With
+    ``--export_format hf``: ``export_hf_checkpoint`` instead (safetensors + ``hf_quant_config.json`` + the HF
+    config; not split by TP/PP), checked by ``_check_hf_export``.
 
 Imports only the stdlib, torch, transformers, modelopt, safetensors and numpy (it runs inside the
 toolchain container with trtbuild/ mounted read-only on PYTHONPATH).
@@ -259,6 +262,46 @@ def _check_export(out: Path, options: QuantizeOptions) -> dict:
     }
 
 
+HF_QUANT_CONFIG = "hf_quant_config.json"
+
+
+def _check_hf_export(out: Path, options: QuantizeOptions) -> dict:
+    """The unified HF checkpoint: config.json, safetensors weights and (when quantized) hf_quant_config.json
+    naming the requested algorithms; return its quantization section."""
+    cfg_path = out / "config.json"
+    if not cfg_path.is_file():
+        raise ExportError(f"ModelOpt wrote no config.json into {out}")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if not sorted(out.glob("*.safetensors")):
+        raise ExportError(f"ModelOpt wrote no *.safetensors weights into {out}")
+    problems = []
+    quant: dict = {}
+    qpath = out / HF_QUANT_CONFIG
+    quantized = options.qformat != "full_prec" or options.kv_cache_dtype is not None
+    if quantized and not qpath.is_file():
+        problems.append(f"no {HF_QUANT_CONFIG}")
+    elif qpath.is_file():
+        quant = json.loads(qpath.read_text(encoding="utf-8")).get("quantization") or {}
+        want_algo = formats.EXPECTED_QUANT_ALGO[options.qformat]
+        if quant.get("quant_algo") != want_algo:
+            problems.append(f"quant_algo {quant.get('quant_algo')!r} != {want_algo!r}")
+        want_kv = formats.EXPECTED_KV_ALGO[options.kv_cache_dtype]
+        if quant.get("kv_cache_quant_algo") != want_kv:
+            problems.append(f"kv_cache_quant_algo {quant.get('kv_cache_quant_algo')!r} != {want_kv!r}")
+        if options.qformat == "int4_awq" and quant.get("group_size") != options.awq_block_size:
+            problems.append(f"group_size {quant.get('group_size')!r} != {options.awq_block_size}")
+    if problems:
+        raise ExportError(
+            "the exported Hugging Face checkpoint does not match the request: " + "; ".join(problems)
+        )
+    return {
+        "format": "hf",
+        "quantization": quant,
+        "architecture": (cfg.get("architectures") or [None])[0],
+        "dtype": cfg.get("dtype") or cfg.get("torch_dtype"),
+    }
+
+
 def run_quantize(
     options: QuantizeOptions,
     *,
@@ -296,7 +339,7 @@ def run_quantize(
         import modelopt.torch.quantization as mtq
         import torch
         import transformers
-        from modelopt.torch.export import export_tensorrt_llm_checkpoint
+        from modelopt.torch.export import export_hf_checkpoint, export_tensorrt_llm_checkpoint
         from modelopt.torch.export.model_utils import get_model_type
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
@@ -333,7 +376,7 @@ def run_quantize(
     model, plan = _load_model(AutoModelForCausalLM, torch, options, load_kw, config, calib_dtype)
     model = model.eval()
     decoder_type = get_model_type(model)
-    if decoder_type is None:
+    if decoder_type is None and options.export_format != "hf":
         raise QuantizeInputError(
             f"--model_dir {options.model_dir}: {type(model).__name__} is not a model "
             "ModelOpt can export to a TensorRT-LLM checkpoint",
@@ -484,26 +527,37 @@ def run_quantize(
 
     # --- export
     staging = out / STAGING_NAME
-    log(f"exporting TensorRT-LLM checkpoint ({export_dtype}, tp {options.tp_size}, pp {options.pp_size})")
+    hf = options.export_format == "hf"
+    log(
+        f"exporting unified Hugging Face checkpoint ({export_dtype})"
+        if hf
+        else f"exporting TensorRT-LLM checkpoint ({export_dtype}, tp {options.tp_size}, pp {options.pp_size})"
+    )
     t0 = time.perf_counter()
     if set((getattr(model, "hf_device_map", None) or {}).values()) & {"cpu", "disk"}:
         moved = placement.materialize_offloaded(model)  # the export reads weights, not meta tensors
         log(f"{len(moved)} offloaded modules given their CPU weights for the export")
     try:
         with torch.no_grad():
-            export_tensorrt_llm_checkpoint(
-                model,
-                decoder_type=decoder_type,
-                dtype=getattr(torch, export_dtype),
-                export_dir=staging,
-                inference_tensor_parallel=options.tp_size,
-                inference_pipeline_parallel=options.pp_size,
-            )
+            if hf:
+                if qcfg is None:  # nothing quantized: the model itself, in the export dtype
+                    model.to(getattr(torch, export_dtype)).save_pretrained(str(staging))
+                else:
+                    export_hf_checkpoint(model, dtype=getattr(torch, export_dtype), export_dir=staging)
+            else:
+                export_tensorrt_llm_checkpoint(
+                    model,
+                    decoder_type=decoder_type,
+                    dtype=getattr(torch, export_dtype),
+                    export_dir=staging,
+                    inference_tensor_parallel=options.tp_size,
+                    inference_pipeline_parallel=options.pp_size,
+                )
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ExportError(f"ModelOpt export failed: {type(exc).__name__}: {exc}") from exc
     export_s = time.perf_counter() - t0
-    exported = _check_export(staging, options)
+    exported = _check_hf_export(staging, options) if hf else _check_export(staging, options)
     tokenizer.save_pretrained(str(staging))
     files = []
     for p in sorted(staging.iterdir()):

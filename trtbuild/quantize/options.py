@@ -49,6 +49,10 @@ QFORMATS = ("fp8", "int8_sq", "int4_awq", "full_prec")
 KV_CACHE_DTYPES = ("fp8", "int8")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 DEVICES = ("cuda", "cpu")
+# quantize.py@059c97c1's --export_format: a TensorRT-LLM checkpoint (the engine path) or a unified Hugging
+# Face checkpoint with hf_quant_config.json (the PyTorch backend; TP/PP are chosen at deployment)
+EXPORT_FORMATS = ("tensorrt_llm", "hf")
+HF_QFORMATS = ("fp8", "int4_awq", "full_prec")
 
 # Accuracy-gate defaults per format: (min top-1 agreement, max mean KL in nats). Measured on the tiny
 # random Llama of tests/tiny_models.py (16 held-out prompts x 32 tokens, seeds 0 and 1, FP8 KV cache on):
@@ -96,6 +100,7 @@ class QuantizeOptions:
     device: str = "cuda"
     seed: int = 1234
     tokenizer_max_seq_length: int = 2048
+    export_format: str = "tensorrt_llm"
     # not quantize.py flags: environment variables in the container (see module docstring)
     accuracy_gate: bool = True
     min_top1: float | None = None
@@ -134,19 +139,27 @@ ARGV_FLAGS: tuple[tuple[str, str], ...] = (
     ("--device", "device"),
     ("--seed", "seed"),
     ("--tokenizer_max_seq_length", "tokenizer_max_seq_length"),
+    ("--export_format", "export_format"),
 )
+# flags the HF export leaves out: the checkpoint is not split by TP/PP
+_NOT_FOR_HF = ("tp_size", "pp_size")
 
 
 def build_argv(options: QuantizeOptions) -> list[str]:
     """The driver's argv for ``options`` (flags and values only; prefix ``python3 -m trtbuild.quantize``).
 
     ``--kv_cache_dtype`` is left out when no KV-cache quantization is wanted (quantize.py's default is
-    none); ``--awq_block_size`` only for int4_awq.
+    none); ``--awq_block_size`` only for int4_awq; ``--export_format`` only for ``hf`` (the TensorRT-LLM
+    checkpoint is quantize.py's default, and the engine toolchains' quantize.py listing has no such flag),
+    which also leaves out ``--tp_size`` / ``--pp_size``.
     """
     argv: list[str] = []
+    hf = options.export_format == "hf"
     for flag, name in ARGV_FLAGS:
         value = getattr(options, name)
         if value is None or (name == "awq_block_size" and options.qformat != "int4_awq"):
+            continue
+        if (name == "export_format" and not hf) or (hf and name in _NOT_FOR_HF):
             continue
         argv += [flag, str(value)]
     return argv
@@ -208,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="cuda")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--tokenizer_max_seq_length", type=int, default=2048)
+    p.add_argument("--export_format", choices=EXPORT_FORMATS, default="tensorrt_llm")
     return p
 
 
@@ -270,6 +284,24 @@ def validate_options(options: QuantizeOptions) -> list[str]:
         problems.append(f"--dtype {options.dtype!r}: use one of {', '.join(DTYPES)}")
     if options.device not in DEVICES:
         problems.append(f"--device {options.device!r}: use cuda or cpu")
+    if options.export_format not in EXPORT_FORMATS:
+        problems.append(f"--export_format {options.export_format!r}: use tensorrt_llm or hf")
+    elif options.export_format == "hf":
+        if options.qformat not in HF_QFORMATS:
+            problems.append(
+                f"--qformat {options.qformat} with --export_format hf: the unified HF checkpoint "
+                f"(PyTorch backend) takes {', '.join(HF_QFORMATS)}; INT8 SmoothQuant exists only as a "
+                "TensorRT-LLM checkpoint"
+            )
+        if options.kv_cache_dtype not in (None, "fp8"):
+            problems.append(
+                "--kv_cache_dtype int8 with --export_format hf: the PyTorch backend has an FP8 KV cache only"
+            )
+        if (options.tp_size, options.pp_size) != (1, 1):
+            problems.append(
+                "--tp_size/--pp_size with --export_format hf: the HF checkpoint is not split; "
+                "choose tensor/pipeline parallelism when serving it"
+            )
     for name, flag in (
         ("tp_size", "--tp_size"),
         ("pp_size", "--pp_size"),
