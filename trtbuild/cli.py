@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Check this host: Docker, NVIDIA runtime, GPUs, drivers, disk, registry.",
     ),
     "matrix": ("trtbuild.commands.matrix:command", "Print a CI build matrix (JSON) for recipes."),
+    "farm": (
+        "trtbuild.commands.farm:command",
+        "Build many recipes on Slurm or Kubernetes: one job per missing engine key.",
+    ),
     "bake": ("trtbuild.commands.bake:command", "Bake an engine into a trtllm-serve or Triton serving image."),
     "push": ("trtbuild.commands.push:command", "Push a directory (engine, checkpoint) to the registry."),
     "pull": (
@@ -37,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("trtbuild.commands.tag:command", "Point NAME:TAG at an artifact."),
     "resolve": ("trtbuild.commands.resolve:command", "Pick the best engine of a name for this host."),
     "gc": ("trtbuild.commands.gc:command", "Remove old untagged artifacts and unreferenced blobs."),
+    "autotuner": (
+        "trtbuild.commands.autotuner:command",
+        "Capture or pull warm-start AutoTuner caches (PyTorch backend), matched to the GPU.",
+    ),
     "quantize": (
         "trtbuild.commands.quantize:command",
         "Quantize a HF checkpoint with ModelOpt into a TensorRT-LLM checkpoint.",

@@ -24,6 +24,17 @@ def manifest_key(hexdigest: str) -> str:
 
 
 @dataclass(frozen=True)
+class StoreTuning:
+    """Transfer knobs of the stores (the registry reads no environment; its user passes these)."""
+
+    s3_threads: int = 10  # parallel S3 requests per transfer
+    s3_part_mib: int = 32  # multipart part size
+    s3_multipart_mib: int = 64  # single PUT below this size
+    s3_staged_push: bool = True  # False: hash every file first, then upload only missing blobs
+    local_fsync: bool = True  # False: LocalStore publishes blobs without fsync
+
+
+@dataclass(frozen=True)
 class BlobInfo:
     hexdigest: str
     size: int

@@ -3,8 +3,9 @@
 A new blob is copied and hashed in one read pass (``copy_hashing``: the sha256 is of the very buffers written)
 and, by default, fsynced before it is published; disk writeback of each chunk starts as soon as it is written
 (``sync_file_range``), so the final fsync overlaps the copy instead of following it.
-``TRTBUILD_LOCAL_FSYNC=0`` skips the fsync (faster on slow disks; a crash can then leave a published blob whose
-bytes never reached the disk: pull detects it by its sha256, but the store must be repaired by a re-push).
+``fsync=False`` (``StoreTuning.local_fsync``) skips the fsync (faster on slow disks; a crash can then leave
+a published blob whose bytes never reached the disk: pull detects it by its sha256, but the store must be
+repaired by a re-push).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from registry.errors import IntegrityError, StoreUnavailable
 from registry.hashing import copy_hashing
 from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key
 
-FSYNC = os.environ.get("TRTBUILD_LOCAL_FSYNC", "1") != "0"
-
 
 class LocalStore(Store):
     can_ingest = True
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, fsync: bool = True) -> None:
+        self.fsync = fsync
         self.root = Path(root).expanduser().absolute()
         self.url = f"file://{self.root}"
         try:
@@ -62,8 +62,8 @@ class LocalStore(Store):
         try:
             dst = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
             try:
-                hexdigest, size = copy_hashing(src, dst, progress, flush_behind=FSYNC)
-                if FSYNC:
+                hexdigest, size = copy_hashing(src, dst, progress, flush_behind=self.fsync)
+                if self.fsync:
                     os.fsync(dst)
             finally:
                 os.close(dst)

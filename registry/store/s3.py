@@ -12,10 +12,11 @@ an unfinished multipart upload under ``tmp/``, never a blob; ``clean_staging`` (
 A blob whose digest is already known (hash cache) is HEAD-checked and uploaded directly (``put_blob``).
 
 Downloads are parallel ranged GETs streamed to their offsets with ``pwrite``; the calling thread hashes the
-written file in order as parts complete (a read-back from the page cache: the digest is of the bytes on disk). Tuning: ``TRTBUILD_S3_THREADS`` (default 10), ``TRTBUILD_S3_PART_MIB`` (default 32),
-``TRTBUILD_S3_MULTIPART_MIB`` (single PUT below it; default 64), ``TRTBUILD_S3_STAGED_PUSH=0`` (hash every
-file first, then upload only the missing blobs: no wasted upload when a large blob already exists, but no
-overlap of hashing and upload either).
+written file in order as parts complete (a read-back from the page cache: the digest is of the bytes on
+disk). Tuning (``StoreTuning``): ``s3_threads`` (default 10), ``s3_part_mib`` (default 32),
+``s3_multipart_mib`` (single PUT below it; default 64), ``s3_staged_push=False`` (hash every file first,
+then upload only the missing blobs: no wasted upload when a large blob already exists, but no overlap of
+hashing and upload either).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from urllib.parse import parse_qs, urlparse
 
 from registry.errors import IntegrityError, InvalidInput, StoreUnavailable
 from registry.hashing import pwrite_all
-from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key
+from registry.store.base import BlobInfo, Progress, Store, StoreTuning, blob_key, manifest_key
 
 MIB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
@@ -44,37 +45,37 @@ RECV_CHUNK = 1 << 20  # download: pwrite pieces (small, reused heap allocations)
 HASH_CHUNK = 8 << 20  # download: read-back size for hashing
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
-
-
 class S3Store(Store):
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        tuning: StoreTuning | None = None,
+    ) -> None:
+        tuning = tuning or StoreTuning()
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.threads = _env_int("TRTBUILD_S3_THREADS", 10)
-        self.part_size = _env_int("TRTBUILD_S3_PART_MIB", 32) * MIB
-        self.multipart_threshold = _env_int("TRTBUILD_S3_MULTIPART_MIB", 64) * MIB
+        self.threads = max(1, tuning.s3_threads)
+        self.part_size = max(1, tuning.s3_part_mib) * MIB
+        self.multipart_threshold = max(1, tuning.s3_multipart_mib) * MIB
         self._client = self._make_client()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="s3")
         self._if_none_match = True  # cleared when the server refuses the header
         self._lock = threading.Lock()
         # Part buffers shared by all uploads at once: bounds memory to ~(threads+2) parts, reused.
         self._buffers = _BufferPool(self.threads + 2)
-        self.can_ingest = os.environ.get("TRTBUILD_S3_STAGED_PUSH", "1") != "0"
+        self.can_ingest = tuning.s3_staged_push
 
     @classmethod
-    def from_url(cls, url: str) -> S3Store:
+    def from_url(cls, url: str, tuning: StoreTuning | None = None) -> S3Store:
         parsed = urlparse(url)
         if not parsed.netloc:
             raise InvalidInput(f"store URL {url!r} has no bucket", hint="use s3://bucket/prefix")
         endpoint = (parse_qs(parsed.query).get("endpoint") or [None])[0]
-        return cls(parsed.netloc, parsed.path, endpoint)
+        return cls(parsed.netloc, parsed.path, endpoint, tuning)
 
     def _make_client(self) -> Any:
         import boto3

@@ -38,7 +38,11 @@ def show_plan(plan) -> None:
         f"[bold]{escape(plan.recipe.recipe.name)}[/]  toolchain {plan.recipe.toolchain.name}  "
         f"image {escape(plan.pins.image)}"
     )
-    out.print(f"checkpoint key {short(plan.checkpoint_key)}   engine key {short(plan.engine_key)}")
+    last = "engine key" if plan.backend == "engine" else "serve-config key"
+    out.print(
+        f"backend {plan.backend}   checkpoint key {short(plan.checkpoint_key)}   "
+        f"{last} {short(plan.artifact_key)}"
+    )
     table = Table(show_lines=False)
     for col in ("step", "key", "runs in", "command"):
         table.add_column(col)
@@ -47,6 +51,18 @@ def show_plan(plan) -> None:
         cmd = shlex.join(step.argv) if step.argv else "(in-process)"
         table.add_row(step.name, short(step.key), where, escape(cmd))
     out.print(table)
+    if plan.backend == "engine":
+        _show_engine_prediction(out, plan)
+    for warning in plan.pins.floating:
+        out.print(
+            f"[yellow]unpinned:[/] {escape(warning)} (run trtbuild lock {escape(str(plan.recipe.path))})"
+        )
+
+
+def _show_engine_prediction(out, plan) -> None:
+    """The limits and switches trtllm-build will save where they differ from the recipe's."""
+    from rich.markup import escape
+
     prediction = plan.engine_prediction
     recipe = plan.recipe.recipe
     for c in prediction.changes:
@@ -62,8 +78,4 @@ def show_plan(plan) -> None:
         out.print(
             "[cyan]trtllm-build deduces[/] max_seq_len (and the limits that follow from it) from the "
             "checkpoint's max_position_embeddings × rope factor; the model's config.json is not at hand"
-        )
-    for warning in plan.pins.floating:
-        out.print(
-            f"[yellow]unpinned:[/] {escape(warning)} (run trtbuild lock {escape(str(plan.recipe.path))})"
         )

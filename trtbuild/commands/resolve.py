@@ -38,6 +38,19 @@ def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+KINDS = ("engine", "serve-config", "hf-checkpoint")
+
+
+def kind_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--kind",
+        type=click.Choice(KINDS),
+        default="engine",
+        show_default=True,
+        help="engine, or serve-config (PyTorch backend: the config and the checkpoint it points at).",
+    )(fn)
+
+
 def resolve_or_fail(
     reg: Any,
     name: str,
@@ -46,21 +59,22 @@ def resolve_or_fail(
     gpus: int | None,
     gpu_mem_gib: float | None,
     trtllm: str | None,
+    kind: str = "engine",
 ) -> Any:
     """The best artifact, or NotFound listing each candidate with the constraint it failed."""
-    from registry.errors import NotFound
-    from registry.host import detect
+    from registry.api import NotFound, detect_host
 
-    res = reg.resolve(name, detect(gpu_arch, driver, gpus, gpu_mem_gib, trtllm))
+    res = reg.resolve(name, detect_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm), kind=kind)
     if res.best is None:
         lines = "\n".join(f"  {a.hash[:19]}: {reason}" for a, reason in res.rejected)
-        raise NotFound(f"no engine named {name!r} fits this host:\n{lines}")
+        raise NotFound(f"no {kind} named {name!r} fits this host:\n{lines}")
     return res.best
 
 
 @click.command("resolve")
 @click.argument("name")
 @host_options
+@kind_option
 @registry_options
 @json_option
 def command(
@@ -70,16 +84,17 @@ def command(
     gpus: int | None,
     gpu_mem_gib: float | None,
     trtllm: str | None,
+    kind: str,
     db_url: str | None,
     store_url: str | None,
     as_json: bool,
 ) -> None:
-    """Pick the best engine of NAME for this host (or the host the flags describe)."""
-    from registry.host import detect
+    """Pick the best engine (or serve config) of NAME for this host (or the host the flags describe)."""
+    from registry.api import detect_host
 
     reg = open_registry(db_url, store_url)
-    host = detect(gpu_arch, driver, gpus, gpu_mem_gib, trtllm)
-    res = reg.resolve(name, host)
+    host = detect_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm)
+    res = reg.resolve(name, host, kind=kind)
     if as_json:
         emit_json({"host": host.__dict__, **res.to_dict()})
     else:

@@ -43,12 +43,26 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
                 out.print(escape(str(exc)))
             continue
         r = loaded.recipe
-        results.append({"recipe": str(path), "valid": True, "name": r.name, "toolchain": r.target.toolchain})
+        results.append(
+            {
+                "recipe": str(path),
+                "valid": True,
+                "name": r.name,
+                "toolchain": r.target.toolchain,
+                "backend": loaded.backend,
+            }
+        )
         if not as_json:
+            if loaded.backend == "pytorch":
+                from trtbuild.recipe.pytorch_checks import serve_world
+
+                tp, pp = serve_world(r)
+                layout = f"pytorch  serve tp{tp}×pp{pp}"
+            else:
+                layout = f"tp{r.parallelism.tp}×pp{r.parallelism.pp}"
             out.print(
                 f"[green]✓[/] {escape(str(path))}  {r.name}  {r.target.toolchain}  {r.target.gpu_arch}  "
-                f"{r.quantization.format}/kv:{r.quantization.kv_cache}  "
-                f"tp{r.parallelism.tp}×pp{r.parallelism.pp}"
+                f"{r.quantization.format}/kv:{r.quantization.kv_cache}  {layout}"
             )
     if as_json:
         print_json(results)

@@ -15,8 +15,6 @@ from trtbuild.recipe.model_config import ModelFacts
 from trtbuild.recipe.problem import Problem
 from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, Recipe
 from trtbuild.recipe.toolchain import (
-    LAST_ENGINE_RELEASE,
-    LAST_STABLE_ENGINE_TOOLCHAIN,
     Toolchain,
     arch_number,
 )
@@ -45,7 +43,7 @@ MANAGED_BUILD_FLAGS: dict[str, str] = {
 }
 
 
-__all__ = ["Problem", "check_recipe", "did_you_mean", "engine_toolchain_problem", "resolve_dataset"]
+__all__ = ["Problem", "check_recipe", "did_you_mean", "resolve_dataset"]
 
 
 def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
@@ -56,10 +54,24 @@ def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
 def check_recipe(
     recipe: Recipe, toolchains: dict[str, Toolchain], facts: ModelFacts | None, recipe_dir: Path
 ) -> list[Problem]:
+    from trtbuild.recipe import pytorch_checks
+
     tc = toolchains.get(recipe.target.toolchain)
+    if pytorch_checks.effective_backend(recipe, tc) == "pytorch":
+        return [
+            problem
+            for check in (
+                _check_toolchain(recipe, toolchains),
+                _check_calibration(recipe, recipe_dir),
+                _check_architecture(recipe, facts),
+                pytorch_checks.check_pytorch(recipe, tc, facts),
+            )
+            for problem in check
+        ]
     engine_tc = tc if tc is not None and tc.builds_engines else None
     checks = (
         _check_toolchain(recipe, toolchains),
+        pytorch_checks.check_engine_backend(recipe, tc),
         _check_parallelism(recipe, facts),
         _check_limits(recipe, facts),
         _check_quantization(recipe, facts),
@@ -69,21 +81,6 @@ def check_recipe(
         check_build_rules(recipe, engine_tc, facts) if engine_tc else iter(()),
     )
     return [problem for check in checks for problem in check]
-
-
-def engine_toolchain_problem(tc: Toolchain) -> Problem | None:
-    """The problem with building a TensorRT engine with ``tc``: none for releases up to 1.3.0rc20."""
-    if tc.builds_engines:
-        return None
-    return Problem(
-        "target.toolchain",
-        f"TensorRT-LLM {tc.trtllm_version} cannot build TensorRT engines: the engine path (trtllm-build, "
-        f"convert_checkpoint.py) ended with {LAST_ENGINE_RELEASE}",
-        f'pin an engine toolchain (e.g. "{LAST_STABLE_ENGINE_TOOLCHAIN}", the last stable release with '
-        "engines), "
-        f'or serve {tc.trtllm_version} through the PyTorch backend: set backend = "pytorch" in [target]',
-        tc.name,
-    )
 
 
 def _check_toolchain(recipe: Recipe, toolchains: dict[str, Toolchain]) -> Iterator[Problem]:
@@ -97,9 +94,6 @@ def _check_toolchain(recipe: Recipe, toolchains: dict[str, Toolchain]) -> Iterat
             name,
         )
         return
-    problem = engine_toolchain_problem(tc)
-    if problem is not None:
-        yield problem
     if recipe.target.gpu_arch not in tc.supported_archs:
         yield Problem(
             "target.gpu_arch",
