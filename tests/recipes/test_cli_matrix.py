@@ -12,6 +12,7 @@ namespace. Refused recipes must be refused for a stated reason, never because tr
 from __future__ import annotations
 
 import sys
+import tomllib
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -39,8 +40,10 @@ FORMATS = ("none", "fp8", "int8_sq", "int4_awq")
 KV_CACHES = ("none", "fp8", "int8")
 TPS = (1, 2, 8)
 TOOL_OF_STEP = {"build": "trtllm-build", "convert": "convert_checkpoint", "quantize": "quantize"}
-EXAMPLES = sorted(
-    p for p in RECIPES.glob("*.toml") if not is_pins_file(p) and "pytorch" not in p.read_text("utf-8")
+EXAMPLES = sorted(  # the engine-backend examples (a pytorch recipe runs no trtllm-build)
+    p
+    for p in RECIPES.glob("*.toml")
+    if not is_pins_file(p) and tomllib.loads(p.read_text("utf-8"))["target"].get("backend") != "pytorch"
 )
 # the values each switch is tried with (Literal choices, both booleans, representative numbers)
 NUMERIC_VALUES = {"tokens_per_block": (16, 64, 128), "opt_num_tokens": (1, 256)}
