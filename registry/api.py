@@ -19,6 +19,7 @@ from registry import transfer
 from registry.artifact import Artifact, PushStats
 from registry.canonical import digest_of
 from registry.catalog.db import Catalog, as_utc
+from registry.compat import RUNTIME_VERSION_FIX, RuntimeVerdict, runtime_verdict, same_version
 from registry.errors import (
     CatalogUnavailable,
     IntegrityError,
@@ -48,6 +49,7 @@ from registry.store import Store, StoreTuning, open_store
 
 __all__ = [
     "KIND_TYPES",
+    "RUNTIME_VERSION_FIX",
     "Artifact",
     "ArtifactMetadata",
     "BuildFacts",
@@ -67,6 +69,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "Resolution",
+    "RuntimeVerdict",
     "StoreTuning",
     "StoreUnavailable",
     "TimingCacheMetadata",
@@ -75,6 +78,8 @@ __all__ = [
     "hash_file",
     "metadata_type",
     "parse_metadata",
+    "runtime_verdict",
+    "same_version",
 ]
 
 # Columns of a resolve candidate that carry contract fields (identity, then build facts).
@@ -259,6 +264,12 @@ class Registry:
     def resolve(self, name: str, host: HostFacts, *, kind: str = "engine", limit: int = 1000) -> Resolution:
         """Best artifact of ``name`` for ``host``; every other candidate with the constraint it failed."""
         check_name(name)
+        if kind == "engine" and not host.trtllm_version:
+            raise InvalidInput(
+                f"cannot resolve {name}: the TensorRT-LLM version of the serving runtime is unknown, and an "
+                "engine runs only on the TensorRT-LLM release that built it",
+                hint=RUNTIME_VERSION_FIX,
+            )
         candidates = self.catalog.candidates(name, mf.check_kind(kind), limit)
         if not candidates:
             raise NotFound(f"no {kind} artifacts named {name!r}", hint="list names with: trtbuild ls")

@@ -122,7 +122,7 @@ def read_engine(engine_dir: Path) -> EngineInfo:
 
 def check_metadata(info: EngineInfo, metadata: EngineMetadata) -> None:
     """The registry's metadata and the engine's own config.json must agree on everything both record."""
-    from trtbuild.bake.versions import same_version
+    from registry.api import same_version
 
     problems = []
     meta_version = metadata.trtllm_version

@@ -31,6 +31,7 @@ def command(
     gpus: int | None,
     gpu_mem_gib: float | None,
     trtllm: str | None,
+    serving_image: str | None,
     db_url: str | None,
     store_url: str | None,
     as_json: bool,
@@ -42,7 +43,10 @@ def command(
     """
     reg = open_registry(db_url, store_url)
     if use_resolve:
-        ref = resolve_or_fail(reg, ref, gpu_arch, driver, gpus, gpu_mem_gib, trtllm).hash
+        from trtbuild.host.serving import serving_host
+
+        host = serving_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm, serving_image)
+        ref = resolve_or_fail(reg, ref, host).hash
     art = reg.pull(ref, dest, progress=not as_json)
     if as_json:
         emit_json({"hash": art.hash, "name": art.name, "dest": str(dest.absolute()), "size": art.size})
