@@ -43,7 +43,7 @@ from registry.metadata import (
     metadata_type,
     parse_metadata,
 )
-from registry.refs import check_name, check_tag, parse_name_tag, parse_ref
+from registry.refs import DEFAULT_TAG, MIN_PREFIX, check_name, check_tag, parse_name_tag, parse_ref
 from registry.resolve import HostFacts, Resolution, rank
 from registry.store import Store, StoreTuning, open_store
 
@@ -82,6 +82,7 @@ __all__ = [
     "same_version",
 ]
 
+MAX_AMBIGUOUS = 10  # hashes an ambiguous prefix error lists
 # Columns of a resolve candidate that carry contract fields (identity, then build facts).
 _CANDIDATE_IDENTITY = ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp")
 _CANDIDATE_FACTS = ("driver_version", "gpu_name")
@@ -152,19 +153,44 @@ class Registry:
         )
 
     def resolve_ref(self, ref: str) -> str:
-        """The artifact hash a reference names (the catalog row must exist)."""
+        """The full artifact hash a reference names: a tag's target, or a digest (a unique prefix is
+        expanded against the catalog; bare hex that no hash starts with is read as ``NAME:latest``)."""
         r = parse_ref(ref)
-        if r.tag:
-            hash_ = self.catalog.hash_for_tag(r.name or "", r.tag)
-            if hash_ is None:
-                raise NotFound(
-                    f"no tag {r.name}:{r.tag} in the catalog {self.catalog.safe_url}",
-                    hint=f"see tags with: trtbuild ls --name {r.name}",
+        if r.partial:
+            found = self.catalog.hashes_with_prefix(r.digest or "", name=r.name, limit=MAX_AMBIGUOUS + 1)
+            if len(found) > 1:
+                shown = ", ".join(h[:19] for h in found[:MAX_AMBIGUOUS])
+                more = ", ..." if len(found) > MAX_AMBIGUOUS else ""
+                raise InvalidReference(
+                    f"{ref!r} is ambiguous: several artifact hashes start with {r.digest} ({shown}{more})",
+                    hint="give more hex digits of the hash",
                 )
-            return hash_
+            if found:
+                return found[0]
+            if r.or_name:
+                return self._tag_target(ref, DEFAULT_TAG, also=f"no artifact hash starts with {r.digest}")
+            where = f" under the name {r.name}" if r.name else ""
+            raise NotFound(
+                f"no artifact{where} has a hash starting with {r.digest} (catalog {self.catalog.safe_url})",
+                hint="list hashes with: trtbuild ls --no-trunc",
+            )
+        if r.tag:
+            return self._tag_target(r.name or "", r.tag)
         if r.name and not self.catalog.has_name(r.name, r.digest or ""):
             raise NotFound(f"no artifact {r.digest} under the name {r.name}")
         return r.digest or ""
+
+    def _tag_target(self, name: str, tag: str, also: str = "") -> str:
+        hash_ = self.catalog.hash_for_tag(name, tag)
+        if hash_ is None:
+            short_hex = all(c in "0123456789abcdef" for c in name) and len(name) < MIN_PREFIX
+            raise NotFound(
+                f"{also + ' and ' if also else ''}no tag {name}:{tag} in the catalog {self.catalog.safe_url}",
+                hint=f"a hash prefix needs at least {MIN_PREFIX} hex digits"
+                if short_hex
+                else f"see tags with: trtbuild ls --name {name}",
+            )
+        return hash_
 
     def get(self, ref: str) -> Artifact:
         """The catalog record of REF (raises NotFound)."""
@@ -242,7 +268,7 @@ class Registry:
     def tag(self, ref: str, name_tag: str) -> Artifact:
         """Point NAME:TAG at REF (history kept)."""
         name, tag = parse_name_tag(name_tag)
-        hash_ = self.resolve_ref(ref)
+        hash_ = self.get(ref).hash  # NotFound for a hash the catalog does not have
         self.catalog.set_tag(name, tag, hash_)
         return self.get(hash_)
 

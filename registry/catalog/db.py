@@ -339,6 +339,23 @@ class Catalog:
             return row.hash if row else None
 
     @_wrap_db_errors
+    def hashes_with_prefix(self, prefix: str, *, name: str | None = None, limit: int = 11) -> list[str]:
+        """Artifact hashes starting with ``prefix`` (``sha256:`` + hex digits), at most ``limit``, sorted;
+        only those pushed under ``name`` when given."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactName, ArtifactRow
+
+        if name:
+            q = select(ArtifactName.hash).where(
+                ArtifactName.name == name, ArtifactName.hash.startswith(prefix)
+            )
+        else:
+            q = select(ArtifactRow.hash).where(ArtifactRow.hash.startswith(prefix))
+        with self._read() as s:
+            return list(s.scalars(q.order_by(q.selected_columns[0]).limit(limit)))
+
+    @_wrap_db_errors
     def has_name(self, name: str, hash_: str) -> bool:
         from registry.catalog.models import ArtifactName
 
