@@ -10,6 +10,7 @@ The registry reads no environment variables: its user passes the URLs, the store
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from registry.compat import RUNTIME_VERSION_FIX, RuntimeVerdict, runtime_verdict
 from registry.errors import (
     CatalogUnavailable,
     IntegrityError,
+    InUse,
     InvalidInput,
     InvalidReference,
     NotFound,
@@ -46,9 +48,15 @@ from registry.metadata import (
 from registry.refs import DEFAULT_TAG, MIN_PREFIX, check_name, check_tag, parse_name_tag, parse_ref
 from registry.resolve import HostFacts, Resolution, rank
 from registry.store import Store, StoreTuning, open_store
+from registry.verify import ArtifactCheck, VerifyReport
+from registry.verify import verify as verify_artifacts
 
 __all__ = [
     "KIND_TYPES",
+    "ArtifactCheck",
+    "InUse",
+    "Removal",
+    "VerifyReport",
     "RUNTIME_VERSION_FIX",
     "Artifact",
     "ArtifactMetadata",
@@ -104,15 +112,40 @@ class Reachability:
 
 @dataclass
 class GcReport:
+    """What gc deleted now, and what it left for a later run: unreferenced store objects younger than the
+    grace period (a push in flight may still be about to reference them)."""
+
     deleted_artifacts: list[str]
     deleted_manifests: int
     deleted_blobs: int
     freed_bytes: int
     staging_cleaned: int
     dry_run: bool
+    grace_s: float = 0.0
+    pending_manifests: int = 0
+    pending_blobs: int = 0
+    pending_bytes: int = 0
+    pending_until: float | None = None  # epoch seconds when the last pending object leaves its grace period
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass
+class Removal:
+    """An artifact ``Registry.remove`` deleted from the catalog; its bytes go with a later gc."""
+
+    artifact: Artifact
+    untagged: list[str]  # tags removed with it (only with force)
+    unreferenced_bytes: int  # blob bytes no other artifact references: freed by gc after the grace period
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hash": self.artifact.hash,
+            "name": self.artifact.name,
+            "untagged": self.untagged,
+            "unreferenced_bytes": self.unreferenced_bytes,
+        }
 
 
 class Registry:
@@ -272,7 +305,68 @@ class Registry:
         self.catalog.set_tag(name, tag, hash_)
         return self.get(hash_)
 
-    def tag_history(self, name_tag: str) -> list[tuple[str, str | None, Any]]:
+    def untag(self, name_tag: str) -> str:
+        """Remove NAME:TAG (the history keeps the removal); the hash it pointed to. The artifact stays."""
+        name, tag = parse_name_tag(name_tag)
+        hash_ = self.catalog.remove_tag(name, tag)
+        if hash_ is None:
+            raise NotFound(
+                f"no tag {name}:{tag} in the catalog {self.catalog.safe_url}",
+                hint=f"see tags with: trtbuild ls --name {name}",
+            )
+        return hash_
+
+    def remove(self, ref: str, *, force: bool = False) -> Removal:
+        """Delete REF's catalog row (its names too). Refused (InUse) when it is tagged or its build key is
+        leased, unless ``force``, which removes its tags first. The store's bytes stay until gc sweeps
+        them: readers that already resolved REF can finish."""
+        art = self.get(ref)
+        leased = bool(self.catalog.leased([art.hash]))
+        if not force and (art.tags or leased):
+            why = []
+            if art.tags:
+                why.append(f"tagged {', '.join(art.tags)}")
+            if leased:
+                why.append(f"its build key {art.build_key} is leased (a build is using it)")
+            raise InUse(
+                f"{art.hash} ({art.name}) is {' and '.join(why)}: not removed",
+                hint="untag it first (trtbuild untag NAME:TAG), or pass --force",
+            )
+        if not self.catalog.delete_rows([art.hash], force=force):
+            raise InUse(
+                f"{art.hash} was tagged or leased while it was being removed: not removed",
+                hint="look at it again (trtbuild show), then untag it or pass --force",
+            )
+        _manifests, referenced = self.catalog.referenced(since=self.catalog.now())
+        unreferenced = {f.sha256: f.size for f in art.files if f.sha256 not in referenced}
+        return Removal(art, art.tags if force else [], sum(unreferenced.values()))
+
+    def verify(
+        self,
+        ref: str | None = None,
+        *,
+        repair_from: Path | None = None,
+        on_result: Callable[[ArtifactCheck], None] | None = None,
+    ) -> VerifyReport:
+        """Check that the store holds every manifest and blob the catalog names (REF's, or every
+        artifact's). With ``repair_from`` (a local copy of the artifact: the pushed or a pulled directory),
+        restore what is missing: manifests from the catalog, blobs from files with the same sha256."""
+        if repair_from is not None and not Path(repair_from).is_dir():
+            raise InvalidInput(
+                f"--repair {repair_from}: not a directory",
+                hint="give a directory holding a copy of the artifact (the pushed or a pulled one)",
+            )
+        hashes = [self.resolve_ref(ref)] if ref else self.catalog.all_hashes()
+        return verify_artifacts(
+            self.catalog,
+            self.store,
+            hashes,
+            repair_from=Path(repair_from) if repair_from is not None else None,
+            repair=repair_from is not None,
+            on_result=on_result,
+        )
+
+    def tag_history(self, name_tag: str) -> list[tuple[str | None, str | None, Any]]:
         name, tag = parse_name_tag(name_tag)
         return self.catalog.tag_history(name, tag)
 
@@ -340,22 +434,47 @@ class Registry:
                 if h.removeprefix("sha256:") not in gone:
                     blobs.update(f["sha256"] for f in manifest["files"])
         n_manifests = n_blobs = freed = 0
+        pending_manifests = pending_blobs = pending_bytes = 0
+        newest_pending: float | None = None
         for info in list(self.store.list_manifests()):
-            if info.hexdigest not in manifests and info.mtime < cutoff:
+            if info.hexdigest in manifests:
+                continue
+            if info.mtime < cutoff:
                 n_manifests += 1
                 if not dry_run:
                     self.store.delete_manifest(info.hexdigest)
+            else:
+                pending_manifests += 1
+                newest_pending = max(newest_pending or info.mtime, info.mtime)
         for info in list(self.store.list_blobs()):
-            if info.hexdigest not in blobs and info.mtime < cutoff:
+            if info.hexdigest in blobs:
+                continue
+            if info.mtime < cutoff:
                 n_blobs += 1
                 freed += info.size
                 if not dry_run:
                     self.store.delete_blob(info.hexdigest)
+            else:
+                pending_blobs += 1
+                pending_bytes += info.size
+                newest_pending = max(newest_pending or info.mtime, info.mtime)
         staged = 0
         if not dry_run:
             staged = self.store.clean_staging(older_than=cutoff)
             self.catalog.forget_pushes(before=cutoff)
-        return GcReport(deleted, n_manifests, n_blobs, freed, staged, dry_run)
+        return GcReport(
+            deleted,
+            n_manifests,
+            n_blobs,
+            freed,
+            staged,
+            dry_run,
+            grace_s,
+            pending_manifests,
+            pending_blobs,
+            pending_bytes,
+            None if newest_pending is None else newest_pending + grace_s,
+        )
 
     def check(self, limit: int = 1000) -> Reachability:
         """Touch both halves: one catalog query and one store listing (raises when either fails)."""

@@ -45,3 +45,7 @@ class InvalidInput(RegistryError):
     """Bad input to the registry: a source directory, a name, a flag value. Exit code 2."""
 
     exit_code = 2
+
+
+class InUse(RegistryError):
+    """The artifact is tagged or its build key is leased: not removed without force."""

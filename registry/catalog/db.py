@@ -414,7 +414,53 @@ class Catalog:
             self._set_tag(s, name, tag, hash_)
 
     @_wrap_db_errors
-    def tag_history(self, name: str, tag: str) -> list[tuple[str, str | None, datetime]]:
+    def remove_tag(self, name: str, tag: str) -> str | None:
+        """Delete ``name:tag`` (history records the removal); the hash it pointed to, or None if absent."""
+        from sqlalchemy import delete, select
+
+        from registry.catalog.models import TagEvent, TagRow
+
+        with self._write() as s:
+            prev = s.scalar(
+                select(TagRow.hash).where(TagRow.name == name, TagRow.tag == tag).with_for_update()
+            )
+            if prev is None:
+                return None
+            s.execute(delete(TagRow).where(TagRow.name == name, TagRow.tag == tag))
+            s.add(TagEvent(name=name, tag=tag, hash=None, previous_hash=prev, changed_at=utcnow()))
+            return prev
+
+    @_wrap_db_errors
+    def leased(self, hashes: Sequence[str]) -> set[str]:
+        """Those of ``hashes`` whose build key has a live lease (a build is publishing under it)."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactRow, LeaseRow
+
+        if not hashes:
+            return set()
+        live = select(LeaseRow.build_key).where(LeaseRow.expires_at > self.now())
+        with self._read() as s:
+            return set(
+                s.scalars(
+                    select(ArtifactRow.hash).where(
+                        ArtifactRow.hash.in_(hashes), ArtifactRow.build_key.in_(live)
+                    )
+                )
+            )
+
+    @_wrap_db_errors
+    def all_hashes(self) -> list[str]:
+        """Every artifact hash, newest first (no JSON columns loaded: one bad row cannot stop a scan)."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactRow
+
+        with self._read() as s:
+            return list(s.scalars(select(ArtifactRow.hash).order_by(ArtifactRow.created_at.desc())))
+
+    @_wrap_db_errors
+    def tag_history(self, name: str, tag: str) -> list[tuple[str | None, str | None, datetime]]:
         from sqlalchemy import select
 
         from registry.catalog.models import TagEvent
@@ -603,17 +649,20 @@ class Catalog:
             return rows, protected
 
     @_wrap_db_errors
-    def delete_rows(self, hashes: Sequence[str]) -> list[str]:
-        """Delete artifact rows unless (re-checked inside the transaction) tagged or leased. Returns deleted."""
+    def delete_rows(self, hashes: Sequence[str], *, force: bool = False) -> list[str]:
+        """Delete artifact rows unless (re-checked inside the transaction) tagged or leased. Returns deleted.
+        ``force``: delete those too, their tags first (each removal recorded in the tag history)."""
         from sqlalchemy import delete, select
 
-        from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagRow
+        from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagEvent, TagRow
 
         if not hashes:
             return []
         now = self.now()
         with self._write() as s:
-            tagged = set(s.scalars(select(TagRow.hash).where(TagRow.hash.in_(hashes))))
+            tags = list(
+                s.execute(select(TagRow.name, TagRow.tag, TagRow.hash).where(TagRow.hash.in_(hashes)))
+            )
             live = select(LeaseRow.build_key).where(LeaseRow.expires_at > now)
             leased = set(
                 s.scalars(
@@ -622,7 +671,16 @@ class Catalog:
                     )
                 )
             )
-            doomed = [h for h in hashes if h not in tagged and h not in leased]
+            if force:
+                doomed = list(hashes)
+                changed = utcnow()
+                for name, tag, hash_ in tags:
+                    s.execute(delete(TagRow).where(TagRow.name == name, TagRow.tag == tag))
+                    s.add(TagEvent(name=name, tag=tag, hash=None, previous_hash=hash_, changed_at=changed))
+                s.flush()
+            else:
+                tagged = {h for _, _, h in tags}
+                doomed = [h for h in hashes if h not in tagged and h not in leased]
             if doomed:
                 s.execute(delete(ArtifactName).where(ArtifactName.hash.in_(doomed)))
                 s.execute(delete(ArtifactRow).where(ArtifactRow.hash.in_(doomed)))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtbuild.build import workdir
 from trtbuild.build.checkpoint import make_checkpoint
 from trtbuild.build.context import BuildContext, BuildOptions, make_runner
 from trtbuild.build.engine import build_engine
@@ -105,7 +106,7 @@ def _under_lease(ctx: BuildContext) -> BuildResult:
         return BuildResult(found, ctx.plan, True, [], ctx.elapsed(), waited_for)
     keeper = LeaseKeeper(reg, key, holder, ctx.options.lease_ttl_s).start()
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), workdir.in_use(ctx.plan.dirs.logs.parent.parent):
             hit = find()  # finished while we were acquiring
             if hit is not None:
                 return BuildResult(hit, ctx.plan, True, [], ctx.elapsed(), waited_for)
