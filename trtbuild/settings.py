@@ -164,6 +164,15 @@ def open_registry(db: str | None = None, store: str | None = None) -> Registry:
     return Registry.open(db_url(db), store_url(store), tuning=store_tuning(), hash_cache=hash_cache_path())
 
 
+def open_existing_registry(db: str | None = None, store: str | None = None) -> Registry | None:
+    """``open_registry``, or None when its catalog is a SQLite file that does not exist yet: a question
+    about the registry (plan, dry run) creates nothing."""
+    url = db_url(db)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    return open_registry(db, store)
+
+
 # -- files trtbuild reads --------------------------------------------------------------------------------
 def toolchains_path() -> Path:
     """``$TRTBUILD_TOOLCHAINS``, else the pins of the source tree, else those installed with trtbuild."""

@@ -83,10 +83,15 @@ def command(
     """Build the TensorRT-LLM engine of RECIPE, or return the one already built for its key."""
     if dry_run:
         from trtbuild.build.plan import plan_recipe
+        from trtbuild.build.registry_state import registry_state_or_unknown
         from trtbuild.commands.plan import show_plan
 
         plan = plan_recipe(recipe, toolchains_path=toolchains_path, locked=locked)
-        print_json(plan.to_dict()) if as_json else show_plan(plan)
+        state = registry_state_or_unknown(plan)
+        if as_json:
+            print_json(plan.to_dict() | {"registry": state.to_dict()})
+        else:
+            show_plan(plan, state)
         return 0
 
     from trtbuild.build.orchestrator import BuildOptions, build_recipe
