@@ -119,6 +119,24 @@ def cache_home() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "trtbuild"
 
 
+def ensure_home() -> Path:
+    """The cache tree, created when missing; an InputError naming the path when it cannot be written
+    (never a database error further on)."""
+    from trtbuild.errors import InputError
+
+    home = cache_home()
+    fix = f"make it writable, or set {HOME} to a writable directory"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the trtbuild home {home} ({HOME}): {exc.strerror}", hint=fix
+        ) from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise InputError(f"the trtbuild home {home} ({HOME}) is not writable", hint=fix)
+    return home
+
+
 def work_root() -> Path:
     """Step outputs: models, checkpoints, engines and logs, one folder per content key."""
     return cache_home() / "work"
@@ -158,9 +176,12 @@ def store_tuning() -> StoreTuning:
 
 
 def open_registry(db: str | None = None, store: str | None = None) -> Registry:
-    """The registry this process uses: explicit URLs, else the settings above."""
+    """The registry this process uses: explicit URLs, else the settings above. The default locations live
+    in the trtbuild home, created here; explicit ones must exist (nothing is created silently)."""
     from registry.api import Registry
 
+    if not (db or _env(DB_URL)) or not (store or _env(STORE_URL)):
+        ensure_home()
     return Registry.open(db_url(db), store_url(store), tuning=store_tuning(), hash_cache=hash_cache_path())
 
 

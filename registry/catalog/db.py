@@ -43,12 +43,34 @@ def _wrap_db_errors(fn: F) -> F:
                 and not isinstance(exc, OperationalError)
             ):
                 raise
+            hint = (
+                "check the SQLite file's path and permissions in TRTBUILD_DB_URL / --db-url"
+                if self.dialect == "sqlite"
+                else "check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url"
+            )
             raise CatalogUnavailable(
                 f"cannot use the catalog database {self.safe_url}: {str(exc.orig or exc).strip().splitlines()[0]}",
-                hint="check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url",
+                hint=hint,
             ) from None
 
     return inner  # type: ignore[return-value]
+
+
+def _check_sqlite_path(path: Path, url: str) -> None:
+    """A SQLite catalog's file may be created, but not its directory: a typo in the URL is an error
+    naming the path, never a new empty registry somewhere else."""
+    import os
+
+    fix = "fix TRTBUILD_DB_URL / --db-url (sqlite:////absolute/path/registry.db)"
+    directory = path.parent
+    if not directory.is_dir():
+        raise InvalidInput(f"the directory {directory} of the catalog {url} does not exist", hint=fix)
+    if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(
+            f"the catalog {url} cannot be written: {path if path.exists() else directory} is not writable "
+            "(SQLite writes its journal beside the file)",
+            hint=f"make it writable, or {fix}",
+        )
 
 
 class Catalog:
@@ -71,13 +93,7 @@ class Catalog:
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                try:
-                    Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise CatalogUnavailable(
-                        f"cannot create the directory of {self.safe_url}: {exc}",
-                        hint="choose a writable path in TRTBUILD_DB_URL / --db-url",
-                    ) from None
+                _check_sqlite_path(Path(parsed.database).expanduser(), self.safe_url)
             kwargs["connect_args"] = {"timeout": 60}
         elif self.dialect == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": 10}

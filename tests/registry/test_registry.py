@@ -242,7 +242,8 @@ def test_database_unreachable_is_a_clear_error(backend: Backend, tmp_path: Path)
         "--db-url",
         "sqlite:////proc/no/such/dir/registry.db",
     )
-    assert r.returncode == 1 and "cannot create the directory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "the directory /proc/no/such/dir of the catalog" in r.stderr
+    assert "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_resolve_picks_and_explains(backend: Backend, tmp_path: Path) -> None:
