@@ -249,6 +249,7 @@ class BuildFacts(_Typed):
     fingerprint: dict[str, Any] | None = None  # trtbuild.host.fingerprint of the build host
     steps_run: list[str] | None = None
     checkpoint_key: str | None = None  # an engine's: the checkpoint it was built from
+    farm_job: str | None = None  # the scheduler job that ran the build (trtbuild farm): its log is there
 
 
 def catalog_columns(metadata: ArtifactMetadata, facts: BuildFacts) -> dict[str, Any]:

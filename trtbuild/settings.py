@@ -37,6 +37,9 @@ S3_THREADS = "TRTBUILD_S3_THREADS"
 S3_PART_MIB = "TRTBUILD_S3_PART_MIB"
 S3_MULTIPART_MIB = "TRTBUILD_S3_MULTIPART_MIB"
 S3_STAGED_PUSH = "TRTBUILD_S3_STAGED_PUSH"
+FARM_STATE = "TRTBUILD_FARM_STATE"
+FARM_JOB = "TRTBUILD_FARM_JOB"
+GPU_DEVICES = "TRTBUILD_GPU_DEVICES"
 # Read by the quantize driver inside the toolchain container (the builder sets them in the step's env).
 QUANT_ACCURACY_GATE = "TRTBUILD_QUANT_ACCURACY_GATE"
 QUANT_MIN_TOP1 = "TRTBUILD_QUANT_MIN_TOP1"
@@ -77,6 +80,21 @@ SETTINGS: tuple[Setting, ...] = (
         "`1`",
         "`0`: hash every file before uploading (no upload of a blob the store already has, "
         "no overlap of hashing and upload)",
+    ),
+    Setting(
+        FARM_STATE,
+        "`<cache>/farm/state.json`",
+        "`trtbuild farm`'s job table (engine key → scheduler job); scripts and logs go beside it",
+    ),
+    Setting(
+        FARM_JOB,
+        "unset",
+        "set by farm jobs: the scheduler job a build runs in, recorded in the engine's provenance",
+    ),
+    Setting(
+        GPU_DEVICES,
+        "unset",
+        "set by Slurm farm jobs (`$SLURM_JOB_GPUS`): the GPU ids Docker build containers get",
     ),
     Setting(
         QUANT_ACCURACY_GATE,
@@ -150,6 +168,24 @@ def torch_extensions_dir() -> Path:
 def hash_cache_path() -> Path | None:
     """The file-digest cache, or None when ``TRTBUILD_HASH_CACHE=0``."""
     return cache_home() / "hashcache.db" if _env_flag(HASH_CACHE) else None
+
+
+# -- the build farm --------------------------------------------------------------------------------------
+def farm_state_path() -> Path:
+    """``trtbuild farm``'s job table: ``$TRTBUILD_FARM_STATE``, else ``<cache>/farm/state.json``."""
+    explicit = _env(FARM_STATE)
+    return Path(explicit).expanduser() if explicit else cache_home() / "farm" / "state.json"
+
+
+def farm_job() -> str | None:
+    """The scheduler job this build runs in (set by farm job scripts and manifests)."""
+    return _env(FARM_JOB)
+
+
+def gpu_devices() -> list[str]:
+    """GPUs a scheduler allocated to this build (comma-separated ids): Docker containers get exactly
+    these devices. Empty: no allocation, containers ask for a GPU count."""
+    return [d.strip() for d in (_env(GPU_DEVICES) or "").split(",") if d.strip()]
 
 
 # -- the registry ----------------------------------------------------------------------------------------

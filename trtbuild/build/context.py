@@ -104,8 +104,11 @@ def make_runner(kind: str, *, allow_unpinned: bool, memlock_limit: int | None) -
     from trtbuild.runner.docker import ULIMITS
 
     if kind == "docker":
+        from trtbuild.settings import gpu_devices
+
         ulimits = None if memlock_limit is None else {**ULIMITS, "memlock": (memlock_limit, memlock_limit)}
-        return DockerRunner(allow_unpinned=allow_unpinned, ulimits=ulimits)
+        # a scheduler's allocation (farm jobs): containers get exactly those GPUs
+        return DockerRunner(allow_unpinned=allow_unpinned, ulimits=ulimits, gpu_devices=gpu_devices())
     if kind == "local":
         return LocalRunner()
     raise InputError(f"--runner {kind!r}: unknown runner", hint="use --runner docker or --runner local")

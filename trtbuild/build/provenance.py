@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.api import BuildFacts, CheckpointMetadata, EngineMetadata, TimingCacheMetadata, digest_of
+from trtbuild.settings import farm_job
 
 if TYPE_CHECKING:
     from trtbuild.build.context import BuildContext
@@ -96,6 +97,7 @@ def engine_facts(ctx: BuildContext, fingerprint: Fingerprint, verification: dict
         verification=verification,
         steps_run=list(ctx.steps_run),
         checkpoint_key=ctx.plan.checkpoint_key,
+        farm_job=farm_job(),
     )
 
 
