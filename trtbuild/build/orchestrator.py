@@ -17,7 +17,7 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from trtbuild.build.lease import LeaseKeeper, acquire_or_wait, holder_id
 from trtbuild.build.plan import Plan, plan_recipe
 from trtbuild.build.publish import publish_engine
 from trtbuild.errors import HostMismatch, InputError, ToolchainError
+from trtbuild.host.preflight import preflight
 
 if TYPE_CHECKING:
     from registry.api import Artifact, Registry
@@ -45,6 +46,7 @@ class BuildResult:
     steps_run: list[str]
     seconds: float
     waited_for: str | None = None  # holder of the lease we waited on
+    warnings: list[str] = field(default_factory=list)  # checks not run, a lease lost: shown with --json too
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class BuildResult:
             "steps_run": self.steps_run,
             "seconds": round(self.seconds, 3),
             "waited_for": self.waited_for,
+            "warnings": self.warnings,
         }
 
 
@@ -81,7 +84,11 @@ def build_recipe(
     runner = make_runner(
         options.runner, allow_unpinned=options.allow_unpinned, memlock_limit=options.memlock_limit
     )
-    return _under_lease(BuildContext(plan, options, registry, runner, started))
+    ctx = BuildContext(plan, options, registry, runner, started)
+    preflight(ctx)  # doctor's checks for this runner: before any image is pulled or model fetched
+    result = _under_lease(ctx)
+    result.warnings = ctx.warnings
+    return result
 
 
 def _under_lease(ctx: BuildContext) -> BuildResult:
@@ -112,7 +119,7 @@ def _under_lease(ctx: BuildContext) -> BuildResult:
                 return BuildResult(hit, ctx.plan, True, [], ctx.elapsed(), waited_for)
             artifact = _build(ctx)
             if keeper.lost:
-                ctx.event(
+                ctx.warn(
                     "the build lease expired during the build (catalog unreachable for a while): "
                     "another builder may have built this key too; content addressing keeps both intact"
                 )
@@ -148,7 +155,7 @@ def _check_host(ctx: BuildContext, fingerprint: Fingerprint) -> None:
             hint="build on a host with the target GPUs, or change target.gpu_arch",
         )
     if not fingerprint.gpu_arch:
-        ctx.event("no GPU seen by the toolchain: engine arch not checked against the host")
+        ctx.warn("no GPU seen by the toolchain: engine arch not checked against the host")
 
 
 def _check_toolchain(ctx: BuildContext, fingerprint: Fingerprint) -> None:
