@@ -29,7 +29,10 @@ def preflight(ctx: BuildContext) -> None:
 
     gpus = ctx.gpus(ctx.plan.step("build"))
     if ctx.options.runner == "docker":
-        check, client = doctor.check_docker(ctx.runner.client)
+        from trtbuild.runner import DockerRunner
+
+        runner = ctx.runner
+        check, client = doctor.check_docker(runner.client if isinstance(runner, DockerRunner) else None)
         _require(check, ctx, RunnerUnavailable)
         if gpus:
             _require(doctor.check_nvidia_runtime(client), ctx, RunnerUnavailable)
