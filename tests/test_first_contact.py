@@ -45,7 +45,9 @@ def test_run_sh_uses_a_venv_on_an_externally_managed_python(tmp_path: Path) -> N
     fake_bin.mkdir()
     (fake_bin / "python3").write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = "-m" ] && [ "$2" = venv ]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/python3"; exit 0; fi\n'
+        'if [ "$1" = "-m" ] && [ "$2" = venv ]; then\n'
+        '  mkdir -p "$3/bin"; cp "$0" "$3/bin/python3"; exit 0\n'
+        "fi\n"
         "exit 0  # the EXTERNALLY-MANAGED probe: yes\n"
     )
     (fake_bin / "python3").chmod(0o755)
