@@ -10,7 +10,8 @@ The registry reads no environment variables: its user passes the URLs, the store
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import builtins
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,16 +38,26 @@ from registry.host import detect as detect_host
 from registry.metadata import (
     KIND_TYPES,
     ArtifactMetadata,
+    AutotunerCacheMetadata,
     BuildFacts,
     CheckpointMetadata,
     EngineMetadata,
+    HfCheckpointMetadata,
     ModelArtifact,
+    ServeConfigMetadata,
     TimingCacheMetadata,
     metadata_type,
     parse_metadata,
 )
 from registry.refs import DEFAULT_TAG, MIN_PREFIX, check_name, check_tag, parse_name_tag, parse_ref
 from registry.resolve import HostFacts, Resolution, rank
+from registry.resolve_pytorch import (
+    FP8_MIN_ARCH,
+    autotuner_key,
+    autotuner_mismatch,
+    evaluate_checkpoint,
+    evaluate_serve_config,
+)
 from registry.store import Store, StoreTuning, open_store
 from registry.verify import ArtifactCheck, VerifyReport
 from registry.verify import verify as verify_artifacts
@@ -58,14 +69,17 @@ __all__ = [
     "Removal",
     "VerifyReport",
     "RUNTIME_VERSION_FIX",
+    "FP8_MIN_ARCH",
     "Artifact",
     "ArtifactMetadata",
+    "AutotunerCacheMetadata",
     "BuildFacts",
     "CatalogUnavailable",
     "CheckpointMetadata",
     "EngineMetadata",
     "GcReport",
     "HashCache",
+    "HfCheckpointMetadata",
     "HostFacts",
     "IntegrityError",
     "InvalidInput",
@@ -78,9 +92,12 @@ __all__ = [
     "RegistryError",
     "Resolution",
     "RuntimeVerdict",
+    "ServeConfigMetadata",
     "StoreTuning",
     "StoreUnavailable",
     "TimingCacheMetadata",
+    "autotuner_key",
+    "autotuner_mismatch",
     "detect_host",
     "digest_of",
     "hash_file",
@@ -384,15 +401,21 @@ class Registry:
     def resolve(self, name: str, host: HostFacts, *, kind: str = "engine", limit: int = 1000) -> Resolution:
         """Best artifact of ``name`` for ``host``; every other candidate with the constraint it failed."""
         check_name(name)
-        if kind == "engine" and not host.trtllm_version:
+        needs_runtime = {
+            "engine": "an engine runs only on the TensorRT-LLM release that built it",
+            ServeConfigMetadata.kind: "a serve config is validated for one TensorRT-LLM release",
+        }
+        if kind in needs_runtime and not host.trtllm_version:
             raise InvalidInput(
-                f"cannot resolve {name}: the TensorRT-LLM version of the serving runtime is unknown, and an "
-                "engine runs only on the TensorRT-LLM release that built it",
+                f"cannot resolve {name}: the TensorRT-LLM version of the serving runtime is unknown, and "
+                f"{needs_runtime[kind]}",
                 hint=RUNTIME_VERSION_FIX,
             )
         candidates = self.catalog.candidates(name, mf.check_kind(kind), limit)
         if not candidates:
             raise NotFound(f"no {kind} artifacts named {name!r}", hint="list names with: trtbuild ls")
+        if kind in (ServeConfigMetadata.kind, HfCheckpointMetadata.kind):
+            return self._resolve_typed(candidates, host)
         best, notes, rejected = rank(candidates, host)
         light = lambda c: Artifact(  # noqa: E731 - a rejected candidate needs only its columns
             hash=c["hash"],
@@ -412,6 +435,34 @@ class Registry:
             notes=notes,
         )
 
+    def _resolve_typed(self, candidates: Sequence[Any], host: HostFacts) -> Resolution:
+        """Resolve PyTorch-backend kinds over their contract (registry/resolve_pytorch.py), newest first."""
+        best: Artifact | None = None
+        notes: Sequence[str] = ()
+        rejected: builtins.list[tuple[Artifact, str]] = []
+        for c in candidates:
+            art = self.get(c["hash"])
+            if isinstance(art.metadata, ServeConfigMetadata):
+                verdict = evaluate_serve_config(art.metadata, host)
+            elif isinstance(art.metadata, HfCheckpointMetadata):
+                verdict = evaluate_checkpoint(art.metadata, host)
+            else:  # pragma: no cover - the catalog returned another kind
+                continue
+            if verdict.failures:
+                rejected.append((art, "; ".join(verdict.failures)))
+            elif best is None:
+                best, notes = art, verdict.notes
+        return Resolution(best=best, rejected=rejected, notes=list(notes))
+
+    def references(self) -> dict[str, tuple[str, ...]]:
+        """{artifact hash: the hashes it points at}: a serve config points at its checkpoint."""
+        out: dict[str, tuple[str, ...]] = {}
+        for row in self.catalog.list_rows(kind=ServeConfigMetadata.kind):
+            target = (row.manifest.get("metadata") or {}).get("checkpoint")
+            if isinstance(target, str):
+                out[row.hash] = (target,)
+        return out
+
     # -- gc ----------------------------------------------------------------------------------------------
     def gc(self, *, keep_last: int | None = None, dry_run: bool = False, grace_s: float = 3600.0) -> GcReport:
         """Delete old untagged, unleased artifacts (keep_last per name), then unreferenced manifests and blobs.
@@ -423,6 +474,14 @@ class Registry:
             raise InvalidReference("--keep-last must be >= 0")
         rows, _protected = self.catalog.gc_plan(keep_last)
         doomed = [r.hash for r in rows]
+        # an artifact another one points at (a serve config's checkpoint) lives as long as the pointer does
+        refs, changed = self.references(), True
+        while changed:
+            changed = False
+            for referrer, targets in refs.items():
+                if referrer not in doomed and any(t in doomed for t in targets):
+                    doomed = [h for h in doomed if h not in targets]
+                    changed = True
         deleted = doomed if dry_run else self.catalog.delete_rows(doomed)
         cutoff = self.catalog.now() - grace_s
         manifests, blobs = self.catalog.referenced(since=cutoff)

@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "resolve": ("trtbuild.commands.resolve:command", "Pick the best engine of a name for this host."),
     "gc": ("trtbuild.commands.gc:command", "Remove old untagged artifacts and unreferenced blobs."),
+    "autotuner": (
+        "trtbuild.commands.autotuner:command",
+        "Capture or pull warm-start AutoTuner caches (PyTorch backend), matched to the GPU.",
+    ),
     "quantize": (
         "trtbuild.commands.quantize:command",
         "Quantize a HF checkpoint with ModelOpt into a TensorRT-LLM checkpoint.",

@@ -46,6 +46,8 @@ QUANT_MIN_TOP1 = "TRTBUILD_QUANT_MIN_TOP1"
 QUANT_MAX_KL = "TRTBUILD_QUANT_MAX_KL"
 QUANT_GATE_PROMPTS = "TRTBUILD_QUANT_GATE_PROMPTS"
 QUANT_GATE_TOKENS = "TRTBUILD_QUANT_GATE_TOKENS"
+QUANT_MAX_GPU_MEMORY_GIB = "TRTBUILD_QUANT_MAX_GPU_MEMORY_GIB"
+QUANT_CPU_OFFLOAD = "TRTBUILD_QUANT_CPU_OFFLOAD"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -108,6 +110,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(QUANT_MAX_KL, "per format", "quantize step: maximum mean KL divergence, nats"),
     Setting(QUANT_GATE_PROMPTS, "`16`", "quantize step: held-out prompts the accuracy gate compares"),
     Setting(QUANT_GATE_TOKENS, "`32`", "quantize step: tokens per held-out prompt"),
+    Setting(
+        QUANT_MAX_GPU_MEMORY_GIB,
+        "free memory less a reserve",
+        "quantize step: GiB of each GPU the weights may take while calibrating "
+        "(`quantization.max_gpu_memory_gib`)",
+    ),
+    Setting(
+        QUANT_CPU_OFFLOAD,
+        "`0`",
+        "quantize step: `1` puts layers that do not fit the GPUs in host memory (`quantization.cpu_offload`)",
+    ),
 )
 
 

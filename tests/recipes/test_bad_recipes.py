@@ -56,6 +56,13 @@ CASES = [
         "'int4_awq'",
     ),
     ("bad-kv", {"quantization.kv_cache": "fp16"}, "quantization.kv_cache", "not an allowed value", "'int8'"),
+    (
+        "gpu-memory-zero",
+        {"quantization.max_gpu_memory_gib": 0},
+        "quantization.max_gpu_memory_gib",
+        "must be > 0",
+        "> 0",
+    ),
     ("bad-dtype", {"model.dtype": "fp16"}, "model.dtype", "not an allowed value", "'float16'"),
     (
         "bad-scheme",

@@ -15,7 +15,8 @@ from trtbuild.cli import cli
 from trtbuild.recipe import cli_spec
 from trtbuild.recipe.load import is_pins_file
 
-EXAMPLES = sorted(p for p in RECIPES.glob("*.toml") if not is_pins_file(p))
+# engine recipes (the PyTorch-backend examples are planned in test_plan_pytorch.py)
+EXAMPLES = sorted(p for p in RECIPES.glob("*.toml") if not is_pins_file(p) and "pytorch" not in p.stem)
 TOOL_OF_KIND = {"quantize": "quantize", "convert": "convert_checkpoint", "build": "trtllm-build"}
 
 
@@ -135,6 +136,23 @@ def test_build_only_changes_keep_the_checkpoint_key(tmp_path, change):
     )
     assert changed["checkpoint"] == base["checkpoint"]
     assert changed["engine"] != base["engine"]
+
+
+def test_gpu_placement_settings_reach_the_driver_and_offload_reaches_the_key(tmp_path):
+    """quantization.max_gpu_memory_gib alone moves layers between GPUs: outside the key. CPU offload
+    exports the offloaded layers on the CPU, which rounds some scales differently (bench/quantize_gpu/
+    RESULTS.md), and the budget picks those layers: with offload both are in the key."""
+    base = write_recipe(tmp_path, name="a.toml")
+    capped = write_recipe(tmp_path, {"quantization.max_gpu_memory_gib": 70}, "b.toml")
+    offload = {"quantization.max_gpu_memory_gib": 70, "quantization.cpu_offload": True}
+    offloaded = write_recipe(tmp_path, offload, "c.toml")
+    offloaded_less = write_recipe(tmp_path, {**offload, "quantization.max_gpu_memory_gib": 60}, "d.toml")
+    assert _keys(capped) == _keys(base)
+    assert len({_keys(p)["checkpoint"] for p in (base, offloaded, offloaded_less)}) == 3
+    step = plan_recipe(offloaded).step("quantize")
+    assert step.env["TRTBUILD_QUANT_MAX_GPU_MEMORY_GIB"] == "70.0"
+    assert step.env["TRTBUILD_QUANT_CPU_OFFLOAD"] == "1"
+    assert "TRTBUILD_QUANT_CPU_OFFLOAD" not in plan_recipe(capped).step("quantize").env
 
 
 @pytest.mark.parametrize("change", BOTH, ids=lambda c: next(iter(c)))

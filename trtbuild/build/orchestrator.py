@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from trtbuild.build import workdir
 from trtbuild.build.checkpoint import make_checkpoint
@@ -33,6 +33,7 @@ from trtbuild.host.preflight import preflight
 
 if TYPE_CHECKING:
     from registry.api import Artifact, Registry
+    from trtbuild.build.plan_pytorch import PytorchPlan
     from trtbuild.host.fingerprint import Fingerprint
 
 __all__ = ["BuildOptions", "BuildResult", "build_recipe"]
@@ -41,7 +42,7 @@ __all__ = ["BuildOptions", "BuildResult", "build_recipe"]
 @dataclass
 class BuildResult:
     artifact: Artifact
-    plan: Plan
+    plan: Plan | PytorchPlan
     cache_hit: bool
     steps_run: list[str]
     seconds: float
@@ -49,10 +50,13 @@ class BuildResult:
     warnings: list[str] = field(default_factory=list)  # checks not run, a lease lost: shown with --json too
 
     def to_dict(self) -> dict[str, Any]:
+        key = "engine_key" if self.plan.backend == "engine" else "serve_config_key"
         return {
             "hash": self.artifact.hash,
             "name": self.artifact.name,
-            "engine_key": self.plan.engine_key,
+            "kind": self.artifact.kind,
+            "backend": self.plan.backend,
+            key: self.plan.artifact_key,
             "checkpoint_key": self.plan.checkpoint_key,
             "cache_hit": self.cache_hit,
             "steps_run": self.steps_run,
@@ -78,13 +82,14 @@ def build_recipe(
         from trtbuild.settings import open_registry
 
         registry = open_registry()
-    hit = registry.find_by_build_key(plan.engine_key, "engine")
+    hit = registry.find_by_build_key(plan.artifact_key, plan.artifact_kind)
     if hit is not None:
         return BuildResult(hit, plan, True, [], time.monotonic() - started)
     runner = make_runner(
         options.runner, allow_unpinned=options.allow_unpinned, memlock_limit=options.memlock_limit
     )
-    ctx = BuildContext(plan, options, registry, runner, started)
+    # the steps share one context type; a pytorch plan is read back as such by trtbuild.build.pytorch
+    ctx = BuildContext(cast(Plan, plan), options, registry, runner, started)
     preflight(ctx)  # doctor's checks for this runner: before any image is pulled or model fetched
     result = _under_lease(ctx)
     result.warnings = ctx.warnings
@@ -92,11 +97,12 @@ def build_recipe(
 
 
 def _under_lease(ctx: BuildContext) -> BuildResult:
-    """Build while holding the engine key's lease, or reuse what the lease's holder published."""
-    key, holder, reg = ctx.plan.engine_key, holder_id(), ctx.registry
+    """Build while holding the lease of the key of what the plan publishes last (the engine, or the serve
+    config of a pytorch plan), or reuse what the lease's holder published."""
+    key, kind, holder, reg = ctx.plan.artifact_key, ctx.plan.artifact_kind, holder_id(), ctx.registry
 
     def find() -> Artifact | None:
-        return reg.find_by_build_key(key, "engine")
+        return reg.find_by_build_key(key, kind)
 
     found, waited = acquire_or_wait(
         reg,
@@ -117,7 +123,12 @@ def _under_lease(ctx: BuildContext) -> BuildResult:
             hit = find()  # finished while we were acquiring
             if hit is not None:
                 return BuildResult(hit, ctx.plan, True, [], ctx.elapsed(), waited_for)
-            artifact = _build(ctx)
+            if ctx.plan.backend == "pytorch":
+                from trtbuild.build.pytorch import build_pytorch
+
+                artifact = build_pytorch(ctx)
+            else:
+                artifact = _build(ctx)
             if keeper.lost:
                 ctx.warn(
                     "the build lease expired during the build (catalog unreachable for a while): "
@@ -140,7 +151,7 @@ def _build(ctx: BuildContext) -> Artifact:
         extra_mounts=ctx.options.extra_mounts,
     )
     _check_host(ctx, fingerprint)
-    _check_toolchain(ctx, fingerprint)
+    check_toolchain(ctx, fingerprint)
     checkpoint_dir = make_checkpoint(ctx, fingerprint)
     engine_dir, verification = build_engine(ctx, checkpoint_dir)
     return publish_engine(ctx, engine_dir, verification, fingerprint)
@@ -158,7 +169,7 @@ def _check_host(ctx: BuildContext, fingerprint: Fingerprint) -> None:
         ctx.warn("no GPU seen by the toolchain: engine arch not checked against the host")
 
 
-def _check_toolchain(ctx: BuildContext, fingerprint: Fingerprint) -> None:
+def check_toolchain(ctx: BuildContext, fingerprint: Fingerprint) -> None:
     tc = ctx.plan.recipe.toolchain
     found = fingerprint.trtllm_version
     if found and found != tc.trtllm_version:

@@ -1,5 +1,5 @@
-"""What a plan would do given the registry: nothing (the engine key is published), or which steps would
-run (fetch and quantize/convert are skipped when the checkpoint key is published). ``plan``,
+"""What a plan would do given the registry: nothing (what it publishes last is there), or which steps would
+run (those that make the checkpoint are skipped when the checkpoint key is published). ``plan``,
 ``build --dry-run`` and ``matrix`` show it, so CI can skip GPU runners for engines already built."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from registry.api import Registry
     from trtbuild.build.plan import Plan
+    from trtbuild.build.plan_pytorch import PytorchPlan
 
 
 @dataclass
@@ -38,25 +39,30 @@ class RegistryState:
         }
 
 
-def registry_state(plan: Plan, registry: Registry | None) -> RegistryState:
-    """Look the plan's engine and checkpoint keys up. ``registry`` None: no catalog exists yet, so nothing
-    is built and every step would run."""
+def registry_state(plan: Plan | PytorchPlan, registry: Registry | None) -> RegistryState:
+    """Look the plan's keys up: what it publishes last (the engine, or a pytorch plan's serve config), then
+    its checkpoint. ``registry`` None: no catalog exists yet, so nothing is built and every step runs."""
     steps = [s.name for s in plan.steps]
     if registry is None:
         return RegistryState(False, would_run=steps)
-    engine = registry.find_by_build_key(plan.engine_key, "engine")
-    if engine is not None:
-        return RegistryState(True, hash=engine.hash)
-    checkpoint = registry.find_by_build_key(plan.checkpoint_key, "checkpoint")
+    final = registry.find_by_build_key(plan.artifact_key, plan.artifact_kind)
+    if final is not None:
+        return RegistryState(True, hash=final.hash)
+    if plan.backend == "pytorch":
+        from registry.api import HfCheckpointMetadata
+
+        kind, last_skipped = HfCheckpointMetadata.kind, "publish-checkpoint"
+    else:
+        kind, last_skipped = "checkpoint", plan.checkpoint_step.name
+    checkpoint = registry.find_by_build_key(plan.checkpoint_key, kind)
     if checkpoint is None:
         return RegistryState(False, would_run=steps)
-    skipped = {"fetch", plan.checkpoint_step.name}
     return RegistryState(
-        False, checkpoint_hash=checkpoint.hash, would_run=[s for s in steps if s not in skipped]
+        False, checkpoint_hash=checkpoint.hash, would_run=steps[steps.index(last_skipped) + 1 :]
     )
 
 
-def registry_state_or_unknown(plan: Plan) -> RegistryState:
+def registry_state_or_unknown(plan: Plan | PytorchPlan) -> RegistryState:
     """``registry_state`` with the registry of the settings; a registry that cannot be opened is reported
     as an unknown state (a plan is still useful offline), never created."""
     from registry.api import RegistryError

@@ -138,7 +138,7 @@ def command(
     if result.cache_hit:
         click.echo(
             f"{click.style('cache hit', fg='green')} {result.artifact.name} {result.artifact.hash} "
-            f"(engine key {short(result.plan.engine_key)}; nothing was built)"
+            f"({result.plan.artifact_kind} key {short(result.plan.artifact_key)}; nothing was built)"
         )
     else:
         click.echo(

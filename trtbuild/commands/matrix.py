@@ -28,20 +28,28 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
         if is_pins_file(path):
             continue
         plan = plan_recipe(path, toolchains_path=toolchains_path)
-        if plan.engine_key in seen:
+        if plan.artifact_key in seen:
             continue
-        seen.add(plan.engine_key)
+        seen.add(plan.artifact_key)
         r = plan.recipe.recipe
+        if plan.backend == "pytorch":
+            from trtbuild.recipe.pytorch_checks import serve_world
+
+            tp, pp = serve_world(r)
+            gpus = tp * pp
+        else:
+            gpus = r.parallelism.world_size
         state = registry_state(plan, registry)
         include.append(
             {
                 "recipe": str(path),
                 "name": r.name,
-                "engine_key": plan.engine_key,
+                "backend": plan.backend,
+                "engine_key": plan.artifact_key,  # what `build` publishes (the serve config for pytorch)
                 "checkpoint_key": plan.checkpoint_key,
                 "toolchain": r.target.toolchain,
                 "gpu_arch": r.target.gpu_arch,
-                "gpus": r.parallelism.world_size,
+                "gpus": gpus,
                 "built": state.built,
                 "hash": state.hash,
                 "would_run": state.would_run,

@@ -40,7 +40,11 @@ def show_plan(plan, state) -> None:
         f"[bold]{escape(plan.recipe.recipe.name)}[/]  toolchain {plan.recipe.toolchain.name}  "
         f"image {escape(plan.pins.image)}"
     )
-    out.print(f"checkpoint key {short(plan.checkpoint_key)}   engine key {short(plan.engine_key)}")
+    last = "engine key" if plan.backend == "engine" else "serve-config key"
+    out.print(
+        f"backend {plan.backend}   checkpoint key {short(plan.checkpoint_key)}   "
+        f"{last} {short(plan.artifact_key)}"
+    )
     table = Table(show_lines=False)
     for col in ("step", "key", "runs in", "command"):
         table.add_column(col)

@@ -53,20 +53,34 @@ def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def resolve_or_fail(reg: Any, name: str, host: Any) -> Any:
+KINDS = ("engine", "serve-config", "hf-checkpoint")
+
+
+def kind_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--kind",
+        type=click.Choice(KINDS),
+        default="engine",
+        show_default=True,
+        help="engine, or serve-config (PyTorch backend: the config and the checkpoint it points at).",
+    )(fn)
+
+
+def resolve_or_fail(reg: Any, name: str, host: Any, kind: str = "engine") -> Any:
     """The best artifact, or NotFound listing each candidate with the constraint it failed."""
     from registry.api import NotFound
 
-    res = reg.resolve(name, host)
+    res = reg.resolve(name, host, kind=kind)
     if res.best is None:
         lines = "\n".join(f"  {a.hash[:19]}: {reason}" for a, reason in res.rejected)
-        raise NotFound(f"no engine named {name!r} fits this host:\n{lines}")
+        raise NotFound(f"no {kind} named {name!r} fits this host:\n{lines}")
     return res.best
 
 
 @click.command("resolve")
 @click.argument("name")
 @host_options
+@kind_option
 @registry_options
 @json_option
 def command(
@@ -77,16 +91,17 @@ def command(
     gpu_mem_gib: float | None,
     trtllm: str | None,
     serving_image: str | None,
+    kind: str,
     db_url: str | None,
     store_url: str | None,
     as_json: bool,
 ) -> None:
-    """Pick the best engine of NAME for this host (or the host the flags describe)."""
+    """Pick the best engine (or serve config) of NAME for this host (or the host the flags describe)."""
     from trtbuild.host.serving import serving_host
 
     reg = open_registry(db_url, store_url)
     host = serving_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm, serving_image)
-    res = reg.resolve(name, host)
+    res = reg.resolve(name, host, kind=kind)
     if as_json:
         emit_json({"host": host.__dict__, **res.to_dict()})
     else:

@@ -73,16 +73,23 @@ def command(
                 "valid": True,
                 "name": r.name,
                 "toolchain": r.target.toolchain,
+                "backend": loaded.backend,
                 "model_config": str(loaded.facts.source) if loaded.facts else None,
                 "not_run": not_run,
             }
         )
         if not as_json:
+            if loaded.backend == "pytorch":
+                from trtbuild.recipe.pytorch_checks import serve_world
+
+                tp, pp = serve_world(r)
+                layout = f"pytorch  serve tp{tp}×pp{pp}"
+            else:
+                layout = f"tp{r.parallelism.tp}×pp{r.parallelism.pp}"
             mark = "[yellow]✓[/]" if not_run else "[green]✓[/]"
             out.print(
                 f"{mark} {escape(str(path))}  {r.name}  {r.target.toolchain}  {r.target.gpu_arch}  "
-                f"{r.quantization.format}/kv:{r.quantization.kv_cache}  "
-                f"tp{r.parallelism.tp}×pp{r.parallelism.pp}"
+                f"{r.quantization.format}/kv:{r.quantization.kv_cache}  {layout}"
             )
             for item in not_run:
                 out.print(f"  [yellow]not checked:[/] {escape(item['checks'])}")

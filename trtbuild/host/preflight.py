@@ -27,7 +27,7 @@ def preflight(ctx: BuildContext) -> None:
     """Raise RunnerUnavailable / HostMismatch with doctor's message when this host cannot run the build."""
     from trtbuild.host import doctor
 
-    gpus = ctx.gpus(ctx.plan.step("build"))
+    gpus = max((ctx.gpus(s) for s in ctx.plan.steps if s.image), default=0)  # the largest container step
     if ctx.options.runner == "docker":
         from trtbuild.runner import DockerRunner
 

@@ -55,14 +55,29 @@ def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
 def check_recipe(
     recipe: Recipe, toolchains: dict[str, Toolchain], facts: ModelFacts | None, recipe_dir: Path
 ) -> list[Problem]:
+    from trtbuild.recipe import pytorch_checks
+
+    tc = toolchains.get(recipe.target.toolchain)
+    if pytorch_checks.effective_backend(recipe, tc) == "pytorch":
+        return [
+            problem
+            for check in (
+                _check_toolchain(recipe, toolchains),
+                _check_calibration(recipe, recipe_dir),
+                _check_architecture(recipe, facts),
+                pytorch_checks.check_pytorch(recipe, tc, facts),
+            )
+            for problem in check
+        ]
     checks = (
         _check_toolchain(recipe, toolchains),
+        pytorch_checks.check_engine_backend(recipe, tc),
         _check_parallelism(recipe, facts),
         _check_limits(recipe, facts),
         _check_quantization(recipe, facts),
         _check_calibration(recipe, recipe_dir),
         _check_architecture(recipe, facts),
-        _check_extra_args(recipe, toolchains.get(recipe.target.toolchain)),
+        _check_extra_args(recipe, tc if tc is not None and tc.builds_engines else None),
     )
     return [problem for check in checks for problem in check]
 
@@ -261,7 +276,7 @@ def _check_extra_args(recipe: Recipe, tc: Toolchain | None) -> Iterator[Problem]
     args = recipe.build.extra_args
     if not args or tc is None:
         return
-    known = cli_spec.flags("trtllm-build", tc.cli_spec)
+    known = cli_spec.flags("trtllm-build", tc.spec_family)
     for token in args:
         name = token.partition("=")[0]
         if name.startswith("--") and name in MANAGED_BUILD_FLAGS:
@@ -289,6 +304,6 @@ def _extra_arg_value_problems(args: list[str], tc: Toolchain) -> list[str]:
     """Value problems only; unknown and managed flags are reported above."""
     return [
         p
-        for p in cli_spec.check_argv(list(args), "trtllm-build", tc.cli_spec)
+        for p in cli_spec.check_argv(list(args), "trtllm-build", tc.spec_family)
         if not p.startswith("unrecognized argument")
     ]

@@ -31,6 +31,13 @@ class LoadedRecipe:
     facts_missing: str | None = None  # why the model's config.json was not at hand (its checks did not run)
 
     @property
+    def backend(self) -> str:
+        """``engine`` or ``pytorch`` (the recipe's, else the toolchain's default)."""
+        from trtbuild.recipe.pytorch_checks import effective_backend
+
+        return effective_backend(self.recipe, self.toolchain)
+
+    @property
     def revision_is_pinned(self) -> bool:
         model = self.recipe.model
         if model.scheme == "hf":

@@ -7,7 +7,7 @@ Cross-field rules (parallelism vs heads, FP8 vs arch, flags vs the toolchain's r
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -78,6 +78,10 @@ class Quantization(_Table):
     kv_cache: KvCacheQuant = "none"
     awq_block_size: Literal[64, 128] = 128
     device: Literal["cuda", "cpu"] = "cuda"  # where calibration runs; "cpu" for small models without a GPU
+    # CUDA placement (trtbuild/quantize/placement.py): the step's tp x pp GPUs share the model; these cap
+    # each GPU's weights (GiB) and allow layers that do not fit them into host memory (slow)
+    max_gpu_memory_gib: float | None = Field(default=None, gt=0)
+    cpu_offload: bool = False
     calibration: Calibration = Calibration()
     accuracy: AccuracyGate = AccuracyGate()
 
@@ -170,9 +174,14 @@ class Build(_Table):
         return v
 
 
+Backend = Literal["engine", "pytorch"]
+
+
 class Target(_Table):
     gpu_arch: str = "sm90"
     toolchain: str
+    # None: the toolchain's default (engine where it has trtllm-build, else pytorch); see pytorch_checks
+    backend: Backend | None = None
 
     @field_validator("gpu_arch")
     @classmethod
@@ -190,6 +199,9 @@ class Recipe(_Table):
     limits: Limits = Limits()
     build: Build = Build()
     target: Target
+    # backend = "pytorch": LLM-API options for `trtllm-serve --config` (checked against the pinned release's
+    # recorded TorchLlmArgs in trtbuild.recipe.pytorch_checks); refused for engine recipes
+    serve: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod

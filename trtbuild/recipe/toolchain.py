@@ -11,7 +11,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trtbuild.errors import ToolchainError
 from trtbuild.recipe.cli_spec import SPEC_FAMILIES
@@ -53,7 +53,8 @@ class Toolchain(BaseModel):
     transformers_version: str | None = None
     min_driver: str | None = None
     supported_archs: tuple[str, ...]
-    cli_spec: str
+    cli_spec: str | None = None  # the recorded trtllm-build/convert/quantize CLI; engine toolchains only
+    llm_api_spec: str | None = None  # family in data/trtllm_llmapi_spec.json (the recorded TorchLlmArgs)
     trtllm_build: tuple[str, ...] = ("trtllm-build",)
     python: str = "python3"
     examples_dir: str | None = None
@@ -68,9 +69,31 @@ class Toolchain(BaseModel):
 
     @field_validator("cli_spec")
     @classmethod
-    def _family(cls, v: str) -> str:
-        if v not in SPEC_FAMILIES:
+    def _family(cls, v: str | None) -> str | None:
+        if v is not None and v not in SPEC_FAMILIES:
             raise ValueError(f"must be one of {', '.join(SPEC_FAMILIES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _engine_facts(self) -> Toolchain:
+        if self.builds_engines and self.cli_spec is None:
+            raise ValueError(
+                f"cli_spec: TensorRT-LLM {self.trtllm_version} builds engines; name its recorded CLI spec"
+            )
+        if not self.builds_engines and self.cli_spec is not None:
+            raise ValueError(
+                f"cli_spec: TensorRT-LLM {self.trtllm_version} has no trtllm-build (the engine path "
+                f"ended with {LAST_ENGINE_RELEASE}); remove cli_spec"
+            )
+        return self
+
+    @field_validator("llm_api_spec")
+    @classmethod
+    def _llm_api_family(cls, v: str | None) -> str | None:
+        from trtbuild.recipe.llmapi_spec import families
+
+        if v is not None and v not in families():
+            raise ValueError(f"must be one of {', '.join(families())}")
         return v
 
     @field_validator("supported_archs")
@@ -97,6 +120,49 @@ class Toolchain(BaseModel):
     @property
     def is_pinned(self) -> bool:
         return self.pinned_ref() is not None
+
+    @property
+    def builds_engines(self) -> bool:
+        """Whether this release has trtllm-build and convert_checkpoint.py (≤ 1.3.0rc20)."""
+        return not version_at_least(self.trtllm_version, FIRST_RELEASE_WITHOUT_ENGINES)
+
+    @property
+    def spec_family(self) -> str:
+        """The recorded CLI spec family; only engine toolchains have one (checked when loading)."""
+        if self.cli_spec is None:
+            raise ToolchainError(
+                f"toolchain {self.name}: TensorRT-LLM {self.trtllm_version} has no trtllm-build",
+                hint="pin an engine toolchain (1.3.0rc20 or older)",
+            )
+        return self.cli_spec
+
+    @property
+    def serves_pytorch_backend(self) -> bool:
+        """TensorRT-LLM 1.2 and later serve Hugging Face checkpoints on the PyTorch backend through
+        ``trtllm-serve --config`` (../shared/trtllm/releases.md; DESIGN "Two backends")."""
+        return version_at_least(self.trtllm_version, PYTORCH_BACKEND_SINCE)
+
+    @property
+    def default_backend(self) -> str:
+        """``engine`` where the toolchain still has trtllm-build, else ``pytorch``."""
+        return "engine" if self.builds_engines else "pytorch"
+
+
+PYTORCH_BACKEND_SINCE = "1.2.0rc0"
+# 1.3.0rc20 is the last release with the engine path ("This RC version will be the last one supporting the
+# TensorRT backend", releases.md); the next release candidate has none.
+LAST_ENGINE_RELEASE = "1.3.0rc20"
+FIRST_RELEASE_WITHOUT_ENGINES = "1.3.0rc21"
+
+
+def version_at_least(version: str, minimum: str) -> bool:
+    """PEP 440 comparison (``1.3.0rc26`` > ``1.3.0rc20``); False for a version that does not parse."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version) >= Version(minimum)
+    except InvalidVersion:
+        return False
 
 
 def default_toolchains_path() -> Path:
