@@ -165,6 +165,25 @@ class Removal:
         }
 
 
+def _check_destination(dest: Path) -> None:
+    """A pull writes a temporary directory beside DEST and renames it: its parent must be a directory this
+    process can create entries in (an unwritable place, a path under a file: InvalidInput naming it)."""
+    import shutil
+    import tempfile
+
+    parent = dest.absolute().parent
+    fix = "pull into a directory you can write (the pull's temporary directory is made beside DEST)"
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise InvalidInput(f"cannot pull into {dest}: {existing} is a file, not a directory", hint=fix)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tempfile.mkdtemp(prefix=".trtbuild-probe-", dir=parent))
+    except OSError as exc:
+        where = exc.filename or parent
+        raise InvalidInput(f"cannot pull into {dest}: {where}: {exc.strerror or exc}", hint=fix) from None
+
+
 class Registry:
     """Content-addressed store + SQL catalog."""
 
@@ -236,9 +255,8 @@ class Registry:
             short_hex = all(c in "0123456789abcdef" for c in name) and len(name) < MIN_PREFIX
             raise NotFound(
                 f"{also + ' and ' if also else ''}no tag {name}:{tag} in the catalog {self.catalog.safe_url}",
-                hint=f"a hash prefix needs at least {MIN_PREFIX} hex digits"
-                if short_hex
-                else f"see tags with: trtbuild ls --name {name}",
+                hint=f"see tags with: trtbuild ls --name {name}"
+                + (f" (a hash prefix needs at least {MIN_PREFIX} hex digits)" if short_hex else ""),
             )
         return hash_
 
@@ -303,6 +321,7 @@ class Registry:
     def pull(self, ref: str, dest: Path, *, progress: bool = False) -> Artifact:
         """Verified, atomic materialisation of REF at ``dest`` (a no-op when ``dest`` already holds it)."""
         art = self.get(ref)
+        _check_destination(Path(dest))
         manifest = transfer.fetch_manifest(self.store, art.hash)
         transfer.pull(self.store, art.hash, manifest, Path(dest), name=art.name, progress=progress)
         return art

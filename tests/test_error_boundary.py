@@ -90,3 +90,26 @@ def test_misconfigured_urls_are_named_and_create_nothing(tmp_path: Path) -> None
     r = trtbuild("ls", env={"TRTBUILD_STORE_URL": f"file://{missing}/store"})
     plain(r, 2, f"the directory {missing} of the store file://{missing}/store does not exist")
     assert not missing.exists()
+
+
+def _pushed(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    env = {"TRTBUILD_HOME": str(tmp_path / "home")}
+    src = tmp_path / "artifact"
+    src.mkdir()
+    (src / "config.json").write_text("{}")
+    r = trtbuild("push", str(src), "--name", "e", "--tag", "v1", env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip(), env
+
+
+def test_registry_input_cases(tmp_path: Path) -> None:
+    hash_, env = _pushed(tmp_path)
+    plain(trtbuild("ls", "--db-url", "postgres://u@127.0.0.1/x", env=env), 2, "postgresql+psycopg://")
+    missing = tmp_path / "missing.json"
+    r = trtbuild("push", str(tmp_path / "artifact"), "--name", "e", "--metadata", f"@{missing}", env=env)
+    plain(r, 2, f"--metadata @{missing}: cannot read {missing}: No such file or directory")
+    plain(trtbuild("tag", "sha256:" + "9" * 64, "e:typo", env=env), 1, "no artifact sha256:999")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    plain(trtbuild("pull", hash_, str(a_file / "sub"), env=env), 2, f"{a_file} is a file, not a directory")
+    plain(trtbuild("pull", hash_, "/proc/trtbuild-dest", env=env), 2, "cannot pull into /proc/trtbuild-dest")

@@ -97,8 +97,15 @@ class Catalog:
             kwargs["connect_args"] = {"timeout": 60}
         elif self.dialect == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": 10}
+        from sqlalchemy.exc import NoSuchModuleError
+
         try:
             self.engine = create_engine(parsed, **kwargs)
+        except NoSuchModuleError:
+            raise InvalidInput(
+                f"the catalog URL {self.safe_url} names no database SQLAlchemy knows ({parsed.drivername})",
+                hint="use sqlite:////path/registry.db or postgresql+psycopg://user@host/db",
+            ) from None
         except ModuleNotFoundError as exc:
             raise CatalogUnavailable(
                 f"the database driver for {self.safe_url} is not installed ({exc.name})",
