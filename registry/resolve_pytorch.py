@@ -14,6 +14,7 @@ artifact contract, ``registry/metadata.py``. Here:
 from __future__ import annotations
 
 from registry.canonical import digest_of
+from registry.compat import runtime_verdict
 from registry.metadata import AutotunerCacheMetadata, HfCheckpointMetadata, ServeConfigMetadata
 from registry.resolve import GIB, MARGIN_FRACTION, MARGIN_MIN_GIB, HostFacts, Verdict, normalize_arch
 
@@ -49,8 +50,8 @@ def evaluate_serve_config(meta: ServeConfigMetadata, host: HostFacts) -> Verdict
     failure = _min_arch_failure(meta.min_gpu_arch, host_arch, fmt)
     if failure:
         v.failures.append(failure)
-    if host.trtllm_version is None:
-        v.notes.append("TensorRT-LLM runtime version of the host unknown: not checked")
+    if not host.trtllm_version:  # the one rule (registry.compat): an unknown runtime is no match
+        v.failures.append(runtime_verdict(meta.trtllm_version, host.trtllm_version, "host runtime").reason)
     elif host.trtllm_version != meta.trtllm_version:
         v.failures.append(
             f"TensorRT-LLM {host.trtllm_version} on the host, the config was validated for "

@@ -150,6 +150,24 @@ def cache_home() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "trtbuild"
 
 
+def ensure_home() -> Path:
+    """The cache tree, created when missing; an InputError naming the path when it cannot be written
+    (never a database error further on)."""
+    from trtbuild.errors import InputError
+
+    home = cache_home()
+    fix = f"make it writable, or set {HOME} to a writable directory"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the trtbuild home {home} ({HOME}): {exc.strerror}", hint=fix
+        ) from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise InputError(f"the trtbuild home {home} ({HOME}) is not writable", hint=fix)
+    return home
+
+
 def work_root() -> Path:
     """Step outputs: models, checkpoints, engines and logs, one folder per content key."""
     return cache_home() / "work"
@@ -207,10 +225,22 @@ def store_tuning() -> StoreTuning:
 
 
 def open_registry(db: str | None = None, store: str | None = None) -> Registry:
-    """The registry this process uses: explicit URLs, else the settings above."""
+    """The registry this process uses: explicit URLs, else the settings above. The default locations live
+    in the trtbuild home, created here; explicit ones must exist (nothing is created silently)."""
     from registry.api import Registry
 
+    if not (db or _env(DB_URL)) or not (store or _env(STORE_URL)):
+        ensure_home()
     return Registry.open(db_url(db), store_url(store), tuning=store_tuning(), hash_cache=hash_cache_path())
+
+
+def open_existing_registry(db: str | None = None, store: str | None = None) -> Registry | None:
+    """``open_registry``, or None when its catalog is a SQLite file that does not exist yet: a question
+    about the registry (plan, dry run) creates nothing."""
+    url = db_url(db)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    return open_registry(db, store)
 
 
 # -- files trtbuild reads --------------------------------------------------------------------------------

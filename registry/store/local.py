@@ -17,7 +17,7 @@ from pathlib import Path
 
 from registry.errors import IntegrityError, StoreUnavailable
 from registry.hashing import copy_hashing
-from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key
+from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key, missing_blob
 
 
 class LocalStore(Store):
@@ -93,7 +93,7 @@ class LocalStore(Store):
         try:
             src = os.open(self._blob(hexdigest), os.O_RDONLY)
         except FileNotFoundError as exc:
-            raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+            raise missing_blob(hexdigest, self.url) from exc
         try:
             os.lseek(fd, 0, os.SEEK_SET)
             actual, _ = copy_hashing(src, fd, progress)
@@ -105,7 +105,7 @@ class LocalStore(Store):
         try:
             return self._blob(hexdigest).read_bytes()
         except FileNotFoundError as exc:
-            raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+            raise missing_blob(hexdigest, self.url) from exc
 
     def put_manifest(self, hexdigest: str, data: bytes) -> None:
         final = self.root / manifest_key(hexdigest)

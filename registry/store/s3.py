@@ -35,7 +35,15 @@ from urllib.parse import parse_qs, urlparse
 
 from registry.errors import IntegrityError, InvalidInput, StoreUnavailable
 from registry.hashing import pwrite_all
-from registry.store.base import BlobInfo, Progress, Store, StoreTuning, blob_key, manifest_key
+from registry.store.base import (
+    BlobInfo,
+    Progress,
+    Store,
+    StoreTuning,
+    blob_key,
+    manifest_key,
+    missing_blob,
+)
 
 MIB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
@@ -368,7 +376,7 @@ class S3Store(Store):
             return self._download_ranged(key, size, fd, progress)
         except ClientError as exc:
             if self._code(exc) in ("NoSuchKey", "404"):
-                raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+                raise missing_blob(hexdigest, self.url) from exc
             raise StoreUnavailable(f"GET {key} from {self.url} failed: {exc}") from exc
 
     def _download_ranged(self, key: str, size: int, fd: int, progress: Progress) -> str:
@@ -430,7 +438,7 @@ class S3Store(Store):
             return self._call(self._client.get_object, Key=self._key(blob_key(hexdigest)))["Body"].read()
         except ClientError as exc:
             if self._code(exc) in ("NoSuchKey", "404"):
-                raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+                raise missing_blob(hexdigest, self.url) from exc
             raise StoreUnavailable(f"GET blob sha256:{hexdigest} from {self.url} failed: {exc}") from exc
 
     # -- manifests ---------------------------------------------------------------------------------------

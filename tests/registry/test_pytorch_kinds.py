@@ -126,8 +126,15 @@ def test_resolve_a_serve_config_says_why_not(backend, tmp_path):
     for host, words in cases:
         res = reg.resolve("m", host, kind=ServeConfigMetadata.kind)
         assert res.best is None and words in res.rejected[0][1], (host, res.rejected)
-    unknown = reg.resolve("m", HostFacts(gpu_arch="sm90"), kind=ServeConfigMetadata.kind)
+    # unknown GPU count and memory are noted; an unknown TensorRT-LLM runtime is refused (issue 11)
+    unknown = reg.resolve(
+        "m", HostFacts(gpu_arch="sm90", trtllm_version="1.3.0rc26"), kind=ServeConfigMetadata.kind
+    )
     assert unknown.best is not None and any("unknown" in n for n in unknown.notes)
+    from registry.api import InvalidInput
+
+    with pytest.raises(InvalidInput, match="TensorRT-LLM version of the serving runtime is unknown"):
+        reg.resolve("m", HostFacts(gpu_arch="sm90"), kind=ServeConfigMetadata.kind)
 
 
 def test_resolve_counts_gpus_and_the_kv_estimate(tmp_path):

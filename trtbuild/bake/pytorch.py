@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from registry.api import AutotunerCacheMetadata, ServeConfigMetadata
+from registry.api import AutotunerCacheMetadata, ServeConfigMetadata, runtime_verdict
 from trtbuild.bake import render
 from trtbuild.bake.pipeline import RELEASE_IMAGE, BakeResult
-from trtbuild.bake.versions import VERSION_LABEL, ensure_image, probe_base_version, same_version
+from trtbuild.bake.versions import VERSION_LABEL, ensure_image, probe_base_version
 from trtbuild.build.serve_config import CONFIG_YAML, read_config_yaml
 from trtbuild.errors import InputError
 
@@ -224,7 +224,7 @@ def prepare_pytorch(
         progress(f"checking TensorRT-LLM version of {base}")
         ensure_image(client, base, pull=req.pull_base)
         base_version, how = probe_base_version(client, base)
-        if not same_version(str(meta.trtllm_version), base_version):
+        if not runtime_verdict(meta.trtllm_version, base_version, f"base image {base}").ok:
             raise InputError(
                 f"base image {base} has TensorRT-LLM {base_version} ({how}) but the serve config was checked "
                 f"against the LLM-API options of {meta.trtllm_version}: options may be unknown or mean "

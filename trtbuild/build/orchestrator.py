@@ -17,10 +17,11 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from trtbuild.build import workdir
 from trtbuild.build.checkpoint import make_checkpoint
 from trtbuild.build.context import BuildContext, BuildOptions, make_runner
 from trtbuild.build.engine import build_engine
@@ -28,6 +29,7 @@ from trtbuild.build.lease import LeaseKeeper, acquire_or_wait, holder_id
 from trtbuild.build.plan import Plan, plan_recipe
 from trtbuild.build.publish import publish_engine
 from trtbuild.errors import HostMismatch, InputError, ToolchainError
+from trtbuild.host.preflight import preflight
 
 if TYPE_CHECKING:
     from registry.api import Artifact, Registry
@@ -45,6 +47,7 @@ class BuildResult:
     steps_run: list[str]
     seconds: float
     waited_for: str | None = None  # holder of the lease we waited on
+    warnings: list[str] = field(default_factory=list)  # checks not run, a lease lost: shown with --json too
 
     def to_dict(self) -> dict[str, Any]:
         key = "engine_key" if self.plan.backend == "engine" else "serve_config_key"
@@ -59,6 +62,7 @@ class BuildResult:
             "steps_run": self.steps_run,
             "seconds": round(self.seconds, 3),
             "waited_for": self.waited_for,
+            "warnings": self.warnings,
         }
 
 
@@ -85,7 +89,11 @@ def build_recipe(
         options.runner, allow_unpinned=options.allow_unpinned, memlock_limit=options.memlock_limit
     )
     # the steps share one context type; a pytorch plan is read back as such by trtbuild.build.pytorch
-    return _under_lease(BuildContext(cast(Plan, plan), options, registry, runner, started))
+    ctx = BuildContext(cast(Plan, plan), options, registry, runner, started)
+    preflight(ctx)  # doctor's checks for this runner: before any image is pulled or model fetched
+    result = _under_lease(ctx)
+    result.warnings = ctx.warnings
+    return result
 
 
 def _under_lease(ctx: BuildContext) -> BuildResult:
@@ -111,7 +119,7 @@ def _under_lease(ctx: BuildContext) -> BuildResult:
         return BuildResult(found, ctx.plan, True, [], ctx.elapsed(), waited_for)
     keeper = LeaseKeeper(reg, key, holder, ctx.options.lease_ttl_s).start()
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), workdir.in_use(ctx.plan.dirs.logs.parent.parent):
             hit = find()  # finished while we were acquiring
             if hit is not None:
                 return BuildResult(hit, ctx.plan, True, [], ctx.elapsed(), waited_for)
@@ -122,7 +130,7 @@ def _under_lease(ctx: BuildContext) -> BuildResult:
             else:
                 artifact = _build(ctx)
             if keeper.lost:
-                ctx.event(
+                ctx.warn(
                     "the build lease expired during the build (catalog unreachable for a while): "
                     "another builder may have built this key too; content addressing keeps both intact"
                 )
@@ -158,7 +166,7 @@ def _check_host(ctx: BuildContext, fingerprint: Fingerprint) -> None:
             hint="build on a host with the target GPUs, or change target.gpu_arch",
         )
     if not fingerprint.gpu_arch:
-        ctx.event("no GPU seen by the toolchain: engine arch not checked against the host")
+        ctx.warn("no GPU seen by the toolchain: engine arch not checked against the host")
 
 
 def check_toolchain(ctx: BuildContext, fingerprint: Fingerprint) -> None:

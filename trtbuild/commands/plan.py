@@ -17,17 +17,19 @@ from trtbuild.commands._common import console, json_option, print_json, short, t
 def command(recipe: Path, toolchains_path: Path | None, locked: bool, as_json: bool) -> int:
     """Show the build plan of RECIPE."""
     from trtbuild.build.plan import plan_recipe
+    from trtbuild.build.registry_state import registry_state_or_unknown
 
     plan = plan_recipe(recipe, toolchains_path=toolchains_path, locked=locked)
+    state = registry_state_or_unknown(plan)
     if as_json:
-        print_json(plan.to_dict())
+        print_json(plan.to_dict() | {"registry": state.to_dict()})
     else:
-        show_plan(plan)
+        show_plan(plan, state)
     return 0
 
 
-def show_plan(plan) -> None:
-    """Print a plan as a table (shared by ``build --dry-run``)."""
+def show_plan(plan, state) -> None:
+    """Print a plan as a table and what the registry says would run (shared by ``build --dry-run``)."""
     import shlex
 
     from rich.markup import escape
@@ -53,6 +55,8 @@ def show_plan(plan) -> None:
     out.print(table)
     if plan.backend == "engine":
         _show_engine_prediction(out, plan)
+    color = "green" if state.built else "yellow" if state.built is None else "cyan"
+    out.print(f"[{color}]{escape(state.describe())}[/]")
     for warning in plan.pins.floating:
         out.print(
             f"[yellow]unpinned:[/] {escape(warning)} (run trtbuild lock {escape(str(plan.recipe.path))})"

@@ -38,6 +38,7 @@ def command(
     gpus: int | None,
     gpu_mem_gib: float | None,
     trtllm: str | None,
+    serving_image: str | None,
     kind: str,
     checkpoint_dest: Path | None,
     db_url: str | None,
@@ -51,7 +52,10 @@ def command(
     """
     reg = open_registry(db_url, store_url)
     if use_resolve:
-        ref = resolve_or_fail(reg, ref, gpu_arch, driver, gpus, gpu_mem_gib, trtllm, kind).hash
+        from trtbuild.host.serving import serving_host
+
+        host = serving_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm, serving_image)
+        ref = resolve_or_fail(reg, ref, host, kind).hash
     art = reg.pull(ref, dest, progress=not as_json)
     checkpoint = getattr(art.metadata, "checkpoint", None)  # a serve config points at its checkpoint
     if checkpoint_dest is not None:
