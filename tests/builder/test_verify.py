@@ -2,7 +2,7 @@
 trtllm-build normalises pass; a mismatch in any checked field is refused, naming the field.
 
 Table-driven over real-shaped engine config.json files (fixtures/engine_config_llama3_8b.json: the layout
-and fields TensorRT-LLM writes, ../shared/trtllm/engine_layout.md). The saved values in each case are
+and fields TensorRT-LLM writes, tensorrt_llm/builder.py Engine.save). The saved values in each case are
 written out by hand from the builder's rules (conformance.md), not computed by trtbuild.
 """
 

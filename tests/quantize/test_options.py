@@ -34,7 +34,7 @@ SPEC = {  # quantize.py's flags: the same listing in every recorded release fami
     ]["flags"]
 }
 # The HF export of the PyTorch backend: quantize.py@059c97c1 has --export_format {tensorrt_llm, hf}; the
-# main listing (c8c6df08) does not (../shared/trtllm: recorded as "quantize_other_version").
+# main listing (c8c6df08) does not (recorded in the spec as "quantize_other_version").
 SPEC["--export_format"] = {"flag": "--export_format", "type": "str", "choices": ["tensorrt_llm", "hf"]}
 
 FULL = QuantizeOptions(

@@ -1,7 +1,7 @@
 """Virtual environments with the ModelOpt + transformers of each pinned toolchain, for the driver's tests.
 
 The quantize driver runs inside the pinned container against that container's ModelOpt and transformers.
-Each stack here is one of those pairs (facts: ../shared/TEST-INFRA.md, versions pinned to what the release
+Each stack here is one of those pairs (versions pinned to what the release
 notes state in recipes/toolchains.toml). A venv is made with ``--system-site-packages`` so it reuses the
 installed CPU torch (2.13.0) and only adds ``nvidia-modelopt==X transformers==Y`` (pip keeps torch pinned)
 with ModelOpt's ``[torch]`` needs except torchvision: PyPI has no CPU torchvision for torch 2.13 (its CUDA

@@ -2,7 +2,7 @@
 
 Every ``${name}`` value trtbuild writes, from a dedicated ``bake`` option or from ``--triton-param``, is
 checked here the same way, so a value the backend would reject (the model fails to load) or silently replace
-with its default never reaches an image (../shared/trtllm/conformance.md):
+with its default never reaches an image (tensorrtllm_backend sources cited below):
 
 - the backend reads each ``parameters`` value with ``GetParameter<T>`` (model_instance_state.cc @0c8de69a,
   model_state.cc @5cdd6921): ``gpt_model_type`` (template ``${batching_strategy}``) must be V1, v1,

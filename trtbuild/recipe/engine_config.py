@@ -2,7 +2,7 @@
 
 trtllm-build does not save the limits and plugin switches it is given: before building it deduces and clips
 the limits and overrides switches that do not apply to the checkpoint. This module mirrors that normalisation
-as read in TensorRT-LLM (../shared/trtllm/conformance.md):
+as read in TensorRT-LLM (the TensorRT-LLM sources cited below):
 
 - limits: ``builder._init_max_seq_len`` and ``_common.check_max_num_tokens`` (builder.py @008b2b8d, the same
   code in the later builder.py read for conformance.md), plus the speculative-decoding adjustments of

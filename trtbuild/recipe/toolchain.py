@@ -5,7 +5,7 @@ An image is *pinned* only when referenced by digest (``repo@sha256:…``); a tag
 resolved by ``trtbuild lock``.
 
 Whether a release can build TensorRT engines at all is a fact of its version (``Toolchain.builds_engines``):
-1.3.0rc20 is the last release with ``trtllm-build`` and ``convert_checkpoint.py`` (shared/trtllm/releases.md).
+1.3.0rc20 is the last release with ``trtllm-build`` and ``convert_checkpoint.py`` (release v1.3.0rc20 notes).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class Toolchain(BaseModel):
     @property
     def serves_pytorch_backend(self) -> bool:
         """TensorRT-LLM 1.2 and later serve Hugging Face checkpoints on the PyTorch backend through
-        ``trtllm-serve --config`` (../shared/trtllm/releases.md; DESIGN "Two backends")."""
+        ``trtllm-serve --config`` (TensorRT-LLM PR #9104: --config aliases --extra_llm_api_options)."""
         return version_at_least(self.trtllm_version, PYTORCH_BACKEND_SINCE)
 
     @property
