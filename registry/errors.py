@@ -45,3 +45,9 @@ class InvalidInput(RegistryError):
     """Bad input to the registry: a source directory, a name, a flag value. Exit code 2."""
 
     exit_code = 2
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a transfer; the message says what was kept. Exit code 130."""
+
+    exit_code = 130

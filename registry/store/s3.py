@@ -33,15 +33,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from registry.errors import IntegrityError, InvalidInput, StoreUnavailable
-from registry.hashing import pwrite_all
-from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key
+from registry.hashing import CHUNK_SIZE, FileDigest, digest_bytes, pwrite_all
+from registry.store.base import BlobInfo, Landed, Progress, Store, blob_key, manifest_key
 
 MIB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 COPY_PART = 1 << 30  # UploadPartCopy part size (S3 allows up to 5 GiB)
 STAGING = "tmp/"
 RECV_CHUNK = 1 << 20  # download: pwrite pieces (small, reused heap allocations)
-HASH_CHUNK = 8 << 20  # download: read-back size for hashing
 
 
 def _env_int(name: str, default: int) -> int:
@@ -164,12 +163,13 @@ class S3Store(Store):
         return True
 
     def _part_size(self, size: int) -> int:
-        """The configured part size, raised (to whole MiB) where the file would need more than MAX_PARTS."""
-        need = -(-size // (MAX_PARTS - 1))
-        return max(self.part_size, -(-need // MIB) * MIB)
+        """The configured part size, raised where the file would need more than MAX_PARTS, in whole chunks
+        (``CHUNK_SIZE``: each upload part computes the digests of the chunks it holds)."""
+        need = max(self.part_size, -(-size // (MAX_PARTS - 1)))
+        return -(-need // CHUNK_SIZE) * CHUNK_SIZE
 
     # -- push of a file whose digest is not known yet ----------------------------------------------------
-    def ingest(self, path: Path, progress: Progress) -> tuple[str, int, bool]:
+    def ingest(self, path: Path, progress: Progress) -> tuple[FileDigest, bool]:
         """Upload and hash ``path`` in one read; publish it under its digest unless present (create-only)."""
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -178,28 +178,29 @@ class S3Store(Store):
                 data = _read_exact(
                     fd, size
                 )  # push() re-stats the file afterwards and refuses one that changed
-                hexdigest = hashlib.sha256(data).hexdigest()
-                new = self._put_small(blob_key(hexdigest), data)
+                digest = digest_bytes(data)
+                new = self._put_small(blob_key(digest.sha256), data)
                 progress(len(data))
-                return hexdigest, len(data), new
+                return digest, new
             staging = f"{STAGING}{uuid.uuid4().hex}"
-            hexdigest, n = self._upload_hashing(staging, fd, size, progress)
+            digest = self._upload_hashing(staging, fd, size, progress)
         finally:
             os.close(fd)
         try:
-            if self.has_blob(hexdigest, n):
-                return hexdigest, n, False
-            self._copy(staging, blob_key(hexdigest), n)
-            return hexdigest, n, True
+            if self.has_blob(digest.sha256, digest.size):
+                return digest, False
+            self._copy(staging, blob_key(digest.sha256), digest.size)
+            return digest, True
         finally:
             try:
                 self._call(self._client.delete_object, Key=self._key(staging))
             except Exception:  # noqa: BLE001 - gc's clean_staging removes a leftover staging object
                 pass
 
-    def _upload_hashing(self, key: str, fd: int, size: int, progress: Progress) -> tuple[str, int]:
+    def _upload_hashing(self, key: str, fd: int, size: int, progress: Progress) -> FileDigest:
         """Multipart-upload ``fd`` (read sequentially to EOF) to ``key``; the reading thread hashes every part
-        it hands to the uploaders, so the digest is of exactly the uploaded bytes. Returns (hex, size).
+        it hands to the uploaders (whole-file sha256) and each uploader the chunks of its part before sending
+        it, so the digests are of exactly the uploaded bytes.
 
         Parts are read into a store-wide pool of reusable buffers (threads + 2 of them): memory stays bounded
         over all concurrent uploads and the kernel does not have to fault in fresh pages for every part."""
@@ -208,8 +209,14 @@ class S3Store(Store):
         futures: list = []
         total = 0
 
+        chunks: dict[int, list[str]] = {}
+
         def part(number: int, buf: bytearray, n: int) -> dict:
             try:
+                view = memoryview(buf)[:n]
+                chunks[number] = [
+                    hashlib.sha256(view[o : o + CHUNK_SIZE]).hexdigest() for o in range(0, n, CHUNK_SIZE)
+                ]
                 body = buf if n == len(buf) else bytes(memoryview(buf)[:n])  # last part: exact length
                 etag = self._call(
                     self._client.upload_part, Key=full_key, UploadId=upload_id, PartNumber=number, Body=body
@@ -241,7 +248,9 @@ class S3Store(Store):
                 if n < part_size:  # short read: end of file
                     break
             self._complete(full_key, upload_id, futures)
-        return h.hexdigest(), total
+        if total <= CHUNK_SIZE:
+            return FileDigest(h.hexdigest(), total)
+        return FileDigest(h.hexdigest(), total, tuple(c for i in sorted(chunks) for c in chunks[i]))
 
     def _copy(self, src: str, dst: str, size: int) -> None:
         """Server-side copy ``src`` -> ``dst`` (CopyObject; UploadPartCopy where a single copy is refused)."""
@@ -354,73 +363,52 @@ class S3Store(Store):
             MultipartUpload={"Parts": parts},
         )
 
-    def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
+    def download_blob(
+        self, hexdigest: str, size: int, fd: int, landed: Landed, ranges: list[tuple[int, int]]
+    ) -> None:
+        """Parallel ranged GETs (``part_size`` pieces of each range), each streamed to its offset with
+        ``pwrite`` in RECV_CHUNK pieces; ``landed`` is called per piece (the caller verifies as bytes land)."""
         from botocore.exceptions import ClientError
 
         key = self._key(blob_key(hexdigest))
-        try:
-            if size < self.multipart_threshold:
-                data = self._call(self._client.get_object, Key=key)["Body"].read()
-                pwrite_all(fd, data, 0)
-                progress(len(data))
-                return hashlib.sha256(data).hexdigest()
-            return self._download_ranged(key, size, fd, progress)
-        except ClientError as exc:
-            if self._code(exc) in ("NoSuchKey", "404"):
-                raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
-            raise StoreUnavailable(f"GET {key} from {self.url} failed: {exc}") from exc
+        failed = threading.Event()
+        pieces = [
+            (off, min(off + self.part_size, start + length))
+            for start, length in ranges
+            for off in range(start, start + length, self.part_size)
+        ]
 
-    def _download_ranged(self, key: str, size: int, fd: int, progress: Progress) -> str:
-        """Parallel ranged GETs, each streamed to its offset with ``pwrite`` in RECV_CHUNK pieces (no part is
-        held in memory); this thread meanwhile hashes the file's bytes in order, reading back each part once
-        it is complete (from the page cache), so the digest is of the bytes actually written."""
-        part_size = self._part_size(size)
-        nparts = (size + part_size - 1) // part_size
-        done = _Completion(nparts)
-
-        def part(i: int) -> None:
+        def part(off: int, end: int) -> None:
+            if failed.is_set():
+                return
             try:
-                off = i * part_size
-                end = min(off + part_size, size)
-                body = self._call(self._client.get_object, Key=key, Range=f"bytes={off}-{end - 1}")["Body"]
+                whole = off == 0 and end == size
+                kw = {} if whole else {"Range": f"bytes={off}-{end - 1}"}
+                body = self._call(self._client.get_object, Key=key, **kw)["Body"]
                 pos = off
-                while pos < end:
+                while pos < end and not failed.is_set():
                     chunk = body.read(min(RECV_CHUNK, end - pos))
                     if not chunk:
-                        break
+                        raise IntegrityError(f"short read of {key} bytes {off}-{end - 1}: got {pos - off}")
                     pwrite_all(fd, chunk, pos)
+                    landed(pos, len(chunk))
                     pos += len(chunk)
-                    progress(len(chunk))
-                if pos != end:
-                    raise IntegrityError(f"short read of {key} bytes {off}-{end - 1}: got {pos - off}")
-                done.set(i)
-            except BaseException as exc:
-                done.fail(exc)
+            except ClientError as exc:
+                failed.set()
+                if self._code(exc) in ("NoSuchKey", "404"):
+                    raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+                raise StoreUnavailable(f"GET {key} from {self.url} failed: {exc}") from exc
+            except BaseException:
+                failed.set()
                 raise
 
-        futures = [self._pool.submit(part, i) for i in range(nparts)]
+        futures = [self._pool.submit(part, off, end) for off, end in pieces]
         try:
-            h = hashlib.sha256()
-            buf = bytearray(min(HASH_CHUNK, size))
-            view = memoryview(buf)
-            pos = 0
-            for i in range(nparts):
-                done.wait(i)
-                end = min((i + 1) * part_size, size)
-                while pos < end:
-                    n = os.preadv(fd, [view[: min(len(buf), end - pos)]], pos)
-                    if n <= 0:
-                        raise IntegrityError(f"{key}: the partial file ended at {pos} of {size} bytes")
-                    h.update(view[:n])
-                    pos += n
-            return h.hexdigest()
+            for f in futures:
+                f.result()
         finally:
-            for f in futures:
-                f.cancel()
-            wait(futures)  # no worker writes to fd after we return
-            for f in futures:
-                if not f.cancelled() and f.exception() is not None:
-                    raise f.exception()  # type: ignore[misc]
+            failed.set()  # no worker writes to fd after we return
+            wait(futures)
 
     def read_blob(self, hexdigest: str) -> bytes:
         from botocore.exceptions import ClientError
@@ -519,33 +507,6 @@ class _BufferPool:
         with self._cond:
             self._free.append(buf)
             self._cond.notify()
-
-
-class _Completion:
-    """Which parts of a download are complete; wait(i) blocks until part i is, or raises the first failure."""
-
-    def __init__(self, n: int) -> None:
-        self._done = [False] * n
-        self._error: BaseException | None = None
-        self._cond = threading.Condition()
-
-    def set(self, i: int) -> None:
-        with self._cond:
-            self._done[i] = True
-            self._cond.notify_all()
-
-    def fail(self, exc: BaseException) -> None:
-        with self._cond:
-            if self._error is None:
-                self._error = exc
-            self._cond.notify_all()
-
-    def wait(self, i: int) -> None:
-        with self._cond:
-            while not self._done[i] and self._error is None:
-                self._cond.wait()
-            if self._error is not None:
-                raise self._error
 
 
 def _readinto_full(fd: int, buf: bytearray) -> int:

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Which S3 data path is fastest here? One object, same server, interleaved runs (a script, not a test).
+
+Compares, for a download of one large object into a file and an upload of one large file:
+  boto3   - the registry's multipart/ranged-GET code on boto3 threads (registry.store.s3)
+  crt     - the AWS Common Runtime S3 client (awscrt), as s3transfer's CRT transfer manager drives it
+  obstore - Rust object_store bindings (obstore): parallel ranged GETs / a multipart writer
+Each download is followed by the same verification (sha256 of every 64 MiB chunk, on all cores, read back
+from the page cache), so the columns are "bytes on disk and verified". Needs the env of tests/services/ceph_rgw.sh.
+Run:  python bench/registry/s3_clients.py [--size-mib 2048] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+MIB = 1 << 20
+CHUNK = 64 * MIB
+
+
+def verify_chunks(path: Path, size: int) -> list[str]:
+    def one(i: int) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb", buffering=0) as f:
+            off, end = i * CHUNK, min((i + 1) * CHUNK, size)
+            buf = bytearray(8 * MIB)
+            while off < end:
+                n = os.preadv(f.fileno(), [memoryview(buf)[: min(len(buf), end - off)]], off)
+                h.update(memoryview(buf)[:n])
+                off += n
+        return h.hexdigest()
+
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        return list(pool.map(one, range(-(-size // CHUNK))))
+
+
+def boto3_down(bucket: str, key: str, dest: Path, size: int) -> None:
+    from registry.store.s3 import S3Store
+
+    store = S3Store(bucket, "", os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
+    fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        store._download_ranged(key, size, fd, lambda n: None)
+    finally:
+        os.close(fd)
+
+
+def boto3_up(bucket: str, key: str, src: Path, size: int) -> None:
+    from registry.store.s3 import S3Store
+
+    store = S3Store(bucket, "", os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        store._upload_hashing(key, fd, size, lambda n: None)
+    finally:
+        os.close(fd)
+
+
+def crt_manager():  # noqa: ANN201
+    import boto3
+    from botocore.config import Config
+    from s3transfer.crt import (
+        BotocoreCRTCredentialsWrapper,
+        BotocoreCRTRequestSerializer,
+        CRTTransferManager,
+        create_s3_crt_client,
+    )
+
+    session = boto3.session.Session()
+    endpoint = os.environ["TRTBUILD_TEST_S3_ENDPOINT"]
+    creds = BotocoreCRTCredentialsWrapper(session._session.get_credentials()).to_crt_credentials_provider()
+    client = create_s3_crt_client(
+        "us-east-1",
+        crt_credentials_provider=creds,
+        use_ssl=endpoint.startswith("https"),
+        part_size=CHUNK,
+        target_throughput=int(os.environ.get("CRT_TARGET_GBPS", "10")) * 125_000_000,
+    )
+    serializer = BotocoreCRTRequestSerializer(
+        session._session,
+        {
+            "region_name": "us-east-1",
+            "endpoint_url": endpoint,
+            "config": Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+        },
+    )
+    return CRTTransferManager(client, serializer)
+
+
+def crt_down(bucket: str, key: str, dest: Path, size: int) -> None:
+    with crt_manager() as tm:
+        tm.download(bucket, key, str(dest)).result()
+
+
+def crt_up(bucket: str, key: str, src: Path, size: int) -> None:
+    with crt_manager() as tm:
+        tm.upload(str(src), bucket, key).result()
+
+
+def obstore_store(bucket: str):  # noqa: ANN201
+    from obstore.store import S3Store as ObS3
+
+    return ObS3(
+        bucket,
+        endpoint=os.environ["TRTBUILD_TEST_S3_ENDPOINT"],
+        region="us-east-1",
+        access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        virtual_hosted_style_request=False,
+        client_options={"allow_http": True},
+    )
+
+
+def obstore_down(bucket: str, key: str, dest: Path, size: int) -> None:
+    import obstore
+
+    store = obstore_store(bucket)
+    fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def part(i: int) -> None:
+        off, end = i * CHUNK, min((i + 1) * CHUNK, size)
+        data = obstore.get_range(store, key, start=off, end=end)
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(fd, view, off)
+            view, off = view[n:], off + n
+
+    try:
+        with ThreadPoolExecutor(10) as pool:
+            list(pool.map(part, range(-(-size // CHUNK))))
+    finally:
+        os.close(fd)
+
+
+def obstore_up(bucket: str, key: str, src: Path, size: int) -> None:
+    import obstore
+
+    store = obstore_store(bucket)
+    with open(src, "rb") as f:
+        obstore.put(store, key, f, chunk_size=CHUNK, max_concurrency=10)
+
+
+CLIENTS = {"boto3": (boto3_up, boto3_down), "crt": (crt_up, crt_down), "obstore": (obstore_up, obstore_down)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=2048)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/trtbuild-s3-clients"))
+    ap.add_argument("--clients", default="boto3,crt,obstore")
+    args = ap.parse_args()
+    import boto3
+
+    bucket = os.environ["TRTBUILD_TEST_S3_BUCKET"]
+    s3 = boto3.client("s3", endpoint_url=os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
+    args.work.mkdir(parents=True, exist_ok=True)
+    size = args.size_mib * MIB
+    src = args.work / "src.bin"
+    if not src.exists() or src.stat().st_size != size:
+        with open(src, "wb") as f:
+            for _ in range(size // (64 * MIB)):
+                f.write(random.randbytes(64 * MIB))
+    want = verify_chunks(src, size)
+    prefix = f"bench-clients-{uuid.uuid4().hex[:8]}"
+    clients = args.clients.split(",")
+    times: dict[str, dict[str, list[float]]] = {c: {"up": [], "down": []} for c in clients}
+    try:
+        for rep in range(args.reps):
+            order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
+            for c in order:
+                up, down = CLIENTS[c]
+                key = f"{prefix}/{c}-{rep}"
+                t0 = time.perf_counter()
+                up(bucket, key, src, size)
+                times[c]["up"].append(time.perf_counter() - t0)
+                dest = args.work / f"dest-{c}"
+                t0 = time.perf_counter()
+                down(bucket, key, dest, size)
+                got = verify_chunks(dest, size)
+                times[c]["down"].append(time.perf_counter() - t0)
+                assert got == want, f"{c}: downloaded bytes differ"
+                dest.unlink()
+                s3.delete_object(Bucket=bucket, Key=key)
+    finally:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+            for o in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=o["Key"])
+    print(
+        f"| client | upload s (median, min-max) | download+verify s (median, min-max) | {args.size_mib} MiB |"
+    )
+    print("|---|---|---|---|")
+    for c in clients:
+        u, d = times[c]["up"], times[c]["down"]
+        print(
+            f"| {c} | {statistics.median(u):.2f} ({min(u):.2f}-{max(u):.2f}) | "
+            f"{statistics.median(d):.2f} ({min(d):.2f}-{max(d):.2f}) | |"
+        )
+
+
+if __name__ == "__main__":
+    main()
