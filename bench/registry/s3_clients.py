@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -27,6 +28,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 MIB = 1 << 20
 CHUNK = 64 * MIB
+
+
+def cpu() -> float:
+    """CPU seconds (user + system) of this process, all threads."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 def verify_chunks(path: Path, size: int) -> list[str]:
@@ -48,10 +55,11 @@ def verify_chunks(path: Path, size: int) -> list[str]:
 def boto3_down(bucket: str, key: str, dest: Path, size: int) -> None:
     from registry.store.s3 import S3Store
 
-    store = S3Store(bucket, "", os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
+    prefix, _, hexdigest = key.partition("/blobs/sha256/")
+    store = S3Store(bucket, prefix, os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
     fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        store._download_ranged(key, size, fd, lambda n: None)
+        store.download_blob(hexdigest[3:], size, fd, lambda o, n: None, [(0, size)])
     finally:
         os.close(fd)
 
@@ -67,45 +75,51 @@ def boto3_up(bucket: str, key: str, src: Path, size: int) -> None:
         os.close(fd)
 
 
-def crt_manager():  # noqa: ANN201
-    import boto3
-    from botocore.config import Config
-    from s3transfer.crt import (
-        BotocoreCRTCredentialsWrapper,
-        BotocoreCRTRequestSerializer,
-        CRTTransferManager,
-        create_s3_crt_client,
-    )
+def crt_client():  # noqa: ANN201
+    """awscrt's S3 client driven directly: s3transfer's CRT manager always adds trailing CRC32 checksums to
+    uploads (aws-chunked encoding), which Ceph RGW 16 refuses (XAmzContentSHA256Mismatch)."""
+    from urllib.parse import urlparse
 
-    session = boto3.session.Session()
-    endpoint = os.environ["TRTBUILD_TEST_S3_ENDPOINT"]
-    creds = BotocoreCRTCredentialsWrapper(session._session.get_credentials()).to_crt_credentials_provider()
-    client = create_s3_crt_client(
-        "us-east-1",
-        crt_credentials_provider=creds,
-        use_ssl=endpoint.startswith("https"),
+    from awscrt.auth import AwsCredentialsProvider
+    from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
+    from awscrt.s3 import S3Client, S3RequestTlsMode
+
+    endpoint = urlparse(os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
+    elg = EventLoopGroup()
+    bootstrap = ClientBootstrap(elg, DefaultHostResolver(elg))
+    creds = AwsCredentialsProvider.new_static(
+        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    )
+    client = S3Client(
+        bootstrap=bootstrap,
+        region="us-east-1",
+        credential_provider=creds,
+        tls_mode=S3RequestTlsMode.ENABLED if endpoint.scheme == "https" else S3RequestTlsMode.DISABLED,
         part_size=CHUNK,
-        target_throughput=int(os.environ.get("CRT_TARGET_GBPS", "10")) * 125_000_000,
+        throughput_target_gbps=float(os.environ.get("CRT_TARGET_GBPS", "10")),
     )
-    serializer = BotocoreCRTRequestSerializer(
-        session._session,
-        {
-            "region_name": "us-east-1",
-            "endpoint_url": endpoint,
-            "config": Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
-        },
-    )
-    return CRTTransferManager(client, serializer)
+    return client, endpoint.netloc
 
 
 def crt_down(bucket: str, key: str, dest: Path, size: int) -> None:
-    with crt_manager() as tm:
-        tm.download(bucket, key, str(dest)).result()
+    from awscrt.http import HttpHeaders, HttpRequest
+    from awscrt.s3 import S3RequestType
+
+    client, host = crt_client()
+    req = HttpRequest("GET", f"/{bucket}/{key}", HttpHeaders([("Host", host)]))
+    r = client.make_request(type=S3RequestType.GET_OBJECT, request=req, recv_filepath=str(dest))
+    r.finished_future.result()
 
 
 def crt_up(bucket: str, key: str, src: Path, size: int) -> None:
-    with crt_manager() as tm:
-        tm.upload(str(src), bucket, key).result()
+    from awscrt.http import HttpHeaders, HttpRequest
+    from awscrt.s3 import S3RequestType
+
+    client, host = crt_client()
+    headers = HttpHeaders([("Host", host), ("Content-Length", str(size))])
+    req = HttpRequest("PUT", f"/{bucket}/{key}", headers)
+    r = client.make_request(type=S3RequestType.PUT_OBJECT, request=req, send_filepath=str(src))
+    r.finished_future.result()
 
 
 def obstore_store(bucket: str):  # noqa: ANN201
@@ -175,21 +189,26 @@ def main() -> None:
     want = verify_chunks(src, size)
     prefix = f"bench-clients-{uuid.uuid4().hex[:8]}"
     clients = args.clients.split(",")
-    times: dict[str, dict[str, list[float]]] = {c: {"up": [], "down": []} for c in clients}
+    times: dict[str, dict[str, list[float]]] = {
+        c: {"up": [], "down": [], "cpu_up": [], "cpu_down": []} for c in clients
+    }
     try:
         for rep in range(args.reps):
             order = clients[rep % len(clients) :] + clients[: rep % len(clients)]
             for c in order:
                 up, down = CLIENTS[c]
-                key = f"{prefix}/{c}-{rep}"
-                t0 = time.perf_counter()
+                h = hashlib.sha256(f"{c}-{rep}".encode()).hexdigest()
+                key = f"{prefix}/blobs/sha256/{h[:2]}/{h}"
+                t0, c0 = time.perf_counter(), cpu()
                 up(bucket, key, src, size)
                 times[c]["up"].append(time.perf_counter() - t0)
+                times[c]["cpu_up"].append(cpu() - c0)
                 dest = args.work / f"dest-{c}"
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), cpu()
                 down(bucket, key, dest, size)
                 got = verify_chunks(dest, size)
                 times[c]["down"].append(time.perf_counter() - t0)
+                times[c]["cpu_down"].append(cpu() - c0)
                 assert got == want, f"{c}: downloaded bytes differ"
                 dest.unlink()
                 s3.delete_object(Bucket=bucket, Key=key)
@@ -197,15 +216,17 @@ def main() -> None:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
             for o in page.get("Contents", []):
                 s3.delete_object(Bucket=bucket, Key=o["Key"])
+    print(f"{args.size_mib} MiB, {args.reps} interleaved reps; load average {os.getloadavg()}\n")
     print(
-        f"| client | upload s (median, min-max) | download+verify s (median, min-max) | {args.size_mib} MiB |"
+        "| client | upload s (median, min-max) | client CPU s | download+verify s (median, min-max) | client CPU s |"
     )
-    print("|---|---|---|---|")
+    print("|---|---|---|---|---|")
     for c in clients:
-        u, d = times[c]["up"], times[c]["down"]
+        t = times[c]
+        u, d = t["up"], t["down"]
         print(
-            f"| {c} | {statistics.median(u):.2f} ({min(u):.2f}-{max(u):.2f}) | "
-            f"{statistics.median(d):.2f} ({min(d):.2f}-{max(d):.2f}) | |"
+            f"| {c} | {statistics.median(u):.2f} ({min(u):.2f}-{max(u):.2f}) | {statistics.median(t['cpu_up']):.2f} | "
+            f"{statistics.median(d):.2f} ({min(d):.2f}-{max(d):.2f}) | {statistics.median(t['cpu_down']):.2f} |"
         )
 
 
