@@ -8,11 +8,13 @@ while writing into a temp dir beside DEST -> marker file -> atomic rename (or ex
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import stat
 import threading
@@ -329,10 +331,11 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
     stopper = Stopper()
     try:
         todo = _reusable(tmp, manifest, stopper)
-        for f in todo:  # directories first, refusing anything in the way that is not ours
-            parent = (tmp / f.path).parent
+        root = tmp.resolve()
+        for rel in sorted({posixpath.dirname(f.path) for f in todo} - {""}):
+            parent = tmp / rel  # directories first, refusing anything in the way that is not ours
             parent.mkdir(parents=True, exist_ok=True)
-            if not parent.resolve().is_relative_to(tmp.resolve()):
+            if not parent.resolve().is_relative_to(root):
                 raise IntegrityError(f"{parent} escapes the pull directory {tmp}")
         with byte_progress("pulling", sum(f.size for f in todo), progress) as advance:
             step = stopper.wrap(advance)
@@ -379,17 +382,17 @@ def _reusable(tmp: Path, manifest: mf.Manifest, stopper: Stopper) -> dict[mf.Fil
                 todo[f] = stale
         stopper.check()
 
-    have = [f for f in manifest.files if os.path.lexists(tmp / f.path)]
+    base = str(tmp)
+    have = {f for f in manifest.files if os.path.lexists(f"{base}/{f.path}")}
     run_all(check, have, stopper)
-    todo.update((f, None) for f in manifest.files if f not in set(have))
-    return {f: todo[f] for f in manifest.files if f in todo}
+    return {f: todo.get(f) for f in manifest.files if f in todo or f not in have}
 
 
 def _fetch(
     store: Store, hash_: str, tmp: Path, f: mf.FileEntry, chunks: list[int] | None, advance: Progress
 ) -> None:
     """Write one file of the artifact into ``tmp`` and verify it (only ``chunks``, when given)."""
-    target = tmp / f.path
+    target = f"{tmp}/{f.path}"
     label = f"{f.path} of {hash_}"
     if not f.chunks and f.size < CHUNK:  # small: one GET/read, one hash, one write
         data = store.read_blob(f.sha256)
@@ -419,7 +422,8 @@ def _fetch(
         if os.fstat(fd).st_size != f.size:
             raise IntegrityError(f"integrity error: {label} is {os.fstat(fd).st_size} bytes, not {f.size}")
     except IntegrityError:
-        target.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
         raise
     finally:
         os.close(fd)

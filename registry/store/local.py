@@ -36,6 +36,7 @@ class LocalStore(Store):
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).expanduser().absolute()
         self.url = f"file://{self.root}"
+        self._blobs = str(self.root / "blobs/sha256")
         try:
             for sub in ("blobs/sha256", "manifests/sha256", "tmp"):
                 (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -126,9 +127,16 @@ class LocalStore(Store):
 
     def read_blob(self, hexdigest: str) -> bytes:
         try:
-            return self._blob(hexdigest).read_bytes()
+            fd = os.open(f"{self._blobs}/{hexdigest[:2]}/{hexdigest}", os.O_RDONLY)
         except FileNotFoundError as exc:
             raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+        try:
+            chunks = [os.read(fd, os.fstat(fd).st_size + 1)]
+            while chunks[-1]:
+                chunks.append(os.read(fd, CHUNK))
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def put_manifest(self, hexdigest: str, data: bytes) -> None:
         final = self.root / manifest_key(hexdigest)
