@@ -143,10 +143,14 @@ class LocalStore(Store):
         if final.exists():
             return
         staged = self._staging()
-        with open(staged, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(staged, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:  # an interrupt lands here too: leave nothing staged
+            staged.unlink(missing_ok=True)
+            raise
         self._publish(staged, final)
 
     def get_manifest(self, hexdigest: str) -> bytes | None:
