@@ -1,4 +1,4 @@
-"""sha256 of files and streams: whole-file digests (the blob key) and per-chunk digests (parallel verification).
+"""sha256 of files and streams: whole-file digests (the blob key), per-chunk digests (parallel verification).
 
 A file larger than ``CHUNK_SIZE`` is also described by the sha256 of each ``CHUNK_SIZE`` piece (the last one
 shorter): a pull verifies those pieces on all cores as they land instead of one sha256 stream on one core.
@@ -208,9 +208,9 @@ def stale_chunks(fd: int, size: int, chunks: Sequence[str], chunk_size: int = CH
 
 class Verifier:
     """Verifies a file as its bytes are written into ``fd``: the writer reports each written range with
-    ``landed(offset, length)``; a chunk is hashed (read back from the file, on the hash pool) once all its bytes
-    have landed. A file without chunk digests is hashed whole once complete. ``finish()`` waits and raises
-    IntegrityError naming the file and the first bad chunk. ``cancel()`` drops work not started."""
+    ``landed(offset, length)``; a chunk is hashed (read back from the file, on the hash pool) once all its
+    bytes have landed. A file without chunk digests is hashed whole once complete. ``finish()`` waits and
+    raises IntegrityError naming the file and the first bad chunk. ``cancel()`` drops work not started."""
 
     def __init__(
         self,

@@ -147,7 +147,8 @@ def _check_chunks(f: FileEntry, schema: str) -> None:
     cs = f.chunk_size
     if not isinstance(cs, int) or isinstance(cs, bool) or cs < MIN_CHUNK_SIZE or f.size <= cs:
         raise UnsafeManifest(
-            f"manifest file {f.path!r} has invalid chunk size {cs!r} (>= {MIN_CHUNK_SIZE} and < the file size)"
+            f"manifest file {f.path!r} has invalid chunk size {cs!r} "
+            f"(>= {MIN_CHUNK_SIZE} and < the file size)"
         )
     if len(f.chunks) != -(-f.size // cs):
         raise UnsafeManifest(
@@ -202,7 +203,8 @@ def from_obj(obj: Any, label: str) -> Manifest:
             c = entry["chunks"]
             if not isinstance(c, dict) or set(c) != {"size", "sha256"} or not isinstance(c["sha256"], list):
                 raise UnsafeManifest(
-                    f"manifest {label} entry {entry.get('path')!r} has chunks that are not {{size, sha256: [...]}}"
+                    f"manifest {label} entry {entry.get('path')!r} has chunks that are not "
+                    "{size, sha256: [...]}"
                 )
             chunks, chunk_size = tuple(c["sha256"]), c["size"]
         files.append(

@@ -236,9 +236,9 @@ def push(
         return PushResult(hash_, manifest, created, uploaded, total - uploaded)
     except KeyboardInterrupt:
         raise Interrupted(
-            "push stopped; nothing was published (no manifest, no catalog row). Blobs already stored are kept "
-            "and reused by the next push; unfinished uploads were aborted (gc removes leftovers after its "
-            "grace period)"
+            "push stopped; nothing was published (no manifest, no catalog row). Blobs already stored are "
+            "kept and reused by the next push; unfinished uploads were aborted (gc removes leftovers after "
+            "its grace period)"
         ) from None
     finally:
         cache.close()
@@ -343,8 +343,9 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
     except KeyboardInterrupt:
         kept = sum(1 for f in manifest.files if (tmp / f.path).is_file())
         raise Interrupted(
-            f"pull stopped; {tmp} keeps what was written ({kept} of {len(manifest.files)} files, some partial): "
-            "pulling again resumes from it and re-verifies every byte it reuses; delete it to start over"
+            f"pull stopped; {tmp} keeps what was written ({kept} of {len(manifest.files)} files, some "
+            "partial): pulling again resumes from it and re-verifies every byte it reuses; "
+            "delete it to start over"
         ) from None
     write_marker(tmp, hash_, name, manifest.kind, manifest.size, len(manifest.files))
     _install(tmp, dest)

@@ -13,7 +13,8 @@ it shows where the time goes. Page cache is warm for every tool alike (files wer
 
 Needs the services of tests/services/ (export what their start scripts print): TRTBUILD_TEST_S3_ENDPOINT,
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, TRTBUILD_TEST_S3_BUCKET, TRTBUILD_TEST_PG_URL.
-Run:  python bench/registry/bench.py [--work DIR] [--reps 3] [--large-mib 1024] [--only s3,local,repush,resolve]
+Run:  python bench/registry/bench.py [--work DIR] [--reps 3] [--large-mib 1024]
+      [--only s3,local,repush,resolve]
 """
 
 from __future__ import annotations
@@ -345,8 +346,8 @@ def bench_resolve(work: Path, n: int = 100_000, names: int = 1000, queries: int 
                     batch_a, batch_n = [], []
         from sqlalchemy import text
 
-        # What autovacuum does after a bulk insert (PostgreSQL >= 13 vacuums insert-only tables too): statistics,
-        # and the visibility map that lets the covering indexes answer without visiting the table.
+        # What autovacuum does after a bulk insert (PostgreSQL >= 13 vacuums insert-only tables too):
+        # statistics, and the visibility map that lets the covering indexes answer without visiting the table.
         if label == "PostgreSQL":
             with reg.catalog.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE"))

@@ -91,7 +91,8 @@ def main() -> None:
     write_file(work / "src" / "rank0.engine", size)
     (work / "src" / "config.json").write_text("{}")
     print(
-        f"host: {cores} cores, {os.uname().release}; wrote {args.gib} GiB in {time.perf_counter() - t0:.1f} s",
+        f"host: {cores} cores, {os.uname().release}; "
+        f"wrote {args.gib} GiB in {time.perf_counter() - t0:.1f} s",
         flush=True,
     )
 

@@ -2,11 +2,13 @@
 """Which S3 data path is fastest here? One object, same server, interleaved runs (a script, not a test).
 
 Compares, for a download of one large object into a file and an upload of one large file:
-  boto3   - the registry's multipart/ranged-GET code on boto3 threads (registry.store.s3)
-  crt     - the AWS Common Runtime S3 client (awscrt), as s3transfer's CRT transfer manager drives it
+  boto3   - boto3's own threaded transfer manager (upload_file/download_file, 64 MiB parts, 10 threads)
+  crt     - the AWS Common Runtime S3 client (awscrt) as the registry drives it (registry.store.s3_crt)
   obstore - Rust object_store bindings (obstore): parallel ranged GETs / a multipart writer
-Each download is followed by the same verification (sha256 of every 64 MiB chunk, on all cores, read back
-from the page cache), so the columns are "bytes on disk and verified". Needs the env of tests/services/ceph_rgw.sh.
+(The registry's former hand-written boto3 multipart code was measured by this script as of commit ae3a495;
+results in RESULTS.md.) Each download is followed by the same verification (sha256
+of every 64 MiB chunk, on all cores, read back from the page cache): "bytes on disk and verified".
+Needs the env of tests/services/ceph_rgw.sh.
 Run:  python bench/registry/s3_clients.py [--size-mib 2048] [--reps 3]
 """
 
@@ -52,74 +54,48 @@ def verify_chunks(path: Path, size: int) -> list[str]:
         return list(pool.map(one, range(-(-size // CHUNK))))
 
 
-def boto3_down(bucket: str, key: str, dest: Path, size: int) -> None:
-    from registry.store.s3 import S3Store
+def boto3_manager():  # noqa: ANN201
+    import boto3
+    from boto3.s3.transfer import TransferConfig
 
-    prefix, _, hexdigest = key.partition("/blobs/sha256/")
-    store = S3Store(bucket, prefix, os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
-    fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        store.download_blob(hexdigest[3:], size, fd, lambda o, n: None, [(0, size)])
-    finally:
-        os.close(fd)
+    client = boto3.client("s3", endpoint_url=os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
+    cfg = TransferConfig(multipart_chunksize=CHUNK, max_concurrency=10)
+    return client, cfg
+
+
+def boto3_down(bucket: str, key: str, dest: Path, size: int) -> None:
+    client, cfg = boto3_manager()
+    client.download_file(bucket, key, str(dest), Config=cfg)
 
 
 def boto3_up(bucket: str, key: str, src: Path, size: int) -> None:
-    from registry.store.s3 import S3Store
+    client, cfg = boto3_manager()
+    client.upload_file(str(src), bucket, key, Config=cfg)
 
-    store = S3Store(bucket, "", os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
-    fd = os.open(src, os.O_RDONLY)
+
+def crt_transfer():  # noqa: ANN201
+    import boto3
+
+    from registry.store.s3_crt import CrtTransfer
+
+    creds = boto3.session.Session().get_credentials()
+    return CrtTransfer("", os.environ["TRTBUILD_TEST_S3_ENDPOINT"], "us-east-1", creds, CHUNK)
+
+
+def crt_down(bucket: str, key: str, dest: Path, size: int) -> None:
+    fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        store._upload_hashing(key, fd, size, lambda n: None)
+        t = crt_transfer()
+        t.bucket = bucket
+        t.download(key, [(0, size)], fd, lambda o, n: None, lambda: None)
     finally:
         os.close(fd)
 
 
-def crt_client():  # noqa: ANN201
-    """awscrt's S3 client driven directly: s3transfer's CRT manager always adds trailing CRC32 checksums to
-    uploads (aws-chunked encoding), which Ceph RGW 16 refuses (XAmzContentSHA256Mismatch)."""
-    from urllib.parse import urlparse
-
-    from awscrt.auth import AwsCredentialsProvider
-    from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
-    from awscrt.s3 import S3Client, S3RequestTlsMode
-
-    endpoint = urlparse(os.environ["TRTBUILD_TEST_S3_ENDPOINT"])
-    elg = EventLoopGroup()
-    bootstrap = ClientBootstrap(elg, DefaultHostResolver(elg))
-    creds = AwsCredentialsProvider.new_static(
-        os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
-    )
-    client = S3Client(
-        bootstrap=bootstrap,
-        region="us-east-1",
-        credential_provider=creds,
-        tls_mode=S3RequestTlsMode.ENABLED if endpoint.scheme == "https" else S3RequestTlsMode.DISABLED,
-        part_size=CHUNK,
-        throughput_target_gbps=float(os.environ.get("CRT_TARGET_GBPS", "10")),
-    )
-    return client, endpoint.netloc
-
-
-def crt_down(bucket: str, key: str, dest: Path, size: int) -> None:
-    from awscrt.http import HttpHeaders, HttpRequest
-    from awscrt.s3 import S3RequestType
-
-    client, host = crt_client()
-    req = HttpRequest("GET", f"/{bucket}/{key}", HttpHeaders([("Host", host)]))
-    r = client.make_request(type=S3RequestType.GET_OBJECT, request=req, recv_filepath=str(dest))
-    r.finished_future.result()
-
-
 def crt_up(bucket: str, key: str, src: Path, size: int) -> None:
-    from awscrt.http import HttpHeaders, HttpRequest
-    from awscrt.s3 import S3RequestType
-
-    client, host = crt_client()
-    headers = HttpHeaders([("Host", host), ("Content-Length", str(size))])
-    req = HttpRequest("PUT", f"/{bucket}/{key}", headers)
-    r = client.make_request(type=S3RequestType.PUT_OBJECT, request=req, send_filepath=str(src))
-    r.finished_future.result()
+    t = crt_transfer()
+    t.bucket = bucket
+    t.upload_file(key, str(src), size, lambda: None, lambda n: None)
 
 
 def obstore_store(bucket: str):  # noqa: ANN201
@@ -217,16 +193,15 @@ def main() -> None:
             for o in page.get("Contents", []):
                 s3.delete_object(Bucket=bucket, Key=o["Key"])
     print(f"{args.size_mib} MiB, {args.reps} interleaved reps; load average {os.getloadavg()}\n")
-    print(
-        "| client | upload s (median, min-max) | client CPU s | download+verify s (median, min-max) | client CPU s |"
-    )
+    print("| client | upload s (median, min-max) | client CPU s | download+verify s | client CPU s |")
     print("|---|---|---|---|---|")
     for c in clients:
         t = times[c]
         u, d = t["up"], t["down"]
+        cu, cd = statistics.median(t["cpu_up"]), statistics.median(t["cpu_down"])
         print(
-            f"| {c} | {statistics.median(u):.2f} ({min(u):.2f}-{max(u):.2f}) | {statistics.median(t['cpu_up']):.2f} | "
-            f"{statistics.median(d):.2f} ({min(d):.2f}-{max(d):.2f}) | {statistics.median(t['cpu_down']):.2f} |"
+            f"| {c} | {statistics.median(u):.2f} ({min(u):.2f}-{max(u):.2f}) | {cu:.2f} | "
+            f"{statistics.median(d):.2f} ({min(d):.2f}-{max(d):.2f}) | {cd:.2f} |"
         )
 
 

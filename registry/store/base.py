@@ -53,7 +53,7 @@ class Store(abc.ABC):
         """Store the file at ``path`` (already hashed to ``hexdigest``) unless present; create-only."""
 
     def ingest(self, path: Path, progress: Progress) -> tuple[FileDigest, bool]:
-        """Copy a file into the store while hashing it: (its digests, newly stored). Only when ``can_ingest``."""
+        """Copy a file into the store while hashing it: (digests, newly stored). Only when ``can_ingest``."""
         raise NotImplementedError
 
     @abc.abstractmethod

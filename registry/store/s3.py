@@ -199,7 +199,9 @@ class S3Store(Store):
             assert hashed is not None
             digest = hashed
             if file_changed(path, st) or digest.size != st.st_size:
-                raise IntegrityError(f"{path} changed while it was pushed", hint="push again once it is stable")
+                raise IntegrityError(
+                    f"{path} changed while it was pushed", hint="push again once it is stable"
+                )
             if self.has_blob(digest.sha256, digest.size):
                 return digest, False
             # A server-side copy of a large object can take long: wait in slices so that an interrupt stops
@@ -323,7 +325,9 @@ class S3Store(Store):
         self, hexdigest: str, size: int, fd: int, landed: Landed, ranges: list[tuple[int, int]]
     ) -> None:
         try:
-            self._crt().download(self._key(blob_key(hexdigest)), ranges, fd, landed, poll=lambda: landed(0, 0))
+            self._crt().download(
+                self._key(blob_key(hexdigest)), ranges, fd, landed, poll=lambda: landed(0, 0)
+            )
         except FileNotFoundError as exc:
             raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
 

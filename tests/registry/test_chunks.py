@@ -213,7 +213,9 @@ def test_interrupted_push_stops_within_a_second_and_aborts_uploads(backend: Back
     assert took < 1.5, f"took {took:.2f} s to stop: {err}"
     assert "interrupted: push stopped; nothing was published" in err and "Traceback" not in err
     assert reg.list() == []
-    assert not _store_busy(backend, reg), list((reg.store.root / "tmp").iterdir()) if backend.kind == "local-sqlite" else ""
+    assert not _store_busy(backend, reg), (
+        list((reg.store.root / "tmp").iterdir()) if backend.kind == "local-sqlite" else ""
+    )
 
 
 def _store_busy(backend: Backend, reg) -> bool:  # noqa: ANN001
