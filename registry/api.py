@@ -1,8 +1,11 @@
-"""The registry's Python API: the builder and the CLI call only this.
+"""The registry's Python API: trtbuild (and any deploy job) calls only this module.
 
-reg = Registry.open()                       # TRTBUILD_DB_URL / TRTBUILD_STORE_URL or defaults; migrates
-art = reg.push(Path("engine"), name="llama-8b-fp8", metadata={...}, provenance={...}, tag="prod")
+reg = Registry.open("sqlite:////var/lib/reg.db", "s3://bucket/prefix")   # explicit locations; migrates
+art = reg.push(Path("engine"), name="llama-8b-fp8", metadata=EngineMetadata(...), tag="prod")
 reg.pull("llama-8b-fp8:prod", Path("/models/engine"))
+
+The registry reads no environment variables: its user passes the URLs, the store tuning and the hash cache
+(trtbuild computes them in ``trtbuild.settings``).
 """
 
 from __future__ import annotations
@@ -11,43 +14,86 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from registry import config, transfer
 from registry import manifest as mf
-from registry.artifact import Artifact
+from registry import transfer
+from registry.artifact import Artifact, PushStats
+from registry.canonical import digest_of
 from registry.catalog.db import Catalog, as_utc
-from registry.errors import InvalidReference, NotFound
+from registry.errors import (
+    CatalogUnavailable,
+    IntegrityError,
+    InvalidInput,
+    InvalidReference,
+    NotFound,
+    RegistryError,
+    StoreUnavailable,
+)
+from registry.hashcache import HashCache
+from registry.hashing import hash_file
+from registry.host import detect as detect_host
+from registry.metadata import (
+    KIND_TYPES,
+    ArtifactMetadata,
+    BuildFacts,
+    CheckpointMetadata,
+    EngineMetadata,
+    ModelArtifact,
+    TimingCacheMetadata,
+    metadata_type,
+    parse_metadata,
+)
 from registry.refs import check_name, check_tag, parse_name_tag, parse_ref
 from registry.resolve import HostFacts, Resolution, rank
-from registry.store import Store, open_store
+from registry.store import Store, StoreTuning, open_store
 
-__all__ = ["Artifact", "GcReport", "HostFacts", "Registry", "Resolution"]
+__all__ = [
+    "KIND_TYPES",
+    "Artifact",
+    "ArtifactMetadata",
+    "BuildFacts",
+    "CatalogUnavailable",
+    "CheckpointMetadata",
+    "EngineMetadata",
+    "GcReport",
+    "HashCache",
+    "HostFacts",
+    "IntegrityError",
+    "InvalidInput",
+    "InvalidReference",
+    "ModelArtifact",
+    "NotFound",
+    "PushStats",
+    "Reachability",
+    "Registry",
+    "RegistryError",
+    "Resolution",
+    "StoreTuning",
+    "StoreUnavailable",
+    "TimingCacheMetadata",
+    "detect_host",
+    "digest_of",
+    "hash_file",
+    "metadata_type",
+    "parse_metadata",
+]
 
-_COLUMN_KEYS = (
-    "recipe_digest",
-    "model_source",
-    "model_revision",
-    "dtype",
-    "quant_format",
-    "kv_cache_quant",
-    "tp",
-    "pp",
-    "max_batch_size",
-    "max_input_len",
-    "max_seq_len",
-    "max_num_tokens",
-    "max_beam_width",
-    "gpu_arch",
-    "gpu_name",
-    "driver_version",
-    "cuda_version",
-    "trtllm_version",
-    "tensorrt_version",
-    "modelopt_version",
-    "toolchain_image",
-    "host",
-    "build_seconds",
-    "verification",
-)
+# Columns of a resolve candidate that carry contract fields (identity, then build facts).
+_CANDIDATE_IDENTITY = ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp")
+_CANDIDATE_FACTS = ("driver_version", "gpu_name")
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Both halves of a registry answered: where they are (no password) and how many artifacts it lists."""
+
+    catalog_url: str
+    store_url: str
+    artifacts: int  # capped at the probe's limit
+    capped: bool
+
+    def describe(self) -> str:
+        count = f"{self.artifacts}{'+' if self.capped else ''}"
+        return f"catalog {self.catalog_url} ({count} artifacts), store {self.store_url}"
 
 
 @dataclass
@@ -66,15 +112,22 @@ class GcReport:
 class Registry:
     """Content-addressed store + SQL catalog."""
 
-    def __init__(self, catalog: Catalog, store: Store) -> None:
+    def __init__(self, catalog: Catalog, store: Store, *, hash_cache: Path | None = None) -> None:
         self.catalog = catalog
         self.store = store
-        self.last_push: transfer.PushResult | None = None
+        self.hash_cache = hash_cache  # file-digest cache used by push; None: every push hashes every file
 
     @classmethod
-    def open(cls, db_url: str | None = None, store_url: str | None = None) -> Registry:
-        """Open (and migrate) the catalog and the store; flags > environment > defaults."""
-        return cls(Catalog(config.db_url(db_url)), open_store(config.store_url(store_url)))
+    def open(
+        cls,
+        db_url: str,
+        store_url: str,
+        *,
+        tuning: StoreTuning | None = None,
+        hash_cache: Path | None = None,
+    ) -> Registry:
+        """Open (and migrate) the catalog at ``db_url`` and the store at ``store_url``."""
+        return cls(Catalog(db_url), open_store(store_url, tuning), hash_cache=hash_cache)
 
     # -- artifacts ---------------------------------------------------------------------------------------
     def _artifact(self, row: Any, names: list[str] | None = None, tags: list[str] | None = None) -> Artifact:
@@ -85,13 +138,12 @@ class Registry:
             kind=row.kind,
             size=row.size,
             build_key=row.build_key,
-            metadata=manifest.metadata,
-            provenance=dict(row.provenance or {}),
+            metadata=parse_metadata(row.kind, manifest.metadata, strict=False),
+            provenance=BuildFacts.from_dict(row.provenance or {}, strict=False),
             files=list(manifest.files),
             created_at=as_utc(row.created_at),
             tags=self.catalog.tags_of(row.hash) if tags is None else tags,
             names=self.catalog.names_of(row.hash) if names is None else names,
-            columns={k: getattr(row, k) for k in _COLUMN_KEYS if getattr(row, k) is not None},
         )
 
     def resolve_ref(self, ref: str) -> str:
@@ -133,31 +185,39 @@ class Registry:
         src_dir: Path,
         *,
         name: str,
-        kind: str = "engine",
-        metadata: dict | None = None,
-        provenance: dict | None = None,
-        build_key: str | None = None,
+        metadata: ArtifactMetadata,
+        provenance: BuildFacts | None = None,
         tag: str | None = None,
         progress: bool = False,
     ) -> Artifact:
-        """Publish a directory: blobs (only those missing), then manifest, then catalog row (+ name, tag)."""
+        """Publish a directory as an artifact of ``metadata.kind``: blobs (only those missing), then
+        manifest, then catalog row (+ name, tag). The returned artifact's ``pushed`` says what it took."""
         check_name(name)
         if tag:
             check_tag(tag)
+        if not isinstance(metadata, ArtifactMetadata):
+            raise InvalidInput(
+                f"push {name}: metadata must be an artifact contract, got {type(metadata).__name__}",
+                hint="build it with registry.api.parse_metadata(kind, fields) or a *Metadata class",
+            )
         result = transfer.push(
             self.catalog,
             self.store,
             Path(src_dir),
             name=name,
-            kind=kind,
-            metadata=dict(metadata or {}),
-            provenance=provenance,
-            build_key=build_key,
+            metadata=metadata,
+            provenance=provenance or BuildFacts(),
             tag=tag,
             progress=progress,
+            hash_cache=self.hash_cache,
         )
-        self.last_push = result
-        return self.get(result.hash)
+        art = self.get(result.hash)
+        art.pushed = PushStats(result.created, result.uploaded_bytes, result.reused_bytes)
+        return art
+
+    def record_local_copy(self, directory: Path, art: Artifact) -> None:
+        """Mark ``directory`` (just pushed) as holding ``art``: a later pull into it is a no-op."""
+        transfer.write_marker(Path(directory), art.hash, art.name, art.kind, art.size, len(art.files))
 
     def pull(self, ref: str, dest: Path, *, progress: bool = False) -> Artifact:
         """Verified, atomic materialisation of REF at ``dest`` (a no-op when ``dest`` already holds it)."""
@@ -209,16 +269,11 @@ class Registry:
             kind=c["kind"],
             size=c["size"],
             build_key=c["build_key"],
-            metadata={},
-            provenance={},
+            metadata=parse_metadata(c["kind"], {k: c[k] for k in _CANDIDATE_IDENTITY}, strict=False),
+            provenance=BuildFacts.from_dict({k: c[k] for k in _CANDIDATE_FACTS}, strict=False),
             files=[],
             created_at=as_utc(c["created_at"]),
             names=[name],
-            columns={
-                k: c[k]
-                for k in ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp")
-                if c[k] is not None
-            },
         )
         return Resolution(
             best=self.get(best["hash"]) if best is not None else None,  # one session: row, names, tags
@@ -264,6 +319,12 @@ class Registry:
             staged = self.store.clean_staging(older_than=cutoff)
             self.catalog.forget_pushes(before=cutoff)
         return GcReport(deleted, n_manifests, n_blobs, freed, staged, dry_run)
+
+    def check(self, limit: int = 1000) -> Reachability:
+        """Touch both halves: one catalog query and one store listing (raises when either fails)."""
+        artifacts = len(self.catalog.list_rows(limit=limit))
+        next(iter(self.store.list_manifests()), None)
+        return Reachability(self.catalog.safe_url, self.store.url, artifacts, artifacts >= limit)
 
     def close(self) -> None:
         self.catalog.dispose()

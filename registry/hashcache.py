@@ -2,8 +2,9 @@
 
 Holds each file's sha256 and, for files larger than one chunk, its chunk digests (``registry.hashing``).
 
-Lets a re-push skip reading files that did not change (like git's index). Stored in ``<cache>/hashcache.db``
-(stdlib sqlite3). Disable with ``TRTBUILD_HASH_CACHE=0``. Any error makes it a miss, never a failure.
+Lets a re-push skip reading files that did not change (like git's index). Stored in one SQLite file (stdlib
+sqlite3) whose path the registry's user gives; no path means no cache. Any error makes it a miss, never a
+failure.
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ import os
 import sqlite3
 from pathlib import Path
 
-from registry.config import cache_dir
 from registry.hashing import CHUNK_SIZE, FileDigest
 
 
 class HashCache:
     def __init__(self, path: Path | None = None) -> None:
         self._conn: sqlite3.Connection | None = None
-        if os.environ.get("TRTBUILD_HASH_CACHE", "1") == "0":
+        if path is None:
             return
         try:
-            path = path or cache_dir() / "hashcache.db"
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")

@@ -32,10 +32,9 @@ def _noop(_: int) -> None:
 @functools.lru_cache(maxsize=1)
 def hash_pool() -> ThreadPoolExecutor:
     """The process-wide pool that hashes chunks: one thread per usable core (hashlib and pread release the
-    GIL); ``TRTBUILD_HASH_THREADS`` overrides."""
+    GIL; ``taskset`` or a cgroup CPU set limits it)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
-    threads = int(os.environ.get("TRTBUILD_HASH_THREADS", "0") or 0) or max(2, cores)
-    return ThreadPoolExecutor(threads, thread_name_prefix="sha256")
+    return ThreadPoolExecutor(max(2, cores), thread_name_prefix="sha256")
 
 
 @dataclass(frozen=True)

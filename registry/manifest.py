@@ -20,12 +20,12 @@ from typing import Any
 
 from registry.canonical import canonical_json, sha256_hex
 from registry.errors import IntegrityError, InvalidInput, UnsafeManifest
+from registry.metadata import KIND_TYPES
 
 SCHEMA = "trtbuild.artifact.v1"  # no file has chunk digests
 SCHEMA_CHUNKED = "trtbuild.artifact.v2"  # files larger than a chunk carry per-chunk digests
 SCHEMAS = (SCHEMA, SCHEMA_CHUNKED)
 MIN_CHUNK_SIZE = 1 << 20
-KINDS = ("engine", "checkpoint", "timing-cache")
 MARKER_NAME = ".trtbuild-artifact.json"  # written into a pulled directory; never part of an artifact
 RESERVED_PREFIX = ".trtbuild-"  # top-level names the registry keeps for its own bookkeeping
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -80,8 +80,9 @@ class Manifest:
 
 
 def check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise InvalidInput(f"invalid artifact kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+    """A kind with a registered metadata contract (``registry.metadata.KIND_TYPES``)."""
+    if kind not in KIND_TYPES:
+        raise InvalidInput(f"invalid artifact kind {kind!r}", hint=f"use one of: {', '.join(KIND_TYPES)}")
     return kind
 
 
@@ -183,7 +184,7 @@ def from_obj(obj: Any, label: str) -> Manifest:
             hint="upgrade trtbuild on this host",
         )
     if (
-        obj["kind"] not in KINDS
+        obj["kind"] not in KIND_TYPES
         or not isinstance(obj["metadata"], dict)
         or not isinstance(obj["files"], list)
     ):

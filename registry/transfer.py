@@ -26,7 +26,6 @@ from typing import Any
 
 from registry import manifest as mf
 from registry.catalog.db import Catalog, utcnow
-from registry.catalog.models import IDENTITY_COLUMNS, INT_COLUMNS, PROVENANCE_COLUMNS
 from registry.errors import IntegrityError, Interrupted, InvalidInput, NotFound
 from registry.hashcache import HashCache
 from registry.hashing import (
@@ -40,6 +39,7 @@ from registry.hashing import (
     stale_chunks,
     write_all,
 )
+from registry.metadata import ArtifactMetadata, BuildFacts, catalog_columns
 from registry.progress import byte_progress
 from registry.store.base import Store, file_changed
 from registry.workers import Stopper, run_all
@@ -110,52 +110,22 @@ def scan(src: Path) -> list[_Src]:
     return out
 
 
-def _columns(metadata: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for source, keys, label in (
-        (metadata, IDENTITY_COLUMNS, "metadata"),
-        (provenance, PROVENANCE_COLUMNS, "provenance"),
-    ):
-        for key in keys:
-            value = source.get(key)
-            if value is None:
-                continue
-            try:
-                if key in INT_COLUMNS:
-                    if isinstance(value, bool) or int(value) != value:
-                        raise ValueError
-                    value = int(value)
-                elif key == "build_seconds":
-                    value = float(value)
-                elif key != "verification":
-                    value = str(value)
-            except (TypeError, ValueError):
-                raise InvalidInput(
-                    f"{label} field {key!r} has invalid value {value!r}",
-                    hint="integers for tp, pp and max_* shapes; a number for build_seconds",
-                ) from None
-            values[key] = value
-    return values
-
-
 def push(
     cat: Catalog,
     store: Store,
     src: Path,
     *,
     name: str,
-    kind: str,
-    metadata: dict[str, Any],
-    provenance: dict[str, Any] | None,
-    build_key: str | None,
+    metadata: ArtifactMetadata,
+    provenance: BuildFacts,
     tag: str | None,
     progress: bool,
+    hash_cache: Path | None = None,
 ) -> PushResult:
-    provenance = dict(provenance or {})
-    mf.check_kind(kind)
+    kind = mf.check_kind(metadata.kind)
     files = scan(Path(src))
     total = sum(f.st.st_size for f in files)
-    cache = HashCache()
+    cache = HashCache(hash_cache)
     uploaded = 0
     lock = threading.Lock()
     stopper = Stopper()
@@ -185,19 +155,19 @@ def push(
             step = stopper.wrap(advance)
             run_all(lambda f: first_pass(f, step), todo, stopper, heavy=_heavy)
 
-        manifest = mf.build(kind, [f.entry() for f in files], metadata)
+        manifest = mf.build(kind, [f.entry() for f in files], metadata.to_dict())
         hash_ = manifest.digest
         values = {
             "hash": hash_,
             "kind": kind,
             "name": name,
-            "build_key": build_key,
+            "build_key": metadata.build_key,
             "size": manifest.size,
             "file_count": len(manifest.files),
             "created_at": utcnow(),
             "manifest": manifest.to_obj(),
-            "provenance": provenance,
-            **_columns(metadata, provenance),
+            "provenance": provenance.to_dict(),
+            **catalog_columns(metadata, provenance),
         }
         if cat.get_row(hash_) is not None:  # already published: only name and tag are recorded
             cat.publish(values, name, tag)

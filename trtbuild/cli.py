@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Check this host: Docker, NVIDIA runtime, GPUs, drivers, disk, registry.",
     ),
     "matrix": ("trtbuild.commands.matrix:command", "Print a CI build matrix (JSON) for recipes."),
+    "farm": (
+        "trtbuild.commands.farm:command",
+        "Build many recipes on Slurm or Kubernetes: one job per missing engine key.",
+    ),
     "bake": ("trtbuild.commands.bake:command", "Bake an engine into a trtllm-serve or Triton serving image."),
     "push": ("trtbuild.commands.push:command", "Push a directory (engine, checkpoint) to the registry."),
     "pull": (

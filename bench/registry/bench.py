@@ -263,22 +263,23 @@ def bench_local(data: dict[str, Path], work: Path, reps: int) -> list[list[str]]
 
 
 def bench_repush(data: dict[str, Path], work: Path) -> list[list[str]]:
-    from registry.api import Registry
+    from registry.api import EngineMetadata, Registry
 
     rows = []
     endpoint, bucket = os.environ["TRTBUILD_TEST_S3_ENDPOINT"], os.environ["TRTBUILD_TEST_S3_BUCKET"]
-    os.environ["TRTBUILD_HOME"] = str(work / "home-repush")  # hash cache on
-    os.environ.pop("TRTBUILD_HASH_CACHE", None)
     src = next(p for label, p in data.items() if label.startswith("TP4"))
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    reg = Registry.open(f"sqlite:///{work / (prefix + '.db')}", f"s3://{bucket}/{prefix}?endpoint={endpoint}")
-    reg.push(src, name="re", metadata={})
-    first = reg.last_push
+    reg = Registry.open(
+        f"sqlite:///{work / (prefix + '.db')}",
+        f"s3://{bucket}/{prefix}?endpoint={endpoint}",
+        hash_cache=work / "home-repush" / "hashcache.db",  # hash cache on
+    )
+    first = reg.push(src, name="re", metadata=EngineMetadata()).pushed
     (src / "config.json").write_text(json.dumps({"changed": time.time()}))
     t0 = time.perf_counter()
-    reg.push(src, name="re", metadata={})
+    second = reg.push(src, name="re", metadata=EngineMetadata()).pushed
     dt = time.perf_counter() - t0
-    second = reg.last_push
+    assert first is not None and second is not None
     rows.append(["first push", str(first.uploaded_bytes), str(first.reused_bytes), "-"])
     rows.append(
         ["re-push, config.json changed", str(second.uploaded_bytes), str(second.reused_bytes), f"{dt:.2f}"]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from registry.store.base import BlobInfo, Store
+from registry.store.base import BlobInfo, Store, StoreTuning
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, tuning: StoreTuning | None = None) -> Store:
     """A store for ``file://``, a plain path, or ``s3://bucket/prefix``."""
     from urllib.parse import urlparse
 
     from registry.errors import InvalidInput
 
+    tuning = tuning or StoreTuning()
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         from registry.store.local import LocalStore
@@ -18,12 +19,12 @@ def open_store(url: str) -> Store:
         path = parsed.path if parsed.scheme == "file" else url
         if parsed.scheme == "file" and parsed.netloc:
             raise InvalidInput(f"store URL {url!r} has a host part", hint="use file:///absolute/path")
-        return LocalStore(path)
+        return LocalStore(path, fsync=tuning.local_fsync)
     if parsed.scheme == "s3":
         from registry.store.s3 import S3Store
 
-        return S3Store.from_url(url)
+        return S3Store.from_url(url, tuning)
     raise InvalidInput(f"unsupported store URL {url!r}", hint="use file:///dir, /dir or s3://bucket/prefix")
 
 
-__all__ = ["BlobInfo", "Store", "open_store"]
+__all__ = ["BlobInfo", "Store", "StoreTuning", "open_store"]

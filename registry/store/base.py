@@ -29,6 +29,18 @@ def manifest_key(hexdigest: str) -> str:
 
 
 @dataclass(frozen=True)
+class StoreTuning:
+    """Transfer knobs of the stores (the registry reads no environment; its user passes these)."""
+
+    s3_threads: int = 10  # parallel S3 requests per transfer
+    s3_part_mib: int = 64  # multipart part size (the CRT data path's part size)
+    s3_target_gbps: float = 10.0  # the CRT's throughput target: how many connections it opens
+    s3_multipart_mib: int = 64  # single PUT below this size
+    s3_staged_push: bool = True  # False: hash every file first, then upload only missing blobs
+    local_fsync: bool = True  # False: LocalStore publishes blobs without fsync
+
+
+@dataclass(frozen=True)
 class BlobInfo:
     hexdigest: str
     size: int

@@ -6,8 +6,9 @@ published; disk writeback of each chunk starts as soon as it is written (``sync_
 fsync overlaps the copy instead of following it.
 A download is a clone (``FICLONE``, on filesystems with reflinks) or an in-kernel ``copy_file_range`` of
 each range, reported chunk by chunk so that the caller verifies each chunk while the next is copied.
-``TRTBUILD_LOCAL_FSYNC=0`` skips the fsync (faster on slow disks; a crash can then leave a published blob whose
-bytes never reached the disk: pull detects it by its sha256, but the store must be repaired by a re-push).
+``fsync=False`` (``StoreTuning.local_fsync``) skips the fsync (faster on slow disks; a crash can then leave
+a published blob whose bytes never reached the disk: pull detects it by its sha256, but the store must be
+repaired by a re-push).
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_ke
 FICLONE = 0x40049409  # ioctl: share the source's extents (btrfs, XFS with reflink, bcachefs)
 COPY_PIECE = 64 << 20  # copy_file_range per call: the caller verifies each piece while the next is copied
 
-FSYNC = os.environ.get("TRTBUILD_LOCAL_FSYNC", "1") != "0"
-
 
 class LocalStore(Store):
     can_ingest = True
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, *, fsync: bool = True) -> None:
+        self.fsync = fsync
         self.root = Path(root).expanduser().absolute()
         self.url = f"file://{self.root}"
         self._blobs = str(self.root / "blobs/sha256")
@@ -78,8 +78,8 @@ class LocalStore(Store):
                     digest = FileDigest(hashlib.sha256(data).hexdigest(), len(data))
                     progress(len(data))
                 else:
-                    digest = copy_hashing(src, dst, progress, flush_behind=FSYNC)
-                if FSYNC:
+                    digest = copy_hashing(src, dst, progress, flush_behind=self.fsync)
+                if self.fsync:
                     os.fsync(dst)
             finally:
                 os.close(dst)

@@ -17,10 +17,10 @@ A blob whose digest is already known (hash cache) is HEAD-checked and uploaded d
 
 Downloads: the CRT GETs each requested range in parallel parts and this module writes each piece at its
 offset; the caller verifies chunks as they land (``registry.hashing.Verifier``). Small blobs: one boto3 GET.
-Tuning: ``TRTBUILD_S3_PART_MIB`` (CRT part size, default 64), ``TRTBUILD_S3_TARGET_GBPS`` (CRT throughput
-target, default 10: sets how many connections it opens), ``TRTBUILD_S3_MULTIPART_MIB`` (single PUT below it;
-default 64), ``TRTBUILD_S3_THREADS`` (boto3 threads for server-side part copies, default 10),
-``TRTBUILD_S3_STAGED_PUSH=0`` (hash every file first, then upload only the missing blobs).
+Tuning (``StoreTuning``): ``s3_part_mib`` (CRT part size, default 64), ``s3_target_gbps`` (CRT throughput
+target, default 10: sets how many connections it opens), ``s3_multipart_mib`` (single PUT below it; default
+64), ``s3_threads`` (boto3 threads for server-side part copies, default 10), ``s3_staged_push=False`` (hash
+every file first, then upload only the missing blobs).
 """
 
 from __future__ import annotations
@@ -40,7 +40,16 @@ from urllib.parse import parse_qs, urlparse
 
 from registry.errors import IntegrityError, InvalidInput, StoreUnavailable
 from registry.hashing import FileDigest, digest_bytes, digest_file
-from registry.store.base import BlobInfo, Landed, Progress, Store, blob_key, file_changed, manifest_key
+from registry.store.base import (
+    BlobInfo,
+    Landed,
+    Progress,
+    Store,
+    StoreTuning,
+    blob_key,
+    file_changed,
+    manifest_key,
+)
 from registry.store.s3_crt import CrtTransfer
 
 MIB = 1 << 20
@@ -49,37 +58,38 @@ COPY_PART = 1 << 30  # UploadPartCopy part size (S3 allows up to 5 GiB)
 STAGING = "tmp/"
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
-
-
 class S3Store(Store):
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        tuning: StoreTuning | None = None,
+    ) -> None:
+        tuning = tuning or StoreTuning()
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.threads = _env_int("TRTBUILD_S3_THREADS", 10)
-        self.part_size = _env_int("TRTBUILD_S3_PART_MIB", 64) * MIB
-        self.multipart_threshold = _env_int("TRTBUILD_S3_MULTIPART_MIB", 64) * MIB
+        self.threads = max(1, tuning.s3_threads)
+        self.part_size = max(1, tuning.s3_part_mib) * MIB
+        self.multipart_threshold = max(1, tuning.s3_multipart_mib) * MIB
+        self.target_gbps = tuning.s3_target_gbps
         self._session: Any = None
         self._client = self._make_client()
         self._crt_client: CrtTransfer | None = None
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="s3")
         self._if_none_match = True  # cleared when the server refuses the header
         self._lock = threading.Lock()
-        self.can_ingest = os.environ.get("TRTBUILD_S3_STAGED_PUSH", "1") != "0"
+        self.can_ingest = tuning.s3_staged_push
 
     @classmethod
-    def from_url(cls, url: str) -> S3Store:
+    def from_url(cls, url: str, tuning: StoreTuning | None = None) -> S3Store:
         parsed = urlparse(url)
         if not parsed.netloc:
             raise InvalidInput(f"store URL {url!r} has no bucket", hint="use s3://bucket/prefix")
         endpoint = (parse_qs(parsed.query).get("endpoint") or [None])[0]
-        return cls(parsed.netloc, parsed.path, endpoint)
+        return cls(parsed.netloc, parsed.path, endpoint, tuning)
 
     def _make_client(self) -> Any:
         import boto3
@@ -236,6 +246,7 @@ class S3Store(Store):
                     self._client.meta.region_name or "us-east-1",
                     self._session.get_credentials(),
                     self.part_size,
+                    self.target_gbps,
                 )
                 if self._crt_client is None:
                     raise StoreUnavailable(f"no S3 data path for {self.url}")

@@ -30,7 +30,15 @@ Poll = Callable[[], None]
 class CrtTransfer:
     """One CRT S3 client for a bucket: ``upload_file`` and ``download`` of whole objects or byte ranges."""
 
-    def __init__(self, bucket: str, endpoint_url: str | None, region: str, credentials: Any, part_size: int):
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str | None,
+        region: str,
+        credentials: Any,
+        part_size: int,
+        target_gbps: float = 10.0,
+    ):
         from awscrt.io import (
             ClientBootstrap,
             ClientTlsContext,
@@ -62,7 +70,7 @@ class CrtTransfer:
             tls_connection_options=tls_options,
             part_size=part_size,
             multipart_upload_threshold=part_size,
-            throughput_target_gbps=float(os.environ.get("TRTBUILD_S3_TARGET_GBPS", "10")),
+            throughput_target_gbps=target_gbps,
         )
 
     def _request(self, method: str, key: str, headers: list[tuple[str, str]]) -> Any:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import InputError
+
+if TYPE_CHECKING:
+    from registry.api import EngineMetadata
 
 TOKENIZER_SUBDIR = "tokenizer"
 
@@ -117,12 +120,12 @@ def read_engine(engine_dir: Path) -> EngineInfo:
     )
 
 
-def check_metadata(info: EngineInfo, metadata: dict[str, Any]) -> None:
-    """The registry row and the engine's own config.json must agree on everything both record."""
+def check_metadata(info: EngineInfo, metadata: EngineMetadata) -> None:
+    """The registry's metadata and the engine's own config.json must agree on everything both record."""
     from trtbuild.bake.versions import same_version
 
     problems = []
-    meta_version = metadata.get("trtllm_version")
+    meta_version = metadata.trtllm_version
     if meta_version is not None and not same_version(str(meta_version), info.trtllm_version):
         problems.append(
             f"trtllm_version: registry says {meta_version!r}, config.json says {info.trtllm_version!r}"
@@ -133,7 +136,7 @@ def check_metadata(info: EngineInfo, metadata: dict[str, Any]) -> None:
         ("tp", info.tp),
         ("pp", info.pp),
     ):
-        meta_value = metadata.get(key)
+        meta_value = getattr(metadata, key)
         if meta_value is not None and meta_value != engine_value:
             problems.append(f"{key}: registry says {meta_value!r}, config.json says {engine_value!r}")
     if problems:

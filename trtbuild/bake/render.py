@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +33,9 @@ ARTIFACT_JSON = "trtbuild-artifact.json"
 def dockerfiles_dir() -> Path:
     """``$TRTBUILD_DOCKERFILES``, else ``dockerfiles/`` of the source tree trtbuild runs from, else of the
     current directory (a CI job in a checkout after a non-editable ``pip install .``)."""
-    env = os.environ.get("TRTBUILD_DOCKERFILES")
-    candidates = (
-        [Path(env)]
-        if env
-        else [
-            Path(__file__).resolve().parents[2] / "dockerfiles",
-            Path(sys.prefix) / "share/trtbuild/dockerfiles",
-            Path.cwd() / "dockerfiles",
-        ]
-    )
+    from trtbuild.settings import dockerfiles_candidates
+
+    candidates = dockerfiles_candidates()
     for path in candidates:
         if (path / TEMPLATES["trtllm-serve"]).is_file():
             return path

@@ -8,21 +8,23 @@ from typing import Any
 
 import click
 
+from registry.api import KIND_TYPES
+
 F = Callable[..., Any]
+ARTIFACT_KINDS = tuple(KIND_TYPES)  # the kinds of the registry's artifact contract
 
 
 def registry_options(fn: F) -> F:
-    """Add --db-url and --store-url (defaults: TRTBUILD_DB_URL / TRTBUILD_STORE_URL, then the cache dir)."""
+    """Add --db-url and --store-url (defaults: TRTBUILD_DB_URL / TRTBUILD_STORE_URL, then the cache dir;
+    see trtbuild.settings)."""
     fn = click.option(
         "--store-url",
-        envvar="TRTBUILD_STORE_URL",
         default=None,
         metavar="URL",
         help="Store: file:///dir or s3://bucket/prefix [env TRTBUILD_STORE_URL].",
     )(fn)
     fn = click.option(
         "--db-url",
-        envvar="TRTBUILD_DB_URL",
         default=None,
         metavar="URL",
         help="Catalog: sqlite:///file or postgresql+psycopg://... [env TRTBUILD_DB_URL].",
@@ -37,9 +39,9 @@ def json_option(fn: F) -> F:
 
 
 def open_registry(db_url: str | None, store_url: str | None) -> Any:
-    from registry.api import Registry
+    from trtbuild import settings
 
-    return Registry.open(db_url=db_url, store_url=store_url)
+    return settings.open_registry(db_url, store_url)
 
 
 def emit_json(obj: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from trtbuild.commands._registry import (
+    ARTIFACT_KINDS,
     emit_json,
     human_size,
     json_option,
@@ -16,7 +17,7 @@ from trtbuild.commands._registry import (
 
 @click.command("ls")
 @click.option("--name", default=None, help="Only artifacts pushed under this name.")
-@click.option("--kind", type=click.Choice(["engine", "checkpoint", "timing-cache"]), default=None)
+@click.option("--kind", type=click.Choice(ARTIFACT_KINDS), default=None)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many rows.")
 @registry_options
 @json_option
@@ -33,20 +34,21 @@ def command(
     if as_json:
         emit_json([a.to_dict() | {"files": len(a.files)} for a in arts])
         return
-    table(
-        ["HASH", "NAME", "KIND", "TAGS", "SIZE", "ARCH", "TRTLLM", "TPxPP", "CREATED"],
-        [
+    rows = []
+    for a in arts:
+        meta = a.metadata
+        tp, pp = getattr(meta, "tp", None), getattr(meta, "pp", None)
+        rows.append(
             [
                 a.hash[:19],
                 a.name,
                 a.kind,
                 ",".join(t.split(":", 1)[1] for t in a.tags),
                 human_size(a.size),
-                a.columns.get("gpu_arch"),
-                a.columns.get("trtllm_version"),
-                f"{a.columns.get('tp') or 1}x{a.columns.get('pp') or 1}",
+                getattr(meta, "gpu_arch", None),
+                getattr(meta, "trtllm_version", None),
+                f"{tp or 1}x{pp or 1}" if tp or pp else None,
                 a.created_at.strftime("%Y-%m-%d %H:%M"),
             ]
-            for a in arts
-        ],
-    )
+        )
+    table(["HASH", "NAME", "KIND", "TAGS", "SIZE", "ARCH", "TRTLLM", "TPxPP", "CREATED"], rows)

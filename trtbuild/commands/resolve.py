@@ -48,10 +48,9 @@ def resolve_or_fail(
     trtllm: str | None,
 ) -> Any:
     """The best artifact, or NotFound listing each candidate with the constraint it failed."""
-    from registry.errors import NotFound
-    from registry.host import detect
+    from registry.api import NotFound, detect_host
 
-    res = reg.resolve(name, detect(gpu_arch, driver, gpus, gpu_mem_gib, trtllm))
+    res = reg.resolve(name, detect_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm))
     if res.best is None:
         lines = "\n".join(f"  {a.hash[:19]}: {reason}" for a, reason in res.rejected)
         raise NotFound(f"no engine named {name!r} fits this host:\n{lines}")
@@ -75,10 +74,10 @@ def command(
     as_json: bool,
 ) -> None:
     """Pick the best engine of NAME for this host (or the host the flags describe)."""
-    from registry.host import detect
+    from registry.api import detect_host
 
     reg = open_registry(db_url, store_url)
-    host = detect(gpu_arch, driver, gpus, gpu_mem_gib, trtllm)
+    host = detect_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm)
     res = reg.resolve(name, host)
     if as_json:
         emit_json({"host": host.__dict__, **res.to_dict()})

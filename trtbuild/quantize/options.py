@@ -27,6 +27,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
+from trtbuild.settings import (
+    QUANT_ACCURACY_GATE,
+    QUANT_GATE_PROMPTS,
+    QUANT_GATE_TOKENS,
+    QUANT_MAX_KL,
+    QUANT_MIN_TOP1,
+)
+
 BUILTIN_DATASET = "builtin"
 QFORMATS = ("fp8", "int8_sq", "int4_awq", "full_prec")
 KV_CACHE_DTYPES = ("fp8", "int8")
@@ -48,11 +56,13 @@ GATE_DEFAULTS: dict[str, tuple[float, float]] = {
     "full_prec": (0.90, 0.02),  # only a quantized KV cache is in play
 }
 
-ENV_GATE = "TRTBUILD_QUANT_ACCURACY_GATE"
-ENV_MIN_TOP1 = "TRTBUILD_QUANT_MIN_TOP1"
-ENV_MAX_KL = "TRTBUILD_QUANT_MAX_KL"
-ENV_GATE_PROMPTS = "TRTBUILD_QUANT_GATE_PROMPTS"
-ENV_GATE_TOKENS = "TRTBUILD_QUANT_GATE_TOKENS"
+# The names are defined (and documented) with every other setting in trtbuild.settings (stdlib only, so
+# the driver imports it inside the toolchain container); the driver reads their values here.
+ENV_GATE = QUANT_ACCURACY_GATE
+ENV_MIN_TOP1 = QUANT_MIN_TOP1
+ENV_MAX_KL = QUANT_MAX_KL
+ENV_GATE_PROMPTS = QUANT_GATE_PROMPTS
+ENV_GATE_TOKENS = QUANT_GATE_TOKENS
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from registry.canonical import digest_of
+from registry.api import digest_of
 from trtbuild.errors import LockError
 from trtbuild.recipe.load import LoadedRecipe
 from trtbuild.recipe.schema import SHA_RE

@@ -7,9 +7,7 @@ resolved by ``trtbuild lock``.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import tomllib
 from pathlib import Path
 
@@ -31,7 +29,14 @@ def arch_number(arch: str) -> int:
 
 
 class Toolchain(BaseModel):
-    """One pinned TensorRT-LLM release image. Unknown facts stay ``None``."""
+    """One pinned TensorRT-LLM release image. Unknown facts stay ``None``.
+
+    ``image`` is also the trtllm-serve serving image of the release (it ships trtllm-serve:
+    docker/release.md), so ``bake`` needs no separate field for it. ``base_image`` and
+    ``triton_base_image`` are the bases the release notes say the release and its Triton backend were
+    built on, recorded as facts; neither is a serving image (the Triton TensorRT-LLM image tags are not
+    verified anywhere, so ``bake --template triton`` takes ``--base``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,7 +46,6 @@ class Toolchain(BaseModel):
     digest: str | None = None
     base_image: str | None = None
     triton_base_image: str | None = None
-    serve_image: str | None = None
     tensorrt_version: str | None = None
     cuda_version: str | None = None
     pytorch_version: str | None = None
@@ -96,16 +100,9 @@ class Toolchain(BaseModel):
 
 
 def default_toolchains_path() -> Path:
-    env = os.environ.get("TRTBUILD_TOOLCHAINS")
-    if env:
-        return Path(env)
-    for candidate in (
-        Path(__file__).resolve().parents[2] / "recipes" / "toolchains.toml",
-        Path(sys.prefix) / "share" / "trtbuild" / "toolchains.toml",
-    ):
-        if candidate.exists():
-            return candidate
-    return Path("recipes/toolchains.toml")
+    from trtbuild.settings import toolchains_path
+
+    return toolchains_path()
 
 
 def load_toolchains(path: Path | None = None) -> dict[str, Toolchain]:
