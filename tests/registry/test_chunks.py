@@ -119,7 +119,8 @@ def test_legacy_v1_manifest_still_pulls(backend: Backend, tmp_path: Path) -> Non
     reg = backend.open()
     src = make_engine(tmp_path / "eng", {"config.json": b"{}", "rank0.engine": CHUNK_SIZE + 3})
     art = reg.push(src, name="new", metadata=ENGINE_META)
-    v1 = mf.build("engine", [mf.FileEntry(f.path, f.size, f.sha256) for f in art.files], ENGINE_META)
+    meta = ENGINE_META.to_dict()
+    v1 = mf.build("engine", [mf.FileEntry(f.path, f.size, f.sha256) for f in art.files], meta)
     assert v1.schema == mf.SCHEMA and v1.digest != art.hash
     reg.store.put_manifest(v1.digest[7:], v1.to_bytes())
     dest = tmp_path / "dest"
