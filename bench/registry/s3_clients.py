@@ -83,11 +83,20 @@ def crt_transfer():  # noqa: ANN201
 
 
 def crt_down(bucket: str, key: str, dest: Path, size: int) -> None:
+    """A CRT GET delivering the body to Python in order (what a verifying pull would need)."""
+    from awscrt.http import HttpHeaders, HttpRequest
+    from awscrt.s3 import S3RequestType
+
+    t = crt_transfer()
     fd = os.open(dest, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+
+    def on_body(chunk: memoryview, offset: int, **_: object) -> None:
+        os.pwrite(fd, chunk, offset)
+
     try:
-        t = crt_transfer()
-        t.bucket = bucket
-        t.download(key, [(0, size)], fd, lambda o, n: None, lambda: None)
+        req = HttpRequest("GET", f"/{bucket}/{key}", HttpHeaders([("Host", t.host)]))
+        r = t._client.make_request(type=S3RequestType.GET_OBJECT, request=req, on_body=on_body)
+        r.finished_future.result()
     finally:
         os.close(fd)
 

@@ -3,8 +3,10 @@
 Credentials come only from the standard AWS chain; the endpoint from ``AWS_ENDPOINT_URL`` or
 ``s3://bucket/prefix?endpoint=http://host:port``.
 
-Data path (large objects): the AWS Common Runtime's S3 client (``registry.store.s3_crt``), chosen on
-measurements over the former hand-written boto3 multipart code and obstore; boto3 stays the control plane.
+Data paths, chosen on measurements (bench/registry/RESULTS.md): uploads of large files go through the AWS
+Common Runtime's S3 client (``registry.store.s3_crt``: a fraction of the client CPU of the former hand-written
+boto3 multipart code, and faster than obstore); downloads stay parallel boto3 ranged GETs (the CRT's ordered
+body delivery was slower here). boto3 is also the control plane.
 
 Push of a file whose digest is not known yet (``ingest``): small files are read once, hashed and PUT
 create-only. Large files are uploaded by the CRT to a staging key ``tmp/<uuid>`` while this thread hashes them
@@ -15,11 +17,12 @@ killed push leaves only a staging object or an unfinished multipart upload under
 ``clean_staging`` (gc) removes them. An interrupted push cancels the CRT request, which aborts the upload.
 A blob whose digest is already known (hash cache) is HEAD-checked and uploaded directly (``put_blob``).
 
-Downloads: the CRT GETs each requested range in parallel parts and this module writes each piece at its
-offset; the caller verifies chunks as they land (``registry.hashing.Verifier``). Small blobs: one boto3 GET.
+Downloads: parallel ranged GETs (``s3_part_mib`` pieces of each requested range) on boto3 threads, each
+streamed to its offset with ``pwrite`` in 1 MiB pieces; the caller verifies chunks as they land
+(``registry.hashing.Verifier``) and stops a download by raising from ``landed``.
 Tuning (``StoreTuning``): ``s3_part_mib`` (CRT part size, default 64), ``s3_target_gbps`` (CRT throughput
 target, default 10: sets how many connections it opens), ``s3_multipart_mib`` (single PUT below it; default
-64), ``s3_threads`` (boto3 threads for server-side part copies, default 10), ``s3_staged_push=False`` (hash
+64), ``s3_threads`` (boto3 threads for ranged GETs and server-side part copies, default 10), ``s3_staged_push=False`` (hash
 every file first, then upload only the missing blobs).
 """
 
@@ -39,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from registry.errors import IntegrityError, InvalidInput, StoreUnavailable
-from registry.hashing import FileDigest, digest_bytes, digest_file
+from registry.hashing import FileDigest, digest_bytes, digest_file, pwrite_all
 from registry.store.base import (
     BlobInfo,
     Landed,
@@ -56,6 +59,7 @@ MIB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 COPY_PART = 1 << 30  # UploadPartCopy part size (S3 allows up to 5 GiB)
 STAGING = "tmp/"
+RECV_CHUNK = 1 << 20  # download: pwrite pieces (small, reused heap allocations)
 
 
 class S3Store(Store):
@@ -335,12 +339,49 @@ class S3Store(Store):
     def download_blob(
         self, hexdigest: str, size: int, fd: int, landed: Landed, ranges: list[tuple[int, int]]
     ) -> None:
+        """Parallel ranged GETs (``part_size`` pieces of each range), each streamed to its offset with
+        ``pwrite`` in RECV_CHUNK pieces; ``landed`` is called per piece (the caller verifies as bytes land)."""
+        from botocore.exceptions import ClientError
+
+        key = self._key(blob_key(hexdigest))
+        failed = threading.Event()
+        pieces = [
+            (off, min(off + self.part_size, start + length))
+            for start, length in ranges
+            for off in range(start, start + length, self.part_size)
+        ]
+
+        def part(off: int, end: int) -> None:
+            if failed.is_set():
+                return
+            try:
+                whole = off == 0 and end == size
+                kw = {} if whole else {"Range": f"bytes={off}-{end - 1}"}
+                body = self._call(self._client.get_object, Key=key, **kw)["Body"]
+                pos = off
+                while pos < end and not failed.is_set():
+                    chunk = body.read(min(RECV_CHUNK, end - pos))
+                    if not chunk:
+                        raise IntegrityError(f"short read of {key} bytes {off}-{end - 1}: got {pos - off}")
+                    pwrite_all(fd, chunk, pos)
+                    landed(pos, len(chunk))
+                    pos += len(chunk)
+            except ClientError as exc:
+                failed.set()
+                if self._code(exc) in ("NoSuchKey", "404"):
+                    raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+                raise StoreUnavailable(f"GET {key} from {self.url} failed: {exc}") from exc
+            except BaseException:
+                failed.set()
+                raise
+
+        futures = [self._pool.submit(part, off, end) for off, end in pieces]
         try:
-            self._crt().download(
-                self._key(blob_key(hexdigest)), ranges, fd, landed, poll=lambda: landed(0, 0)
-            )
-        except FileNotFoundError as exc:
-            raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+            for f in futures:
+                f.result()
+        finally:
+            failed.set()  # no worker writes to fd after we return
+            wait(futures)
 
     def read_blob(self, hexdigest: str) -> bytes:
         from botocore.exceptions import ClientError

@@ -1,8 +1,8 @@
-"""The S3 data path: large uploads and downloads through the AWS Common Runtime's S3 client (``awscrt``).
+"""The S3 upload data path: large files through the AWS Common Runtime's S3 client (``awscrt``).
 
-Chosen on measurements (bench/registry/RESULTS.md): the CRT moves bytes in C on its own event-loop threads
+Chosen on measurements (bench/registry/RESULTS.md): the CRT uploads in C on its own event-loop threads
 (parallel parts over many connections, no GIL), using a fraction of the client CPU of botocore's Python
-HTTP stack. boto3 stays the control-plane client (HEAD, small objects, server-side copies, listing, gc).
+HTTP stack. (Its downloads were slower than boto3 ranged GETs on the test server: not used.) boto3 stays the control-plane client (HEAD, small objects, server-side copies, listing, gc).
 s3transfer's CRT transfer manager is not used: it always adds trailing CRC32 checksums (aws-chunked uploads),
 which some S3 servers refuse (Ceph RGW 16: ``XAmzContentSHA256Mismatch``); integrity is the caller's sha256.
 
@@ -28,7 +28,7 @@ Poll = Callable[[], None]
 
 
 class CrtTransfer:
-    """One CRT S3 client for a bucket: ``upload_file`` and ``download`` of whole objects or byte ranges."""
+    """One CRT S3 client for a bucket: ``upload_file``."""
 
     def __init__(
         self,
@@ -138,45 +138,6 @@ class CrtTransfer:
                 raise
             raise self._failure(exc, f"upload of {key}") from exc
         return result
-
-    def download(
-        self, key: str, ranges: list[tuple[int, int]], fd: int, landed: Callable[[int, int], None], poll: Poll
-    ) -> None:
-        """GET the (offset, length) ``ranges`` of ``key`` (all at once, each in parallel parts) into ``fd`` at
-        the same offsets, calling ``landed(offset, length)`` after each piece is written."""
-        from awscrt.s3 import S3RequestType
-
-        from registry.hashing import pwrite_all
-
-        failure: list[BaseException] = []
-
-        def on_body(chunk: memoryview, offset: int, **_: Any) -> None:
-            """``offset``: of the object (also for a ranged GET)."""
-            try:
-                pwrite_all(fd, chunk, offset)
-                landed(offset, len(chunk))
-            except BaseException as exc:  # noqa: BLE001 - re-raised below; the CRT cancels the request
-                failure.append(exc)
-                raise
-
-        requests = [
-            self._client.make_request(
-                type=S3RequestType.GET_OBJECT,
-                request=self._request("GET", key, [("Range", f"bytes={start}-{start + length - 1}")]),
-                on_body=on_body,
-            )
-            for start, length in ranges
-        ]
-        try:
-            for request in requests:
-                self._wait(request, poll)
-        except BaseException as exc:
-            self._stop(*requests)
-            if failure:
-                raise failure[0] from None
-            if not _is_crt_error(exc):
-                raise
-            raise self._failure(exc, f"download of {key}") from exc
 
 
 def _is_crt_error(exc: BaseException) -> bool:
