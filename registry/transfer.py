@@ -129,6 +129,7 @@ def push(
     uploaded = 0
     lock = threading.Lock()
     stopper = Stopper()
+    stored: set[str] = set()  # blobs this push wrote itself: younger than any gc grace, no HEAD needed
     try:
         for f in files:
             f.digest = cache.get_digest(f.path.resolve(), f.st)
@@ -141,6 +142,7 @@ def push(
                 if new:
                     with lock:
                         uploaded += f.st.st_size
+                        stored.add(digest.sha256)
             else:
                 digest = digest_file(f.path, advance)
             if file_changed(f.path, f.st):
@@ -176,10 +178,16 @@ def push(
         push_id = str(uuid.uuid4())
         cat.begin_push(push_id, hash_, sorted({f.sha256 for f in manifest.files}))
         try:
-            by_digest = {f.sha256: f for f in files}
+            # Blobs found present (not written by this push) are HEAD-checked again now that the push is
+            # recorded: a gc that started earlier may have swept them in between.
+            by_digest = {f.sha256: f for f in files if f.sha256 not in stored}
             with ThreadPoolExecutor(8) as pool:
                 present = dict(
-                    zip(by_digest, pool.map(lambda d: store.has_blob(d, by_digest[d].st.st_size), by_digest))
+                    zip(
+                        by_digest,
+                        pool.map(lambda d: store.has_blob(d, by_digest[d].st.st_size), by_digest),
+                        strict=True,
+                    )
                 )
             missing = [f for d, f in by_digest.items() if not present[d]]
 
