@@ -14,7 +14,7 @@ it shows where the time goes. Page cache is warm for every tool alike (files wer
 Needs the services of tests/services/ (export what their start scripts print): TRTBUILD_TEST_S3_ENDPOINT,
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, TRTBUILD_TEST_S3_BUCKET, TRTBUILD_TEST_PG_URL.
 Run:  python bench/registry/bench.py [--work DIR] [--reps 3] [--large-mib 1024]
-      [--only s3,local,repush,resolve]
+      [--only s3,local,repush,resolve] [--sets large,tp4,small]
 """
 
 from __future__ import annotations
@@ -405,10 +405,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="interleaved runs per measurement (median kept)")
     ap.add_argument("--large-mib", type=int, default=1024)
     ap.add_argument("--only", default="s3,local,repush,resolve")
+    ap.add_argument("--sets", default="large,tp4,small", help="data sets (for a partial re-run)")
     args = ap.parse_args()
     only = set(args.only.split(","))
     args.work.mkdir(parents=True, exist_ok=True)
     data = make_data(args.work, args.large_mib)
+    keys = {"large": "one ", "tp4": "TP4", "small": "10,000"}
+    data = {k: v for k, v in data.items() if any(k.startswith(keys[s]) for s in args.sets.split(","))}
     print(f"Machine: {describe_machine()}\n", flush=True)
     try:
         if "s3" in only:
