@@ -8,6 +8,7 @@ every worker has returned, so cleanup (aborting multipart uploads, removing stag
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,6 +16,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 BATCH = 64
+_POOL_IDS = itertools.count()
 
 
 class Stopped(Exception):
@@ -70,7 +72,8 @@ def run_all(
 
     items = list(items)
     light = [item for item in items if not heavy(item)]
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="transfer")
+    prefix = f"transfer{next(_POOL_IDS)}"
+    pool = ThreadPoolExecutor(threads, thread_name_prefix=prefix)
     futures: list[Future] = []
     try:
         futures = [pool.submit(one, item) for item in items if heavy(item)]
@@ -81,6 +84,11 @@ def run_all(
     except BaseException as exc:
         stopper.stop()
         pool.shutdown(wait=True, cancel_futures=True)
+        # An interrupt inside submit() can land after a worker thread started but before the pool recorded
+        # it, so shutdown() does not join that one: join every thread of this pool by name.
+        for t in threading.enumerate():
+            if t.name.startswith(prefix + "_") and t is not threading.current_thread():
+                t.join()
         if isinstance(exc, Stopped):  # a worker saw the flag first: report the error that raised it
             for fut in futures:
                 if fut.done() and not fut.cancelled():
