@@ -77,7 +77,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(LOCAL_FSYNC, "`1`", "`0`: a file:// store does not fsync blobs before publishing them"),
     Setting(S3_THREADS, "`10`", "parallel S3 requests per transfer"),
     Setting(S3_PART_MIB, "`64`", "S3 multipart part size, MiB"),
-    Setting(S3_TARGET_GBPS, "`10`", "S3 throughput target of the CRT client, Gb/s (sets its connection count)"),
+    Setting(
+        S3_TARGET_GBPS, "`10`", "S3 throughput target of the CRT client, Gb/s (sets its connection count)"
+    ),
     Setting(S3_MULTIPART_MIB, "`64`", "files below this size (MiB) go to S3 in one PUT"),
     Setting(
         S3_STAGED_PUSH,

@@ -136,7 +136,9 @@ PY
     --access-key="$access_key" --secret="$secret_key" >/dev/null
 fi
 
-AWS_CA_BUNDLE= AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key python3 - "$port" "$bucket" <<'PY'
+# no CA bundle for plain http (an empty AWS_CA_BUNDLE is an error since botocore 1.44: unset it)
+env -u AWS_CA_BUNDLE AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key" \
+  python3 - "$port" "$bucket" <<'PY'
 import sys, boto3
 s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1")
 try:
