@@ -2,7 +2,8 @@
 
 Chosen on measurements (bench/registry/RESULTS.md): the CRT uploads in C on its own event-loop threads
 (parallel parts over many connections, no GIL), using a fraction of the client CPU of botocore's Python
-HTTP stack. (Its downloads were slower than boto3 ranged GETs on the test server: not used.) boto3 stays the control-plane client (HEAD, small objects, server-side copies, listing, gc).
+HTTP stack. (Its downloads were slower than boto3 ranged GETs on the test server: not used.) boto3 stays the
+control-plane client (HEAD, small objects, server-side copies, listing, gc).
 s3transfer's CRT transfer manager is not used: it always adds trailing CRC32 checksums (aws-chunked uploads),
 which some S3 servers refuse (Ceph RGW 16: ``XAmzContentSHA256Mismatch``); integrity is the caller's sha256.
 
