@@ -18,7 +18,7 @@ from typing import TypeVar
 T = TypeVar("T")
 BATCH = 64
 _POOL_IDS = itertools.count()
-INTERRUPT_WAIT_S = 0.8
+INTERRUPT_WAIT_S = 1.0
 
 
 class Stopped(Exception):
