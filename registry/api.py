@@ -10,6 +10,8 @@ The registry reads no environment variables: its user passes the URLs, the store
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,11 @@ from registry import transfer
 from registry.artifact import Artifact, PushStats
 from registry.canonical import digest_of
 from registry.catalog.db import Catalog, as_utc
+from registry.compat import RUNTIME_VERSION_FIX, RuntimeVerdict, runtime_verdict, same_version
 from registry.errors import (
     CatalogUnavailable,
     IntegrityError,
+    InUse,
     InvalidInput,
     InvalidReference,
     NotFound,
@@ -34,28 +38,48 @@ from registry.host import detect as detect_host
 from registry.metadata import (
     KIND_TYPES,
     ArtifactMetadata,
+    AutotunerCacheMetadata,
     BuildFacts,
     CheckpointMetadata,
     EngineMetadata,
+    HfCheckpointMetadata,
     ModelArtifact,
+    ServeConfigMetadata,
     TimingCacheMetadata,
     metadata_type,
     parse_metadata,
 )
-from registry.refs import check_name, check_tag, parse_name_tag, parse_ref
+from registry.refs import DEFAULT_TAG, MIN_PREFIX, check_name, check_tag, parse_name_tag, parse_ref
 from registry.resolve import HostFacts, Resolution, rank
+from registry.resolve_pytorch import (
+    FP8_MIN_ARCH,
+    autotuner_key,
+    autotuner_mismatch,
+    evaluate_checkpoint,
+    evaluate_serve_config,
+)
 from registry.store import Store, StoreTuning, open_store
+from registry.verify import ArtifactCheck, VerifyReport
+from registry.verify import verify as verify_artifacts
 
 __all__ = [
     "KIND_TYPES",
+    "ArtifactCheck",
+    "InUse",
+    "Removal",
+    "VerifyReport",
+    "RUNTIME_VERSION_FIX",
+    "FP8_MIN_ARCH",
     "Artifact",
     "ArtifactMetadata",
+    "AutotunerCacheMetadata",
     "BuildFacts",
     "CatalogUnavailable",
     "CheckpointMetadata",
     "EngineMetadata",
     "GcReport",
     "HashCache",
+    "HfCheckpointMetadata",
     "HostFacts",
     "IntegrityError",
     "InvalidInput",
@@ -67,16 +91,23 @@ __all__ = [
     "Registry",
     "RegistryError",
     "Resolution",
+    "RuntimeVerdict",
+    "ServeConfigMetadata",
     "StoreTuning",
     "StoreUnavailable",
     "TimingCacheMetadata",
+    "autotuner_key",
+    "autotuner_mismatch",
     "detect_host",
     "digest_of",
     "hash_file",
     "metadata_type",
     "parse_metadata",
+    "runtime_verdict",
+    "same_version",
 ]
 
+MAX_AMBIGUOUS = 10  # hashes an ambiguous prefix error lists
 # Columns of a resolve candidate that carry contract fields (identity, then build facts).
 _CANDIDATE_IDENTITY = ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp")
 _CANDIDATE_FACTS = ("driver_version", "gpu_name")
@@ -98,15 +129,59 @@ class Reachability:
 
 @dataclass
 class GcReport:
+    """What gc deleted now, and what it left for a later run: unreferenced store objects younger than the
+    grace period (a push in flight may still be about to reference them)."""
+
     deleted_artifacts: list[str]
     deleted_manifests: int
     deleted_blobs: int
     freed_bytes: int
     staging_cleaned: int
     dry_run: bool
+    grace_s: float = 0.0
+    pending_manifests: int = 0
+    pending_blobs: int = 0
+    pending_bytes: int = 0
+    pending_until: float | None = None  # epoch seconds when the last pending object leaves its grace period
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass
+class Removal:
+    """An artifact ``Registry.remove`` deleted from the catalog; its bytes go with a later gc."""
+
+    artifact: Artifact
+    untagged: list[str]  # tags removed with it (only with force)
+    unreferenced_bytes: int  # blob bytes no other artifact references: freed by gc after the grace period
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hash": self.artifact.hash,
+            "name": self.artifact.name,
+            "untagged": self.untagged,
+            "unreferenced_bytes": self.unreferenced_bytes,
+        }
+
+
+def _check_destination(dest: Path) -> None:
+    """A pull writes a temporary directory beside DEST and renames it: its parent must be a directory this
+    process can create entries in (an unwritable place, a path under a file: InvalidInput naming it)."""
+    import shutil
+    import tempfile
+
+    parent = dest.absolute().parent
+    fix = "pull into a directory you can write (the pull's temporary directory is made beside DEST)"
+    existing = next(p for p in (parent, *parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise InvalidInput(f"cannot pull into {dest}: {existing} is a file, not a directory", hint=fix)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tempfile.mkdtemp(prefix=".trtbuild-probe-", dir=parent))
+    except OSError as exc:
+        where = exc.filename or parent
+        raise InvalidInput(f"cannot pull into {dest}: {where}: {exc.strerror or exc}", hint=fix) from None
 
 
 class Registry:
@@ -147,19 +222,43 @@ class Registry:
         )
 
     def resolve_ref(self, ref: str) -> str:
-        """The artifact hash a reference names (the catalog row must exist)."""
+        """The full artifact hash a reference names: a tag's target, or a digest (a unique prefix is
+        expanded against the catalog; bare hex that no hash starts with is read as ``NAME:latest``)."""
         r = parse_ref(ref)
-        if r.tag:
-            hash_ = self.catalog.hash_for_tag(r.name or "", r.tag)
-            if hash_ is None:
-                raise NotFound(
-                    f"no tag {r.name}:{r.tag} in the catalog {self.catalog.safe_url}",
-                    hint=f"see tags with: trtbuild ls --name {r.name}",
+        if r.partial:
+            found = self.catalog.hashes_with_prefix(r.digest or "", name=r.name, limit=MAX_AMBIGUOUS + 1)
+            if len(found) > 1:
+                shown = ", ".join(h[:19] for h in found[:MAX_AMBIGUOUS])
+                more = ", ..." if len(found) > MAX_AMBIGUOUS else ""
+                raise InvalidReference(
+                    f"{ref!r} is ambiguous: several artifact hashes start with {r.digest} ({shown}{more})",
+                    hint="give more hex digits of the hash",
                 )
-            return hash_
+            if found:
+                return found[0]
+            if r.or_name:
+                return self._tag_target(ref, DEFAULT_TAG, also=f"no artifact hash starts with {r.digest}")
+            where = f" under the name {r.name}" if r.name else ""
+            raise NotFound(
+                f"no artifact{where} has a hash starting with {r.digest} (catalog {self.catalog.safe_url})",
+                hint="list hashes with: trtbuild ls --no-trunc",
+            )
+        if r.tag:
+            return self._tag_target(r.name or "", r.tag)
         if r.name and not self.catalog.has_name(r.name, r.digest or ""):
             raise NotFound(f"no artifact {r.digest} under the name {r.name}")
         return r.digest or ""
+
+    def _tag_target(self, name: str, tag: str, also: str = "") -> str:
+        hash_ = self.catalog.hash_for_tag(name, tag)
+        if hash_ is None:
+            short_hex = all(c in "0123456789abcdef" for c in name) and len(name) < MIN_PREFIX
+            raise NotFound(
+                f"{also + ' and ' if also else ''}no tag {name}:{tag} in the catalog {self.catalog.safe_url}",
+                hint=f"see tags with: trtbuild ls --name {name}"
+                + (f" (a hash prefix needs at least {MIN_PREFIX} hex digits)" if short_hex else ""),
+            )
+        return hash_
 
     def get(self, ref: str) -> Artifact:
         """The catalog record of REF (raises NotFound)."""
@@ -222,6 +321,7 @@ class Registry:
     def pull(self, ref: str, dest: Path, *, progress: bool = False) -> Artifact:
         """Verified, atomic materialisation of REF at ``dest`` (a no-op when ``dest`` already holds it)."""
         art = self.get(ref)
+        _check_destination(Path(dest))
         manifest = transfer.fetch_manifest(self.store, art.hash)
         transfer.pull(self.store, art.hash, manifest, Path(dest), name=art.name, progress=progress)
         return art
@@ -237,11 +337,72 @@ class Registry:
     def tag(self, ref: str, name_tag: str) -> Artifact:
         """Point NAME:TAG at REF (history kept)."""
         name, tag = parse_name_tag(name_tag)
-        hash_ = self.resolve_ref(ref)
+        hash_ = self.get(ref).hash  # NotFound for a hash the catalog does not have
         self.catalog.set_tag(name, tag, hash_)
         return self.get(hash_)
 
-    def tag_history(self, name_tag: str) -> list[tuple[str, str | None, Any]]:
+    def untag(self, name_tag: str) -> str:
+        """Remove NAME:TAG (the history keeps the removal); the hash it pointed to. The artifact stays."""
+        name, tag = parse_name_tag(name_tag)
+        hash_ = self.catalog.remove_tag(name, tag)
+        if hash_ is None:
+            raise NotFound(
+                f"no tag {name}:{tag} in the catalog {self.catalog.safe_url}",
+                hint=f"see tags with: trtbuild ls --name {name}",
+            )
+        return hash_
+
+    def remove(self, ref: str, *, force: bool = False) -> Removal:
+        """Delete REF's catalog row (its names too). Refused (InUse) when it is tagged or its build key is
+        leased, unless ``force``, which removes its tags first. The store's bytes stay until gc sweeps
+        them: readers that already resolved REF can finish."""
+        art = self.get(ref)
+        leased = bool(self.catalog.leased([art.hash]))
+        if not force and (art.tags or leased):
+            why = []
+            if art.tags:
+                why.append(f"tagged {', '.join(art.tags)}")
+            if leased:
+                why.append(f"its build key {art.build_key} is leased (a build is using it)")
+            raise InUse(
+                f"{art.hash} ({art.name}) is {' and '.join(why)}: not removed",
+                hint="untag it first (trtbuild untag NAME:TAG), or pass --force",
+            )
+        if not self.catalog.delete_rows([art.hash], force=force):
+            raise InUse(
+                f"{art.hash} was tagged or leased while it was being removed: not removed",
+                hint="look at it again (trtbuild show), then untag it or pass --force",
+            )
+        _manifests, referenced = self.catalog.referenced(since=self.catalog.now())
+        unreferenced = {f.sha256: f.size for f in art.files if f.sha256 not in referenced}
+        return Removal(art, art.tags if force else [], sum(unreferenced.values()))
+
+    def verify(
+        self,
+        ref: str | None = None,
+        *,
+        repair_from: Path | None = None,
+        on_result: Callable[[ArtifactCheck], None] | None = None,
+    ) -> VerifyReport:
+        """Check that the store holds every manifest and blob the catalog names (REF's, or every
+        artifact's). With ``repair_from`` (a local copy of the artifact: the pushed or a pulled directory),
+        restore what is missing: manifests from the catalog, blobs from files with the same sha256."""
+        if repair_from is not None and not Path(repair_from).is_dir():
+            raise InvalidInput(
+                f"--repair {repair_from}: not a directory",
+                hint="give a directory holding a copy of the artifact (the pushed or a pulled one)",
+            )
+        hashes = [self.resolve_ref(ref)] if ref else self.catalog.all_hashes()
+        return verify_artifacts(
+            self.catalog,
+            self.store,
+            hashes,
+            repair_from=Path(repair_from) if repair_from is not None else None,
+            repair=repair_from is not None,
+            on_result=on_result,
+        )
+
+    def tag_history(self, name_tag: str) -> list[tuple[str | None, str | None, Any]]:
         name, tag = parse_name_tag(name_tag)
         return self.catalog.tag_history(name, tag)
 
@@ -259,9 +420,21 @@ class Registry:
     def resolve(self, name: str, host: HostFacts, *, kind: str = "engine", limit: int = 1000) -> Resolution:
         """Best artifact of ``name`` for ``host``; every other candidate with the constraint it failed."""
         check_name(name)
+        needs_runtime = {
+            "engine": "an engine runs only on the TensorRT-LLM release that built it",
+            ServeConfigMetadata.kind: "a serve config is validated for one TensorRT-LLM release",
+        }
+        if kind in needs_runtime and not host.trtllm_version:
+            raise InvalidInput(
+                f"cannot resolve {name}: the TensorRT-LLM version of the serving runtime is unknown, and "
+                f"{needs_runtime[kind]}",
+                hint=RUNTIME_VERSION_FIX,
+            )
         candidates = self.catalog.candidates(name, mf.check_kind(kind), limit)
         if not candidates:
             raise NotFound(f"no {kind} artifacts named {name!r}", hint="list names with: trtbuild ls")
+        if kind in (ServeConfigMetadata.kind, HfCheckpointMetadata.kind):
+            return self._resolve_typed(candidates, host)
         best, notes, rejected = rank(candidates, host)
         light = lambda c: Artifact(  # noqa: E731 - a rejected candidate needs only its columns
             hash=c["hash"],
@@ -281,6 +454,34 @@ class Registry:
             notes=notes,
         )
 
+    def _resolve_typed(self, candidates: Sequence[Any], host: HostFacts) -> Resolution:
+        """Resolve PyTorch-backend kinds over their contract (registry/resolve_pytorch.py), newest first."""
+        best: Artifact | None = None
+        notes: Sequence[str] = ()
+        rejected: builtins.list[tuple[Artifact, str]] = []
+        for c in candidates:
+            art = self.get(c["hash"])
+            if isinstance(art.metadata, ServeConfigMetadata):
+                verdict = evaluate_serve_config(art.metadata, host)
+            elif isinstance(art.metadata, HfCheckpointMetadata):
+                verdict = evaluate_checkpoint(art.metadata, host)
+            else:  # pragma: no cover - the catalog returned another kind
+                continue
+            if verdict.failures:
+                rejected.append((art, "; ".join(verdict.failures)))
+            elif best is None:
+                best, notes = art, verdict.notes
+        return Resolution(best=best, rejected=rejected, notes=list(notes))
+
+    def references(self) -> dict[str, tuple[str, ...]]:
+        """{artifact hash: the hashes it points at}: a serve config points at its checkpoint."""
+        out: dict[str, tuple[str, ...]] = {}
+        for row in self.catalog.list_rows(kind=ServeConfigMetadata.kind):
+            target = (row.manifest.get("metadata") or {}).get("checkpoint")
+            if isinstance(target, str):
+                out[row.hash] = (target,)
+        return out
+
     # -- gc ----------------------------------------------------------------------------------------------
     def gc(self, *, keep_last: int | None = None, dry_run: bool = False, grace_s: float = 3600.0) -> GcReport:
         """Delete old untagged, unleased artifacts (keep_last per name), then unreferenced manifests and blobs.
@@ -292,6 +493,14 @@ class Registry:
             raise InvalidReference("--keep-last must be >= 0")
         rows, _protected = self.catalog.gc_plan(keep_last)
         doomed = [r.hash for r in rows]
+        # an artifact another one points at (a serve config's checkpoint) lives as long as the pointer does
+        refs, changed = self.references(), True
+        while changed:
+            changed = False
+            for referrer, targets in refs.items():
+                if referrer not in doomed and any(t in doomed for t in targets):
+                    doomed = [h for h in doomed if h not in targets]
+                    changed = True
         deleted = doomed if dry_run else self.catalog.delete_rows(doomed)
         cutoff = self.catalog.now() - grace_s
         manifests, blobs = self.catalog.referenced(since=cutoff)
@@ -303,22 +512,47 @@ class Registry:
                 if h.removeprefix("sha256:") not in gone:
                     blobs.update(f["sha256"] for f in manifest["files"])
         n_manifests = n_blobs = freed = 0
+        pending_manifests = pending_blobs = pending_bytes = 0
+        newest_pending: float | None = None
         for info in list(self.store.list_manifests()):
-            if info.hexdigest not in manifests and info.mtime < cutoff:
+            if info.hexdigest in manifests:
+                continue
+            if info.mtime < cutoff:
                 n_manifests += 1
                 if not dry_run:
                     self.store.delete_manifest(info.hexdigest)
+            else:
+                pending_manifests += 1
+                newest_pending = max(newest_pending or info.mtime, info.mtime)
         for info in list(self.store.list_blobs()):
-            if info.hexdigest not in blobs and info.mtime < cutoff:
+            if info.hexdigest in blobs:
+                continue
+            if info.mtime < cutoff:
                 n_blobs += 1
                 freed += info.size
                 if not dry_run:
                     self.store.delete_blob(info.hexdigest)
+            else:
+                pending_blobs += 1
+                pending_bytes += info.size
+                newest_pending = max(newest_pending or info.mtime, info.mtime)
         staged = 0
         if not dry_run:
             staged = self.store.clean_staging(older_than=cutoff)
             self.catalog.forget_pushes(before=cutoff)
-        return GcReport(deleted, n_manifests, n_blobs, freed, staged, dry_run)
+        return GcReport(
+            deleted,
+            n_manifests,
+            n_blobs,
+            freed,
+            staged,
+            dry_run,
+            grace_s,
+            pending_manifests,
+            pending_blobs,
+            pending_bytes,
+            None if newest_pending is None else newest_pending + grace_s,
+        )
 
     def check(self, limit: int = 1000) -> Reachability:
         """Touch both halves: one catalog query and one store listing (raises when either fails)."""

@@ -219,6 +219,81 @@ class TimingCacheMetadata(ArtifactMetadata):
     trtllm_version: str | None = column()
 
 
+# -- PyTorch backend (TensorRT-LLM >= 1.2; the only backend after 1.3.0rc20) -----------------------------
+# How resolve judges these kinds for a host and how AutoTuner caches are matched: registry/resolve_pytorch.py.
+@register
+@dataclass(frozen=True, kw_only=True)
+class HfCheckpointMetadata(ModelArtifact):
+    """A unified Hugging Face checkpoint (ModelOpt ``export_hf_checkpoint``: safetensors +
+    ``hf_quant_config.json``), or the unquantized model. Not split by TP/PP (``tp``/``pp`` stay unset) and
+    tied to no GPU beyond what its format needs (``min_gpu_arch``: sm89 for FP8 weights or an FP8 KV cache).
+    The model dims let resolve estimate the KV cache of a serve config."""
+
+    kind: ClassVar[str] = "hf-checkpoint"
+    quant_algo: str | None = None  # hf_quant_config.json "quant_algo"
+    kv_cache_quant_algo: str | None = None
+    min_gpu_arch: str | None = None
+    architecture: str | None = None
+    num_hidden_layers: int | None = None
+    num_key_value_heads: int | None = None
+    head_dim: int | None = None
+    max_position_embeddings: int | None = None
+    weights_bytes: int | None = None
+
+    def kv_bytes_per_token(self, kv_cache_quant: str | None = None) -> int | None:
+        """K and V of every layer for one token, all ranks together (None when the dims are not recorded):
+        1 byte per element for an FP8 KV cache, else 2 (the model's 16-bit dtype)."""
+        layers, kv_heads, head_dim = self.num_hidden_layers, self.num_key_value_heads, self.head_dim
+        if layers is None or kv_heads is None or head_dim is None:
+            return None
+        return (
+            2 * layers * kv_heads * head_dim * (1 if (kv_cache_quant or self.kv_cache_quant) == "fp8" else 2)
+        )
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class ServeConfigMetadata(ModelArtifact):
+    """The LLM-API YAML of ``trtllm-serve --config`` for one checkpoint (``checkpoint``, an artifact hash),
+    checked against the TorchLlmArgs of ``trtllm_version`` (``llm_api_spec`` @ ``llm_api_commit``) and
+    written for ``gpu_arch``'s family. ``tp``/``pp`` are the serving layout; the memory facts
+    (``weights_bytes``, ``kv_bytes_per_token`` × ``kv_tokens``) are what resolve checks against a host."""
+
+    kind: ClassVar[str] = "serve-config"
+    checkpoint: str | None = None
+    checkpoint_build_key: str | None = None
+    llm_api_spec: str | None = None
+    llm_api_commit: str | None = None
+    gpu_arch: str | None = column()
+    min_gpu_arch: str | None = None
+    max_batch_size: int | None = column()
+    max_seq_len: int | None = column()
+    max_num_tokens: int | None = column()
+    weights_bytes: int | None = None
+    kv_bytes_per_token: int | None = None
+    kv_tokens: int | None = None
+    kv_tokens_from: str | None = None  # where kv_tokens comes from (kv_cache_config.max_tokens, max_seq_len)
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class AutotunerCacheMetadata(ArtifactMetadata):
+    """Files TensorRT-LLM's AutoTuner wrote under ``TLLM_AUTOTUNER_CACHE_PATH`` on one GPU host. Upstream
+    loads a cache without checking where it came from, so it is keyed (``build_key``) by GPU name, SM,
+    TensorRT-LLM version, tp, model (the checkpoint hash) and quantization, and handed only to an exact
+    match."""
+
+    kind: ClassVar[str] = "autotuner-cache"
+    gpu_name: str | None = column()
+    gpu_arch: str | None = column()
+    trtllm_version: str | None = column()
+    tp: int | None = column()
+    model: str | None = None
+    quant_format: str | None = column()
+    kv_cache_quant: str | None = column()
+    cache_file: str | None = None  # the file TLLM_AUTOTUNER_CACHE_PATH named, relative to the artifact
+
+
 def metadata_type(kind: str) -> type[ArtifactMetadata]:
     try:
         return KIND_TYPES[kind]

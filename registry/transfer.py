@@ -228,7 +228,8 @@ def fetch_manifest(store: Store, hash_: str) -> mf.Manifest:
     if data is None:
         raise IntegrityError(
             f"manifest of {hash_} is missing from the store {store.url}",
-            hint="push the artifact again; its catalog row exists but its bytes do not",
+            hint=f"its catalog row exists but the manifest does not: trtbuild verify {hash_} --repair DIR "
+            "restores it (DIR: a local copy of the artifact, for missing blobs too)",
         )
     return mf.parse(data, hash_)
 

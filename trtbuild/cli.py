@@ -39,8 +39,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("trtbuild.commands.ls:command", "List artifacts in the registry."),
     "show": ("trtbuild.commands.show:command", "Show one artifact: metadata, provenance, files."),
     "tag": ("trtbuild.commands.tag:command", "Point NAME:TAG at an artifact."),
+    "untag": ("trtbuild.commands.untag:command", "Remove NAME:TAG (the artifact stays)."),
+    "rm": ("trtbuild.commands.rm:command", "Remove artifacts (not tagged or leased ones, unless --force)."),
+    "verify": (
+        "trtbuild.commands.verify:command",
+        "Check the store holds every blob and manifest the catalog names; --repair from a local copy.",
+    ),
     "resolve": ("trtbuild.commands.resolve:command", "Pick the best engine of a name for this host."),
     "gc": ("trtbuild.commands.gc:command", "Remove old untagged artifacts and unreferenced blobs."),
+    "autotuner": (
+        "trtbuild.commands.autotuner:command",
+        "Capture or pull warm-start AutoTuner caches (PyTorch backend), matched to the GPU.",
+    ),
     "quantize": (
         "trtbuild.commands.quantize:command",
         "Quantize a HF checkpoint with ModelOpt into a TensorRT-LLM checkpoint.",

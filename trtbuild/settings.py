@@ -47,6 +47,8 @@ QUANT_MIN_TOP1 = "TRTBUILD_QUANT_MIN_TOP1"
 QUANT_MAX_KL = "TRTBUILD_QUANT_MAX_KL"
 QUANT_GATE_PROMPTS = "TRTBUILD_QUANT_GATE_PROMPTS"
 QUANT_GATE_TOKENS = "TRTBUILD_QUANT_GATE_TOKENS"
+QUANT_MAX_GPU_MEMORY_GIB = "TRTBUILD_QUANT_MAX_GPU_MEMORY_GIB"
+QUANT_CPU_OFFLOAD = "TRTBUILD_QUANT_CPU_OFFLOAD"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -110,6 +112,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(QUANT_MAX_KL, "per format", "quantize step: maximum mean KL divergence, nats"),
     Setting(QUANT_GATE_PROMPTS, "`16`", "quantize step: held-out prompts the accuracy gate compares"),
     Setting(QUANT_GATE_TOKENS, "`32`", "quantize step: tokens per held-out prompt"),
+    Setting(
+        QUANT_MAX_GPU_MEMORY_GIB,
+        "free memory less a reserve",
+        "quantize step: GiB of each GPU the weights may take while calibrating "
+        "(`quantization.max_gpu_memory_gib`)",
+    ),
+    Setting(
+        QUANT_CPU_OFFLOAD,
+        "`0`",
+        "quantize step: `1` puts layers that do not fit the GPUs in host memory (`quantization.cpu_offload`)",
+    ),
 )
 
 
@@ -137,6 +150,24 @@ def cache_home() -> Path:
         return Path(home).expanduser()
     xdg = _env("XDG_CACHE_HOME")
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "trtbuild"
+
+
+def ensure_home() -> Path:
+    """The cache tree, created when missing; an InputError naming the path when it cannot be written
+    (never a database error further on)."""
+    from trtbuild.errors import InputError
+
+    home = cache_home()
+    fix = f"make it writable, or set {HOME} to a writable directory"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the trtbuild home {home} ({HOME}): {exc.strerror}", hint=fix
+        ) from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise InputError(f"the trtbuild home {home} ({HOME}) is not writable", hint=fix)
+    return home
 
 
 def work_root() -> Path:
@@ -197,10 +228,22 @@ def store_tuning() -> StoreTuning:
 
 
 def open_registry(db: str | None = None, store: str | None = None) -> Registry:
-    """The registry this process uses: explicit URLs, else the settings above."""
+    """The registry this process uses: explicit URLs, else the settings above. The default locations live
+    in the trtbuild home, created here; explicit ones must exist (nothing is created silently)."""
     from registry.api import Registry
 
+    if not (db or _env(DB_URL)) or not (store or _env(STORE_URL)):
+        ensure_home()
     return Registry.open(db_url(db), store_url(store), tuning=store_tuning(), hash_cache=hash_cache_path())
+
+
+def open_existing_registry(db: str | None = None, store: str | None = None) -> Registry | None:
+    """``open_registry``, or None when its catalog is a SQLite file that does not exist yet: a question
+    about the registry (plan, dry run) creates nothing."""
+    url = db_url(db)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    return open_registry(db, store)
 
 
 # -- files trtbuild reads --------------------------------------------------------------------------------

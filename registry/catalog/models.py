@@ -134,14 +134,14 @@ class TagRow(Base):
 
 
 class TagEvent(Base):
-    """History of tag moves: every (re)assignment of ``name:tag``."""
+    """History of tag moves: every (re)assignment and removal of ``name:tag``."""
 
     __tablename__ = "tag_history"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
     tag: Mapped[str] = mapped_column(String(128))
-    hash: Mapped[str] = mapped_column(HASH)
+    hash: Mapped[str | None] = mapped_column(HASH)  # None: the tag was removed (untag)
     previous_hash: Mapped[str | None] = mapped_column(HASH)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

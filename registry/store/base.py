@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.errors import IntegrityError
 from registry.hashing import FileDigest
 
 Progress = Callable[[int], None]
@@ -107,6 +108,15 @@ class Store(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url})"
+
+
+def missing_blob(hexdigest: str, url: str) -> IntegrityError:
+    """The error for a blob the catalog names but the store lacks, with the way to put it back."""
+    return IntegrityError(
+        f"blob sha256:{hexdigest} is missing from {url}",
+        hint="restore it from a local copy of the artifact: trtbuild verify REF --repair DIR "
+        "(a push cannot: it trusts the catalog)",
+    )
 
 
 def file_changed(path: Path, st: os.stat_result) -> bool:

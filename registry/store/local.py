@@ -23,7 +23,7 @@ from pathlib import Path
 
 from registry.errors import IntegrityError, StoreUnavailable
 from registry.hashing import CHUNK, FileDigest, Landed, copy_hashing, pwrite_all, write_all
-from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key
+from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key, missing_blob
 
 FICLONE = 0x40049409  # ioctl: share the source's extents (btrfs, XFS with reflink, bcachefs)
 COPY_PIECE = 64 << 20  # copy_file_range per call: the caller verifies each piece while the next is copied
@@ -111,7 +111,7 @@ class LocalStore(Store):
         try:
             src = os.open(self._blob(hexdigest), os.O_RDONLY)
         except FileNotFoundError as exc:
-            raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+            raise missing_blob(hexdigest, self.url) from exc
         try:
             if ranges == [(0, size)] and _clone(src, fd):
                 landed(0, size)
@@ -129,7 +129,7 @@ class LocalStore(Store):
         try:
             fd = os.open(f"{self._blobs}/{hexdigest[:2]}/{hexdigest}", os.O_RDONLY)
         except FileNotFoundError as exc:
-            raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+            raise missing_blob(hexdigest, self.url) from exc
         try:
             chunks = [os.read(fd, os.fstat(fd).st_size + 1)]
             while chunks[-1]:

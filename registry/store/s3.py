@@ -52,6 +52,7 @@ from registry.store.base import (
     blob_key,
     file_changed,
     manifest_key,
+    missing_blob,
 )
 from registry.store.s3_crt import CrtTransfer
 
@@ -369,7 +370,7 @@ class S3Store(Store):
             except ClientError as exc:
                 failed.set()
                 if self._code(exc) in ("NoSuchKey", "404"):
-                    raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+                    raise missing_blob(hexdigest, self.url) from exc
                 raise StoreUnavailable(f"GET {key} from {self.url} failed: {exc}") from exc
             except BaseException:
                 failed.set()
@@ -390,7 +391,7 @@ class S3Store(Store):
             return self._call(self._client.get_object, Key=self._key(blob_key(hexdigest)))["Body"].read()
         except ClientError as exc:
             if self._code(exc) in ("NoSuchKey", "404"):
-                raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+                raise missing_blob(hexdigest, self.url) from exc
             raise StoreUnavailable(f"GET blob sha256:{hexdigest} from {self.url} failed: {exc}") from exc
 
     # -- manifests ---------------------------------------------------------------------------------------

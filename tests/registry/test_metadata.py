@@ -11,10 +11,13 @@ from sqlalchemy import JSON, Float, Integer, String
 
 from registry.api import (
     KIND_TYPES,
+    AutotunerCacheMetadata,
     BuildFacts,
     CheckpointMetadata,
     EngineMetadata,
+    HfCheckpointMetadata,
     InvalidInput,
+    ServeConfigMetadata,
     TimingCacheMetadata,
     parse_metadata,
 )
@@ -29,6 +32,9 @@ def test_every_kind_is_registered_once() -> None:
         "checkpoint": CheckpointMetadata,
         "engine": EngineMetadata,
         "timing-cache": TimingCacheMetadata,
+        "hf-checkpoint": HfCheckpointMetadata,
+        "serve-config": ServeConfigMetadata,
+        "autotuner-cache": AutotunerCacheMetadata,
     }
     with pytest.raises(ValueError, match="registered twice"):
         register(EngineMetadata)

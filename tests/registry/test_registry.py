@@ -242,7 +242,8 @@ def test_database_unreachable_is_a_clear_error(backend: Backend, tmp_path: Path)
         "--db-url",
         "sqlite:////proc/no/such/dir/registry.db",
     )
-    assert r.returncode == 1 and "cannot create the directory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "the directory /proc/no/such/dir of the catalog" in r.stderr
+    assert "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_resolve_picks_and_explains(backend: Backend, tmp_path: Path) -> None:
@@ -307,6 +308,32 @@ def test_resolve_picks_and_explains(backend: Backend, tmp_path: Path) -> None:
     assert json.loads(r.stdout)["hash"] == arts["h100-tp1"].hash
     with pytest.raises(NotFound):
         reg.resolve("nobody", host)
+
+
+def test_resolve_refuses_an_unknown_runtime_version(backend: Backend, tmp_path: Path) -> None:
+    """Without the serving runtime's TensorRT-LLM version, resolve and pull --resolve refuse (exit 2) and
+    say how to give it; before, they picked the newest engine of any release with a stderr note."""
+    reg = backend.open()
+    for i, version in enumerate(("1.0.0", "1.1.0")):  # the 1.1.0 engine is the newest
+        reg.push(
+            make_engine(tmp_path / version, {"config.json": version.encode(), "rank0.engine": 100}, seed=i),
+            name="llama",
+            metadata=replace(ENGINE_META, trtllm_version=version),
+        )
+    with pytest.raises(InvalidInput) as exc:
+        reg.resolve("llama", HostFacts(gpu_arch="sm90", driver_version="570.124.06", gpu_count=1))
+    assert "--trtllm" in (exc.value.hint or "")
+    host = ["--gpu-arch", "sm90", "--driver", "570.124.06", "--gpus", "1", "--gpu-mem-gib", "79.6"]
+    r = backend.cli("resolve", "llama", *host)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert "TensorRT-LLM version of the serving runtime is unknown" in r.stderr
+    assert "--trtllm VERSION" in r.stderr and "--serving-image IMAGE" in r.stderr
+    dest = tmp_path / "dest"
+    r = backend.cli("pull", "--resolve", "llama", str(dest), *host)
+    assert r.returncode == 2 and "--trtllm" in r.stderr and not dest.exists()
+    r = backend.cli("pull", "--resolve", "llama", str(dest), *host, "--trtllm", "1.0.0", "--json")
+    assert r.returncode == 0, r.stderr
+    assert (dest / "config.json").read_bytes() == b"1.0.0"
 
 
 def test_gc_keeps_tagged_leased_and_shared_blobs(backend: Backend, tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """What a baked image needs to know about an engine: read from its ``config.json`` and checked against
 the registry metadata, so a serving config can never promise more than the engine was built for.
 
-Engine layout (../shared/trtllm/engine_layout.md): ``config.json`` = ``{"version", "pretrained_config",
-"build_config"}`` written by ``Engine.save``, plus one ``rank{N}.engine`` per rank. trtbuild stores the
+Engine layout (TensorRT-LLM's ``Engine.save`` in ``tensorrt_llm/builder.py``): ``config.json`` =
+``{"version", "pretrained_config", "build_config"}`` written by rank 0, plus one ``rank{N}.engine`` per rank. trtbuild stores the
 tokenizer files of the model in a ``tokenizer/`` subdirectory of the artifact.
 """
 
@@ -122,7 +122,7 @@ def read_engine(engine_dir: Path) -> EngineInfo:
 
 def check_metadata(info: EngineInfo, metadata: EngineMetadata) -> None:
     """The registry's metadata and the engine's own config.json must agree on everything both record."""
-    from trtbuild.bake.versions import same_version
+    from registry.api import same_version
 
     problems = []
     meta_version = metadata.trtllm_version

@@ -49,6 +49,7 @@ class BuildContext:
     started: float = field(default_factory=time.monotonic)
     steps_run: list[str] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # kept in the result (--json too)
 
     @property
     def recipe(self) -> Recipe:
@@ -57,6 +58,11 @@ class BuildContext:
     def event(self, message: str) -> None:
         if self.options.on_event:
             self.options.on_event(message)
+
+    def warn(self, message: str) -> None:
+        """Something the user should know (a check not run, a lease lost): shown and kept in the result."""
+        self.warnings.append(message)
+        self.event(f"warning: {message}")
 
     def gpus(self, step: Step) -> int:
         return step.gpus if self.options.gpus is None else self.options.gpus

@@ -73,23 +73,9 @@ def fetch_model(ctx: BuildContext) -> Path:
 
 def fetch_hf(repo_id: str, revision: str, dest: Path, allow_patterns: list[str]) -> Path:
     """Download ``repo_id`` at commit ``revision`` into ``dest`` (weights, configs, tokenizer only)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from trtbuild import hub
 
-    try:
-        return Path(
-            snapshot_download(repo_id, revision=revision, local_dir=dest, allow_patterns=allow_patterns)
-        )
-    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise InputError(
-            f"hf://{repo_id}@{revision}: {exc.__class__.__name__}",
-            hint="check model.source / model.revision; for gated repos set HF_TOKEN",
-        ) from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise TrtbuildError(
-            f"downloading hf://{repo_id}@{revision} failed: {exc}",
-            hint="check network access to the Hub (or pre-fetch and use a file:// source)",
-        ) from None
+    return hub.download_snapshot(repo_id, revision, dest, allow_patterns)
 
 
 def fetch_s3(location: str, dest: Path) -> Path:

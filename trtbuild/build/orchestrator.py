@@ -17,10 +17,11 @@ import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from trtbuild.build import workdir
 from trtbuild.build.checkpoint import make_checkpoint
 from trtbuild.build.context import BuildContext, BuildOptions, make_runner
 from trtbuild.build.engine import build_engine
@@ -28,9 +29,11 @@ from trtbuild.build.lease import LeaseKeeper, acquire_or_wait, holder_id
 from trtbuild.build.plan import Plan, plan_recipe
 from trtbuild.build.publish import publish_engine
 from trtbuild.errors import HostMismatch, InputError, ToolchainError
+from trtbuild.host.preflight import preflight
 
 if TYPE_CHECKING:
     from registry.api import Artifact, Registry
+    from trtbuild.build.plan_pytorch import PytorchPlan
     from trtbuild.host.fingerprint import Fingerprint
 
 __all__ = ["BuildOptions", "BuildResult", "build_recipe"]
@@ -39,22 +42,27 @@ __all__ = ["BuildOptions", "BuildResult", "build_recipe"]
 @dataclass
 class BuildResult:
     artifact: Artifact
-    plan: Plan
+    plan: Plan | PytorchPlan
     cache_hit: bool
     steps_run: list[str]
     seconds: float
     waited_for: str | None = None  # holder of the lease we waited on
+    warnings: list[str] = field(default_factory=list)  # checks not run, a lease lost: shown with --json too
 
     def to_dict(self) -> dict[str, Any]:
+        key = "engine_key" if self.plan.backend == "engine" else "serve_config_key"
         return {
             "hash": self.artifact.hash,
             "name": self.artifact.name,
-            "engine_key": self.plan.engine_key,
+            "kind": self.artifact.kind,
+            "backend": self.plan.backend,
+            key: self.plan.artifact_key,
             "checkpoint_key": self.plan.checkpoint_key,
             "cache_hit": self.cache_hit,
             "steps_run": self.steps_run,
             "seconds": round(self.seconds, 3),
             "waited_for": self.waited_for,
+            "warnings": self.warnings,
         }
 
 
@@ -74,21 +82,27 @@ def build_recipe(
         from trtbuild.settings import open_registry
 
         registry = open_registry()
-    hit = registry.find_by_build_key(plan.engine_key, "engine")
+    hit = registry.find_by_build_key(plan.artifact_key, plan.artifact_kind)
     if hit is not None:
         return BuildResult(hit, plan, True, [], time.monotonic() - started)
     runner = make_runner(
         options.runner, allow_unpinned=options.allow_unpinned, memlock_limit=options.memlock_limit
     )
-    return _under_lease(BuildContext(plan, options, registry, runner, started))
+    # the steps share one context type; a pytorch plan is read back as such by trtbuild.build.pytorch
+    ctx = BuildContext(cast(Plan, plan), options, registry, runner, started)
+    preflight(ctx)  # doctor's checks for this runner: before any image is pulled or model fetched
+    result = _under_lease(ctx)
+    result.warnings = ctx.warnings
+    return result
 
 
 def _under_lease(ctx: BuildContext) -> BuildResult:
-    """Build while holding the engine key's lease, or reuse what the lease's holder published."""
-    key, holder, reg = ctx.plan.engine_key, holder_id(), ctx.registry
+    """Build while holding the lease of the key of what the plan publishes last (the engine, or the serve
+    config of a pytorch plan), or reuse what the lease's holder published."""
+    key, kind, holder, reg = ctx.plan.artifact_key, ctx.plan.artifact_kind, holder_id(), ctx.registry
 
     def find() -> Artifact | None:
-        return reg.find_by_build_key(key, "engine")
+        return reg.find_by_build_key(key, kind)
 
     found, waited = acquire_or_wait(
         reg,
@@ -105,13 +119,18 @@ def _under_lease(ctx: BuildContext) -> BuildResult:
         return BuildResult(found, ctx.plan, True, [], ctx.elapsed(), waited_for)
     keeper = LeaseKeeper(reg, key, holder, ctx.options.lease_ttl_s).start()
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), workdir.in_use(ctx.plan.dirs.logs.parent.parent):
             hit = find()  # finished while we were acquiring
             if hit is not None:
                 return BuildResult(hit, ctx.plan, True, [], ctx.elapsed(), waited_for)
-            artifact = _build(ctx)
+            if ctx.plan.backend == "pytorch":
+                from trtbuild.build.pytorch import build_pytorch
+
+                artifact = build_pytorch(ctx)
+            else:
+                artifact = _build(ctx)
             if keeper.lost:
-                ctx.event(
+                ctx.warn(
                     "the build lease expired during the build (catalog unreachable for a while): "
                     "another builder may have built this key too; content addressing keeps both intact"
                 )
@@ -132,7 +151,7 @@ def _build(ctx: BuildContext) -> Artifact:
         extra_mounts=ctx.options.extra_mounts,
     )
     _check_host(ctx, fingerprint)
-    _check_toolchain(ctx, fingerprint)
+    check_toolchain(ctx, fingerprint)
     checkpoint_dir = make_checkpoint(ctx, fingerprint)
     engine_dir, verification = build_engine(ctx, checkpoint_dir)
     return publish_engine(ctx, engine_dir, verification, fingerprint)
@@ -147,10 +166,10 @@ def _check_host(ctx: BuildContext, fingerprint: Fingerprint) -> None:
             hint="build on a host with the target GPUs, or change target.gpu_arch",
         )
     if not fingerprint.gpu_arch:
-        ctx.event("no GPU seen by the toolchain: engine arch not checked against the host")
+        ctx.warn("no GPU seen by the toolchain: engine arch not checked against the host")
 
 
-def _check_toolchain(ctx: BuildContext, fingerprint: Fingerprint) -> None:
+def check_toolchain(ctx: BuildContext, fingerprint: Fingerprint) -> None:
     tc = ctx.plan.recipe.toolchain
     found = fingerprint.trtllm_version
     if found and found != tc.trtllm_version:

@@ -10,21 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trtbuild
 from registry.api import digest_of, hash_file
 from trtbuild.build.fetch import local_tree_digest
+from trtbuild.build.verify import Prediction, expectations, planned_checkpoint, predict
 from trtbuild.errors import InputError, LockError
 from trtbuild.recipe import cli_spec
 from trtbuild.recipe.checks import resolve_dataset
 from trtbuild.recipe.load import LoadedRecipe, load_recipe
 from trtbuild.recipe.lock import Lock, is_fresh, lock_path_for, read_lock
-from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, SHA_RE, STORE_TRUE_SWITCHES, Recipe
+from trtbuild.recipe.schema import SHA_RE, Recipe, build_switch_flags
 from trtbuild.recipe.toolchain import load_toolchains
 from trtbuild.settings import torch_extensions_dir, work_root
 
 # Bump a step's version whenever its implementation changes the bytes it produces.
-STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 1, "publish": 1}
+STEP_VERSIONS = {
+    "fetch": 1,
+    "quantize": 1,
+    "convert": 1,
+    "build": 1,
+    "verify": 2,
+    "publish": 1,
+    "package": 1,
+    "serve_config": 1,
+}  # the last two: backend = "pytorch" (build/plan_pytorch.py)
 
 # Paths inside the toolchain container.
 C_MODEL = "/trtbuild/model"
@@ -106,8 +117,23 @@ class Plan:
     checkpoint_key: str
     engine_key: str
 
+    backend = "engine"
+    artifact_kind = "engine"  # what the plan publishes last (the artifact `build` returns)
+
+    @property
+    def artifact_key(self) -> str:
+        return self.engine_key
+
     def step(self, kind: str) -> Step:
         return next(s for s in self.steps if s.kind == kind)
+
+    @property
+    def engine_prediction(self) -> Prediction:
+        """The limits and switches trtllm-build will save, from the model's config.json when at hand."""
+        facts = self.recipe.facts
+        expect = self.step("verify").params["expect"]
+        ckpt = planned_checkpoint(expect, facts.raw if facts else None)
+        return predict(expect, ckpt, checkpoint_known=facts is not None)
 
     @property
     def checkpoint_step(self) -> Step:
@@ -124,6 +150,8 @@ class Plan:
             "lock": self.pins.lock_state,
             "checkpoint_key": self.checkpoint_key,
             "engine_key": self.engine_key,
+            "engine_limits": self.engine_prediction.limits.to_dict(),
+            "builder_changes": [c.to_dict() for c in self.engine_prediction.changes],
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -203,7 +231,9 @@ def make_plan(
     ckpt_key = content_key(kind, params, [fetch_key], toolchain_id)
     build_params, build_argv = _build(loaded)
     build_key = content_key("build", build_params, [ckpt_key], toolchain_id)
-    verify_params = {"expect": _expectations(loaded)}
+    verify_params = {
+        "expect": expectations(recipe, loaded.toolchain, loaded.facts, quantized=kind == "quantize")
+    }
     verify_key = content_key("verify", verify_params, [build_key], None)
 
     dirs = WorkDirs(
@@ -288,8 +318,14 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
     return params
 
 
-def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[str], list[PlanMount], dict]:
-    """trtbuild's ModelOpt driver (``python3 -m trtbuild.quantize``) with quantize.py's flag names."""
+def _quantize(
+    loaded: LoadedRecipe, src_root: Path | None, *, hf: bool = False
+) -> tuple[dict, list[str], list[PlanMount], dict]:
+    """trtbuild's ModelOpt driver (``python3 -m trtbuild.quantize``) with quantize.py's flag names.
+
+    ``hf``: the unified Hugging Face checkpoint of the PyTorch backend (``--export_format hf``), which is not
+    split by TP/PP: the parallel sizes are neither passed nor part of the key.
+    """
     from trtbuild.quantize import QuantizeOptions, build_argv, build_env
 
     recipe, tc = loaded.recipe, loaded.toolchain
@@ -309,8 +345,9 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
         output_dir=C_CHECKPOINT,
         qformat=q.qformat,
         kv_cache_dtype=None if q.kv_cache == "none" else q.kv_cache,
-        tp_size=par.tp,
-        pp_size=par.pp,
+        tp_size=1 if hf else par.tp,
+        pp_size=1 if hf else par.pp,
+        export_format="hf" if hf else "tensorrt_llm",
         calib_dataset=dataset_arg,
         calib_size=cal.samples,
         batch_size=cal.batch_size,
@@ -321,11 +358,19 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
         seed=QUANTIZE_SEED,
         min_top1=q.accuracy.min_top1_agreement,
         max_kl=q.accuracy.max_kl_divergence,
+        max_gpu_memory_gib=q.max_gpu_memory_gib,
+        cpu_offload=q.cpu_offload,
     )
     flags = build_argv(options)
-    _ensure_valid(flags, "quantize", tc.cli_spec, "quantize")
-    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it)
-    params = {
+    if hf:  # not a quantize.py run: only the driver's own parser (quantize.py@059c97c1's flag names) reads it
+        _ensure_driver_accepts(flags)
+    else:
+        _ensure_valid(flags, "quantize", tc.spec_family, "quantize")
+    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it).
+    # CPU offload does: offloaded layers are exported on the CPU, whose rounding of some scales differs
+    # from CUDA's by one ulp (bench/quantize_gpu/RESULTS.md), and the GPU budget decides which layers
+    # those are; without offload the budget only moves layers between GPUs and stays out of the key.
+    params: dict[str, object] = {
         "format": q.format,
         "kv_cache": q.kv_cache,
         "dtype": recipe.model.dtype,
@@ -342,6 +387,11 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
         "seed": QUANTIZE_SEED,
         "device": q.device,
     }
+    if q.cpu_offload:
+        params["cpu_offload"] = {"max_gpu_memory_gib": q.max_gpu_memory_gib}
+    if hf:
+        params.pop("tp"), params.pop("pp")
+        params["export"] = "hf"
     env = {"PYTHONPATH": C_SRC, **build_env(options, torch_extensions_dir=C_TORCH_EXT)}
     return params, [tc.python, "-m", "trtbuild.quantize", *flags], mounts, env
 
@@ -373,25 +423,9 @@ def _convert(loaded: LoadedRecipe) -> tuple[dict, list[str], list[PlanMount], di
         "--pp_size",
         str(par.pp),
     ]
-    _ensure_valid(flags, "convert_checkpoint", tc.cli_spec, "convert")
+    _ensure_valid(flags, "convert_checkpoint", tc.spec_family, "convert")
     params = {"architecture": arch, "script": script, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp}
     return params, [tc.python, script, *flags], [], {}
-
-
-def build_switch_flags(recipe: Recipe) -> list[str]:
-    """The recipe's [build] switches as trtllm-build flags (explicit values only)."""
-    flags: list[str] = []
-    for name, flag in BUILD_SWITCH_FLAGS.items():
-        value = getattr(recipe.build, name)
-        if value is None or (name in STORE_TRUE_SWITCHES and value is False):
-            continue
-        if name in STORE_TRUE_SWITCHES:
-            flags.append(flag)
-        elif isinstance(value, bool):
-            flags += [flag, "enable" if value else "disable"]
-        else:
-            flags += [flag, str(value)]
-    return flags
 
 
 def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
@@ -409,7 +443,7 @@ def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
     ]
     if lim.max_seq_len is not None:
         shape += ["--max_seq_len", str(lim.max_seq_len)]
-    shape += build_switch_flags(recipe) + list(recipe.build.extra_args)
+    shape += build_switch_flags(recipe.build) + list(recipe.build.extra_args)
     # Outside the key: paths, parallel workers and the timing cache change where and how fast, not what.
     flags = [
         "--checkpoint_dir",
@@ -422,7 +456,7 @@ def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
         "--output_timing_cache",
         f"{C_CACHE}/{TIMING_CACHE}",
     ]
-    _ensure_valid(flags, "trtllm-build", tc.cli_spec, "build")
+    _ensure_valid(flags, "trtllm-build", tc.spec_family, "build")
     return {"flags": shape, "gpu_arch": recipe.target.gpu_arch}, [*tc.trtllm_build, *flags]
 
 
@@ -431,22 +465,21 @@ def with_timing_cache(argv: list[str]) -> list[str]:
     return [*argv, "--input_timing_cache", f"{C_CACHE}/{TIMING_CACHE}"]
 
 
-def _expectations(loaded: LoadedRecipe) -> dict:
-    recipe = loaded.recipe
-    return {
-        "trtllm_version": loaded.toolchain.trtllm_version,
-        "tp": recipe.parallelism.tp,
-        "pp": recipe.parallelism.pp,
-        "format": recipe.quantization.format,
-        "kv_cache": recipe.quantization.kv_cache,
-        "limits": recipe.limits.model_dump(mode="json"),
-    }
-
-
 def _ensure_valid(flags: list[str], tool: str, family: str, step: str) -> None:
     problems = cli_spec.check_argv(flags, tool, family)
     if problems:  # a planner bug, never a user error: the spec check guards every emitted flag
         raise AssertionError(f"{step} step would pass flags {tool} ({family}) rejects: {problems}")
+
+
+def _ensure_driver_accepts(flags: list[str]) -> None:
+    from trtbuild.quantize.options import ArgvError, parse_argv, validate_options
+
+    try:
+        problems = validate_options(parse_argv(flags, env={}))
+    except ArgvError as exc:
+        problems = [str(exc)]
+    if problems:  # a planner bug, never a user error
+        raise AssertionError(f"quantize step would pass flags the driver rejects: {problems}")
 
 
 def plan_recipe(
@@ -455,7 +488,7 @@ def plan_recipe(
     toolchains_path: Path | None = None,
     locked: bool = False,
     workdir: Path | None = None,
-) -> Plan:
+) -> Plan | PytorchPlan:
     """Validate ``recipe_path`` and plan it (hashing a file:// checkpoint by content)."""
     loaded = load_recipe(recipe_path, load_toolchains(toolchains_path))
     lock = read_lock(loaded)
@@ -475,9 +508,19 @@ def plan_recipe(
     return plan
 
 
-def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> Plan:
+def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> Plan | PytorchPlan:
     model = loaded.recipe.model
     source_digest = None
     if model.scheme == "file":
         source_digest = local_tree_digest(Path(model.location))
+    if loaded.backend == "pytorch":
+        from trtbuild.build.plan_pytorch import make_pytorch_plan
+
+        return make_pytorch_plan(
+            loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest
+        )
     return make_plan(loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest)
+
+
+if TYPE_CHECKING:
+    from trtbuild.build.plan_pytorch import PytorchPlan

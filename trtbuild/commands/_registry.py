@@ -57,10 +57,9 @@ def human_size(n: float) -> str:
 
 
 def table(columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(*columns, box=None, pad_edge=False, header_style="bold")
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
-    Console(highlight=False, soft_wrap=True).print(t)
+    """Columns padded to their widest cell, never truncated or wrapped (stable for ``awk``/``cut`` when
+    piped); an unknown value prints as ``-`` so every row has every column."""
+    cells = [columns] + [["-" if v is None or v == "" else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

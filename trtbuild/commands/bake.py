@@ -85,6 +85,48 @@ def _pull(ref: str, dest: Path) -> _Record:
     return _Record(art.metadata, art.hash, art.name, art.created_at)
 
 
+def _kind_of(ref: str) -> str:
+    from trtbuild.settings import open_registry
+
+    return str(open_registry().get(ref).kind)
+
+
+def _pytorch_request(ref: str, pulled: Path, opts: dict, port: int, decoupled: bool, progress: Any) -> Any:
+    """Pull the serve config REF, the checkpoint it points at and the AutoTuner caches captured for it."""
+    from trtbuild.bake.pytorch import PytorchBakeRequest
+    from trtbuild.build.autotuner import caches_for
+    from trtbuild.settings import open_registry
+
+    reg = open_registry()
+    progress(f"pulling {ref}")
+    art = reg.pull(ref, pulled / "config")
+    checkpoint = art.metadata.checkpoint
+    progress(f"pulling its checkpoint {checkpoint}")
+    reg.pull(str(checkpoint), pulled / "checkpoint")
+    caches = []
+    for meta, cache_ref in caches_for(reg, art):
+        progress(f"pulling AutoTuner cache {cache_ref} ({meta.gpu_name})")
+        dest = pulled / "autotuner" / cache_ref.split(":", 1)[1][:16]
+        reg.pull(cache_ref, dest)
+        caches.append((meta, dest))
+    return PytorchBakeRequest(
+        config_dir=pulled / "config",
+        checkpoint_dir=pulled / "checkpoint",
+        metadata=art.metadata,
+        template=opts["template"],
+        artifact_hash=art.hash,
+        artifact_name=art.name,
+        tag=opts["tag"],
+        base_image=opts["base_image"],
+        port=port,
+        decoupled=decoupled,
+        health=opts["health"],
+        pull_base=opts["pull_base"],
+        check_base=opts["check_base"],
+        caches=caches,
+    )
+
+
 @click.command(
     "bake", epilog="Exit codes: 0 ok, 1 failure, 2 invalid input (bad reference, limits, version mismatch)."
 )
@@ -214,7 +256,11 @@ def command(
     no_base_check: bool,
     health_start_period: str,
 ) -> None:
-    """Bake the engine REF (hash or name:tag) into a serving image labelled with its artifact hash."""
+    """Bake the engine REF (hash or name:tag) into a serving image labelled with its artifact hash.
+
+    A serve config REF (backend = "pytorch") is baked with the checkpoint it points at and the AutoTuner
+    caches captured for it: `trtllm-serve CHECKPOINT --config config.yaml`, or Triton's LLM-API backend.
+    """
     from rich.console import Console
 
     from trtbuild.bake import BakeRequest, ServeOptions, TritonOptions, bake, prepare
@@ -279,26 +325,35 @@ def command(
     with tempfile.TemporaryDirectory(prefix="trtbuild-bake-") as tmp:
         context = context_only or Path(tmp) / "context"
         try:
-            if from_dir is not None:
-                engine_dir = from_dir
-                record = _local_artifact(metadata_file)
+            if ref is not None and from_dir is None and _kind_of(ref) == "serve-config":
+                from trtbuild.bake.pytorch import bake_pytorch, prepare_pytorch
+
+                preq = _pytorch_request(ref, Path(tmp) / "pulled", opts, port, decoupled, progress)
+                if context_only is not None:
+                    result = prepare_pytorch(preq, context, progress=progress)
+                else:
+                    result = bake_pytorch(preq, context_dir=context, push=push, progress=progress)
             else:
-                context.mkdir(parents=True, exist_ok=True)
-                engine_dir = context / "engine"
-                progress(f"pulling {ref}")
-                record = _pull(ref, engine_dir)
-            req = BakeRequest(
-                engine_dir=engine_dir,
-                metadata=record.metadata,
-                artifact_hash=record.hash,
-                artifact_name=record.name or ref,
-                created_at=record.created_at,
-                **opts,
-            )
-            if context_only is not None:
-                result = prepare(req, context, progress=progress)
-            else:
-                result = bake(req, context_dir=context, push=push, progress=progress)
+                if from_dir is not None:
+                    engine_dir = from_dir
+                    record = _local_artifact(metadata_file)
+                else:
+                    context.mkdir(parents=True, exist_ok=True)
+                    engine_dir = context / "engine"
+                    progress(f"pulling {ref}")
+                    record = _pull(ref, engine_dir)
+                req = BakeRequest(
+                    engine_dir=engine_dir,
+                    metadata=record.metadata,
+                    artifact_hash=record.hash,
+                    artifact_name=record.name or ref,
+                    created_at=record.created_at,
+                    **opts,
+                )
+                if context_only is not None:
+                    result = prepare(req, context, progress=progress)
+                else:
+                    result = bake(req, context_dir=context, push=push, progress=progress)
         except BaseException:
             if created_context:
                 shutil.rmtree(context_only, ignore_errors=True)

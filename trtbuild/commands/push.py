@@ -22,7 +22,16 @@ def _json_object(value: str | None, flag: str) -> dict:
         return {}
     from registry.api import InvalidInput
 
-    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    if value.startswith("@"):
+        try:
+            text = Path(value[1:]).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(
+                f"{flag} {value}: cannot read {value[1:]}: {getattr(exc, 'strerror', None) or exc}",
+                hint=f"give the path of a JSON file after @, or the JSON itself: {flag} '{{...}}'",
+            ) from None
+    else:
+        text = value
     try:
         obj = json.loads(text)
     except ValueError as exc:
