@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -17,6 +18,7 @@ from typing import TypeVar
 T = TypeVar("T")
 BATCH = 64
 _POOL_IDS = itertools.count()
+INTERRUPT_WAIT_S = 1.0
 
 
 class Stopped(Exception):
@@ -83,12 +85,15 @@ def run_all(
             fut.result()  # an interruptible wait: Ctrl-C lands here
     except BaseException as exc:
         stopper.stop()
-        pool.shutdown(wait=True, cancel_futures=True)
-        # An interrupt inside submit() can land after a worker thread started but before the pool recorded
-        # it, so shutdown() does not join that one: join every thread of this pool by name.
+        pool.shutdown(wait=False, cancel_futures=True)
+        # Join every thread of this pool by name (an interrupt inside submit() can land after a worker
+        # started but before the pool recorded it). After an interrupt, wait at most INTERRUPT_WAIT_S: a
+        # worker blocked in a request to a slow server is left to end on its own (its writes are staged or
+        # resumable; gc removes abandoned uploads).
+        deadline = time.monotonic() + INTERRUPT_WAIT_S if isinstance(exc, KeyboardInterrupt) else None
         for t in threading.enumerate():
             if t.name.startswith(prefix + "_") and t is not threading.current_thread():
-                t.join()
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if isinstance(exc, Stopped):  # a worker saw the flag first: report the error that raised it
             for fut in futures:
                 if fut.done() and not fut.cancelled():
