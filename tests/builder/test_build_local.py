@@ -41,7 +41,7 @@ def double_tools(tmp_path_factory) -> Path:
     (cli_spec.json, VERSION) under TOOLCHAIN_DOUBLE_ROOT."""
     root = tmp_path_factory.mktemp("double")
     (root / "bin").mkdir()
-    shutil.copy(REPO / "trtbuild" / "data" / "trtllm_cli_spec.json", root / "cli_spec.json")
+    shutil.copy(REPO / "trtbuild" / "data" / "cli_specs" / "1.1.json", root / "cli_spec.json")
     (root / "VERSION").write_text("1.1.0\n")
     for tool, module in TOOLS.items():
         path = root / "bin" / tool
@@ -77,7 +77,7 @@ tensorrt_version = "0.0.0+double"
 cuda_version = "12.2"
 modelopt_version = "0.0.0+double"
 supported_archs = ["sm90"]
-cli_spec = "1.x"
+cli_spec = "1.1"
 trtllm_build = ["{double_tools / "bin" / "trtllm-build"}"]
 python = "{sys.executable}"
 convert_scripts = {{ LlamaForCausalLM = "{double_tools / "bin" / "convert_checkpoint.py"}" }}
