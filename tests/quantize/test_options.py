@@ -31,7 +31,7 @@ SPEC = {
     for f in json.loads((ROOT / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text())["quantize"]
 }
 # The HF export of the PyTorch backend: quantize.py@059c97c1 has --export_format {tensorrt_llm, hf}; the
-# main listing (c8c6df08) does not (../shared/trtllm: recorded as "quantize_other_version").
+# main listing (c8c6df08) does not (examples/quantization/quantize.py of NVIDIA/TensorRT-LLM at both commits).
 SPEC["--export_format"] = {"flag": "--export_format", "type": "str", "choices": ["tensorrt_llm", "hf"]}
 
 FULL = QuantizeOptions(

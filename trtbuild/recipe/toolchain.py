@@ -139,7 +139,7 @@ class Toolchain(BaseModel):
     @property
     def serves_pytorch_backend(self) -> bool:
         """TensorRT-LLM 1.2 and later serve Hugging Face checkpoints on the PyTorch backend through
-        ``trtllm-serve --config`` (../shared/trtllm/releases.md; DESIGN "Two backends")."""
+        ``trtllm-serve --config`` (TensorRT-LLM release notes, docs/source/release-notes.md)."""
         return version_at_least(self.trtllm_version, PYTORCH_BACKEND_SINCE)
 
     @property
