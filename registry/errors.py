@@ -64,3 +64,9 @@ class InUse(RegistryError):
     """The artifact is tagged or its build key is leased: not removed without force."""
 
     default_hint = "untag it first (trtbuild untag NAME:TAG), or pass --force"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a transfer; the message says what was kept. Exit code 130."""
+
+    exit_code = 130

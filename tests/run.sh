@@ -27,6 +27,8 @@ echo "== installing Python packages into $(command -v python3)"
 python3 -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
   || python3 -m pip install -q torch==2.13.0
 python3 -m pip install -q -e ".[quantize,postgres,farm,test]" "torch==2.13.0"
+echo "== ModelOpt + transformers of each pinned toolchain (venvs reusing the CPU torch, cached)"
+python3 -m tests.quantize.venvs   # /var/cache/trtbuild-test/modelopt-venvs; a few minutes the first time
 
 STATE=$(mktemp -d /tmp/trtbuild-ci.XXXXXX)
 chmod 755 "$STATE"   # PostgreSQL runs as the postgres user and needs to reach its data dir inside

@@ -119,21 +119,37 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM is handled like Ctrl-C: the running transfer stops, cleans up and says what it kept."""
+    raise KeyboardInterrupt
+
+
+def _interrupted(exc: BaseException) -> None:
+    """'interrupted' and what the interrupted operation kept (its message, if it says one); exit 130."""
+    cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
+    what = str(cause) if cause is not None else ""
+    click.echo(f"interrupted: {what}" if what else "interrupted", err=True)
+    sys.exit(130)
+
+
 def _run(argv: list[str] | None) -> None:
+    import signal
+    import threading
+
     from registry.errors import RegistryError
     from trtbuild.errors import TrtbuildError
 
+    if argv is None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         rv = cli.main(args=argv, prog_name="trtbuild", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        _interrupted(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except (TrtbuildError, RegistryError) as exc:
         sys.exit(_plain_error(exc))
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -71,7 +71,10 @@ class LockError(InputError):
 class StepFailed(TrtbuildError):
     """A plan step exited non-zero; the message carries the last log lines."""
 
-    default_hint = "read the step's log (its last lines are above; all of it under $TRTBUILD_HOME/work/logs)"
+    default_hint = (
+        "read the step's log (its last lines are above; all of it in the logs folder of the trtbuild work "
+        "directory)"
+    )
 
 
 class RunnerUnavailable(TrtbuildError):

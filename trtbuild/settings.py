@@ -35,6 +35,7 @@ HASH_CACHE = "TRTBUILD_HASH_CACHE"
 LOCAL_FSYNC = "TRTBUILD_LOCAL_FSYNC"
 S3_THREADS = "TRTBUILD_S3_THREADS"
 S3_PART_MIB = "TRTBUILD_S3_PART_MIB"
+S3_TARGET_GBPS = "TRTBUILD_S3_TARGET_GBPS"
 S3_MULTIPART_MIB = "TRTBUILD_S3_MULTIPART_MIB"
 S3_STAGED_PUSH = "TRTBUILD_S3_STAGED_PUSH"
 FARM_STATE = "TRTBUILD_FARM_STATE"
@@ -75,7 +76,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(HASH_CACHE, "`1`", "`0` disables the stat-keyed file-digest cache `<cache>/hashcache.db`"),
     Setting(LOCAL_FSYNC, "`1`", "`0`: a file:// store does not fsync blobs before publishing them"),
     Setting(S3_THREADS, "`10`", "parallel S3 requests per transfer"),
-    Setting(S3_PART_MIB, "`32`", "S3 multipart part size, MiB"),
+    Setting(S3_PART_MIB, "`64`", "S3 multipart part size, MiB"),
+    Setting(S3_TARGET_GBPS, "`10`", "S3 throughput target of the CRT client, Gb/s (sets its connection count)"),
     Setting(S3_MULTIPART_MIB, "`64`", "files below this size (MiB) go to S3 in one PUT"),
     Setting(
         S3_STAGED_PUSH,
@@ -217,7 +219,8 @@ def store_tuning() -> StoreTuning:
 
     return StoreTuning(
         s3_threads=_env_int(S3_THREADS, 10),
-        s3_part_mib=_env_int(S3_PART_MIB, 32),
+        s3_part_mib=_env_int(S3_PART_MIB, 64),
+        s3_target_gbps=float(_env_int(S3_TARGET_GBPS, 10)),
         s3_multipart_mib=_env_int(S3_MULTIPART_MIB, 64),
         s3_staged_push=_env_flag(S3_STAGED_PUSH),
         local_fsync=_env_flag(LOCAL_FSYNC),

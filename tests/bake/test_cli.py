@@ -101,6 +101,31 @@ def test_invalid_input_exits_2_with_a_plain_message(engine_factory, tmp_path, ar
     assert not (tmp_path / "ctx").exists(), "a refused bake leaves no context behind"
 
 
+@pytest.mark.parametrize(
+    "param",
+    ["batching_strategy=static", "batch_scheduler_policy=fifo", "enable_kv_cache_reuse=yes"],
+)
+def test_bad_triton_param_exits_2_naming_it(engine_factory, tmp_path, param):
+    out = trtbuild(
+        "bake",
+        "--from-dir",
+        str(engine_factory()),
+        "--template",
+        "triton",
+        "--base",
+        "trtbuild-test/bake:any",
+        "--context-only",
+        str(tmp_path / "ctx"),
+        "--no-base-check",
+        "--triton-param",
+        param,
+    )
+    name, _, value = param.partition("=")
+    assert out.returncode == 2, out.stderr
+    assert f"--triton-param {name}: '{value}' must be one of" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "ctx").exists()
+
+
 def test_metadata_outside_the_contract_exits_2(engine_factory, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"metadata": {**metadata_for().to_dict(), "max_batch_sise": 8}}))

@@ -1,4 +1,5 @@
-"""The driver's argv is a subset of TensorRT-LLM's quantize.py flags (cli_spec.json), with their meaning."""
+"""The driver's argv is a subset of TensorRT-LLM's quantize.py flags (cli_specs/*.json), with their
+meaning."""
 
 from __future__ import annotations
 
@@ -26,12 +27,14 @@ from trtbuild.quantize.options import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = {
+SPEC = {  # quantize.py's flags: the same listing in every recorded release family
     f["flag"]: f
-    for f in json.loads((ROOT / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text())["quantize"]
+    for f in json.loads((ROOT / "trtbuild" / "data" / "cli_specs" / "1.2.json").read_text())["tools"][
+        "quantize"
+    ]["flags"]
 }
 # The HF export of the PyTorch backend: quantize.py@059c97c1 has --export_format {tensorrt_llm, hf}; the
-# main listing (c8c6df08) does not (examples/quantization/quantize.py of NVIDIA/TensorRT-LLM at both commits).
+# main listing (c8c6df08) does not (recorded in the spec as "quantize_other_version").
 SPEC["--export_format"] = {"flag": "--export_format", "type": "str", "choices": ["tensorrt_llm", "hf"]}
 
 FULL = QuantizeOptions(

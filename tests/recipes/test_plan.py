@@ -210,3 +210,44 @@ def test_model_mount_is_read_only_and_outputs_writable():
     assert mounts["/trtbuild/model"].read_only and not mounts["/trtbuild/checkpoint"].read_only
     build_mounts = {m.target: m for m in plan.step("build").mounts}
     assert build_mounts["/trtbuild/checkpoint"].read_only and not build_mounts["/trtbuild/engine"].read_only
+
+
+def test_plan_shows_the_limits_the_engine_will_have(tmp_path, llama_config_dir):
+    recipe = write_recipe(
+        tmp_path,
+        {
+            "model.source": f"file://{llama_config_dir}",
+            "model.revision": DELETE,
+            "limits.max_batch_size": 1,
+            "limits.max_seq_len": DELETE,
+            "limits.max_input_len": 4096,
+            "limits.max_num_tokens": 16384,
+        },
+    )
+    data = plan_recipe(recipe).to_dict()
+    # config.json at hand: max_position_embeddings 8192 -> max_seq_len 8192; tokens capped at 1 × 8192
+    assert data["engine_limits"] == {
+        "max_batch_size": 1,
+        "max_input_len": 4096,
+        "max_seq_len": 8192,
+        "max_num_tokens": 8192,
+        "opt_num_tokens": 1,
+        "max_beam_width": 1,
+    }
+    assert {c["field"] for c in data["builder_changes"]} >= {"max_seq_len", "max_num_tokens"}
+    result = CliRunner().invoke(cli, ["plan", str(recipe)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert (
+        "trtllm-build saves max_num_tokens = 8192 (recipe: 16384): capped at max_batch_size × max_seq_len"
+        in text
+    )
+    assert "trtllm-build saves max_seq_len = 8192 (unset): deduced from max_position_embeddings" in text
+
+
+def test_plan_says_when_max_seq_len_is_deduced_later(tmp_path):
+    recipe = write_recipe(tmp_path, {"limits.max_seq_len": DELETE, "limits.max_batch_size": 1})
+    plan = plan_recipe(recipe)
+    assert plan.to_dict()["engine_limits"]["max_seq_len"] is None
+    result = CliRunner().invoke(cli, ["plan", str(recipe)])
+    assert "trtllm-build deduces max_seq_len" in " ".join(result.output.split())

@@ -61,7 +61,7 @@ def double_root(tmp_path) -> dict[str, str]:
     """The double's tools runnable on the host: its package on PYTHONPATH, its data under a root dir."""
     root = tmp_path / "double-root"
     root.mkdir()
-    shutil.copy(REPO / "trtbuild" / "data" / "trtllm_cli_spec.json", root / "cli_spec.json")
+    shutil.copy(REPO / "trtbuild" / "data" / "cli_specs" / "1.1.json", root / "cli_spec.json")
     (root / "VERSION").write_text("1.1.0\n")
     return {"TOOLCHAIN_DOUBLE_ROOT": str(root), "PYTHONPATH": str(DOUBLE_SRC)}
 

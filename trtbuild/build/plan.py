@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 import trtbuild
 from registry.api import digest_of, hash_file
 from trtbuild.build.fetch import local_tree_digest
+from trtbuild.build.verify import Prediction, expectations, planned_checkpoint, predict
 from trtbuild.errors import InputError, LockError
 from trtbuild.recipe import cli_spec
 from trtbuild.recipe.checks import resolve_dataset
 from trtbuild.recipe.load import LoadedRecipe, load_recipe
 from trtbuild.recipe.lock import Lock, is_fresh, lock_path_for, read_lock
-from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, SHA_RE, STORE_TRUE_SWITCHES, Recipe
+from trtbuild.recipe.schema import SHA_RE, Recipe, build_switch_flags
 from trtbuild.recipe.toolchain import load_toolchains
 from trtbuild.settings import torch_extensions_dir, work_root
 
@@ -30,7 +31,7 @@ STEP_VERSIONS = {
     "quantize": 1,
     "convert": 1,
     "build": 1,
-    "verify": 1,
+    "verify": 2,
     "publish": 1,
     "package": 1,
     "serve_config": 1,
@@ -127,6 +128,14 @@ class Plan:
         return next(s for s in self.steps if s.kind == kind)
 
     @property
+    def engine_prediction(self) -> Prediction:
+        """The limits and switches trtllm-build will save, from the model's config.json when at hand."""
+        facts = self.recipe.facts
+        expect = self.step("verify").params["expect"]
+        ckpt = planned_checkpoint(expect, facts.raw if facts else None)
+        return predict(expect, ckpt, checkpoint_known=facts is not None)
+
+    @property
     def checkpoint_step(self) -> Step:
         return next(s for s in self.steps if s.kind in ("quantize", "convert"))
 
@@ -141,6 +150,8 @@ class Plan:
             "lock": self.pins.lock_state,
             "checkpoint_key": self.checkpoint_key,
             "engine_key": self.engine_key,
+            "engine_limits": self.engine_prediction.limits.to_dict(),
+            "builder_changes": [c.to_dict() for c in self.engine_prediction.changes],
             "steps": [s.to_dict() for s in self.steps],
         }
 
@@ -220,7 +231,9 @@ def make_plan(
     ckpt_key = content_key(kind, params, [fetch_key], toolchain_id)
     build_params, build_argv = _build(loaded)
     build_key = content_key("build", build_params, [ckpt_key], toolchain_id)
-    verify_params = {"expect": _expectations(loaded)}
+    verify_params = {
+        "expect": expectations(recipe, loaded.toolchain, loaded.facts, quantized=kind == "quantize")
+    }
     verify_key = content_key("verify", verify_params, [build_key], None)
 
     dirs = WorkDirs(
@@ -415,22 +428,6 @@ def _convert(loaded: LoadedRecipe) -> tuple[dict, list[str], list[PlanMount], di
     return params, [tc.python, script, *flags], [], {}
 
 
-def build_switch_flags(recipe: Recipe) -> list[str]:
-    """The recipe's [build] switches as trtllm-build flags (explicit values only)."""
-    flags: list[str] = []
-    for name, flag in BUILD_SWITCH_FLAGS.items():
-        value = getattr(recipe.build, name)
-        if value is None or (name in STORE_TRUE_SWITCHES and value is False):
-            continue
-        if name in STORE_TRUE_SWITCHES:
-            flags.append(flag)
-        elif isinstance(value, bool):
-            flags += [flag, "enable" if value else "disable"]
-        else:
-            flags += [flag, str(value)]
-    return flags
-
-
 def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
     recipe, tc = loaded.recipe, loaded.toolchain
     lim = recipe.limits
@@ -446,7 +443,7 @@ def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
     ]
     if lim.max_seq_len is not None:
         shape += ["--max_seq_len", str(lim.max_seq_len)]
-    shape += build_switch_flags(recipe) + list(recipe.build.extra_args)
+    shape += build_switch_flags(recipe.build) + list(recipe.build.extra_args)
     # Outside the key: paths, parallel workers and the timing cache change where and how fast, not what.
     flags = [
         "--checkpoint_dir",
@@ -466,18 +463,6 @@ def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
 def with_timing_cache(argv: list[str]) -> list[str]:
     """``argv`` of the build step reading the timing cache mounted at C_CACHE."""
     return [*argv, "--input_timing_cache", f"{C_CACHE}/{TIMING_CACHE}"]
-
-
-def _expectations(loaded: LoadedRecipe) -> dict:
-    recipe = loaded.recipe
-    return {
-        "trtllm_version": loaded.toolchain.trtllm_version,
-        "tp": recipe.parallelism.tp,
-        "pp": recipe.parallelism.pp,
-        "format": recipe.quantization.format,
-        "kv_cache": recipe.quantization.kv_cache,
-        "limits": recipe.limits.model_dump(mode="json"),
-    }
 
 
 def _ensure_valid(flags: list[str], tool: str, family: str, step: str) -> None:

@@ -53,9 +53,33 @@ def show_plan(plan, state) -> None:
         cmd = shlex.join(step.argv) if step.argv else "(in-process)"
         table.add_row(step.name, short(step.key), where, escape(cmd))
     out.print(table)
+    if plan.backend == "engine":
+        _show_engine_prediction(out, plan)
     color = "green" if state.built else "yellow" if state.built is None else "cyan"
     out.print(f"[{color}]{escape(state.describe())}[/]")
     for warning in plan.pins.floating:
         out.print(
             f"[yellow]unpinned:[/] {escape(warning)} (run trtbuild lock {escape(str(plan.recipe.path))})"
+        )
+
+
+def _show_engine_prediction(out, plan) -> None:
+    """The limits and switches trtllm-build will save where they differ from the recipe's."""
+    from rich.markup import escape
+
+    prediction = plan.engine_prediction
+    recipe = plan.recipe.recipe
+    for c in prediction.changes:
+        given = getattr(recipe.build, c.field, None)
+        if given is None:
+            given = getattr(recipe.limits, c.field, None)
+        if given is not None:
+            shown = f"recipe: {given}"
+        else:
+            shown = "unset" if c.requested is None else f"default: {c.requested}"
+        out.print(f"[cyan]trtllm-build saves[/] {c.field} = {c.saved} ({shown}): {escape(c.reason)}")
+    if prediction.limits.max_seq_len is None:
+        out.print(
+            "[cyan]trtllm-build deduces[/] max_seq_len (and the limits that follow from it) from the "
+            "checkpoint's max_position_embeddings × rope factor; the model's config.json is not at hand"
         )

@@ -10,7 +10,9 @@ path) or, with ``--export_format hf``, a unified Hugging Face checkpoint (PyTorc
  4. ``mtq.quantize`` with the format's ModelOpt config (+ KV-cache entries), timed;
  5. checks that every enabled quantizer got a scale, then runs the accuracy gate;
  6. ``export_tensorrt_llm_checkpoint(..., inference_tensor_parallel=tp, inference_pipeline_parallel=pp)``
-    into a staging folder, checks its config.json against the request, saves the tokenizer beside it,
+    into a staging folder, checks that its config.json keeps the source model's numerics (rope base and
+    scaling, norm epsilon, heads, KV heads, vocab, hidden sizes, positions: ``numerics``) and says what was
+    asked (format, KV cache, mapping, ranks), saves the tokenizer beside it,
     moves everything into the output directory and writes ``quantize_report.json`` last. With
     ``--export_format hf``: ``export_hf_checkpoint`` instead (safetensors + ``hf_quant_config.json`` + the HF
     config; not split by TP/PP), checked by ``_check_hf_export``.
@@ -29,8 +31,9 @@ Report (``quantize_report.json``, schema ``trtbuild.quantize_report/1``)::
                amax_max, amax_mean, ...}, ...}},
   accuracy: {enforced, passed, prompts, positions, top1_agreement, mean_kl, max_kl, ref_entropy,
              min_top1_agreement, max_kl_divergence, failures} (null when nothing was quantized),
-  export: {quantization: <config.json "quantization">, mapping: <config.json "mapping">, seconds,
-           bytes, files: [{path, size}]},
+  export: {quantization: <config.json "quantization">, mapping: <config.json "mapping">, numerics: {the
+           fields compared with the source config.json}, seconds, bytes, files: [{path, size}]},
+  compat: {transformers_dtype_kwarg, quant_cfg_layout, restored: [repairs of the export]},
   shape_warnings: [...], timings: {import_s, load_s, calibrate_s, gate_s, export_s, total_s},
   memory: {device, peak_gpu_bytes (largest per-GPU peak), peak_gpu_bytes_per_gpu, gpu_name,
            placement: {device_map, max_memory, gpus, weights_bytes, reserve_bytes, cpu_offload, notes},
@@ -51,7 +54,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trtbuild.quantize import calib as calib_mod
-from trtbuild.quantize import formats, gate, placement, shapes
+from trtbuild.quantize import compat, formats, gate, numerics, placement, shapes
 from trtbuild.quantize.errors import (
     AccuracyGateFailed,
     CalibrationError,
@@ -97,8 +100,12 @@ def read_model_config(model_dir: str) -> tuple[dict, str]:
 
 def export_dtype_of(options: QuantizeOptions, config: dict) -> tuple[str, list[str]]:
     """The dtype of unquantized weights in the export (ModelOpt exports float16 or bfloat16 only)."""
+    return export_dtype(options.dtype, config)
+
+
+def export_dtype(want: str, config: dict) -> tuple[str, list[str]]:
+    """``--dtype want`` of a model with HF ``config`` -> (export dtype, notes); the verify step expects it."""
     notes = []
-    want = options.dtype
     if want == "auto":
         want = str(config.get("dtype") or config.get("torch_dtype") or "float16")
     if want not in SUPPORTED_DTYPES:
@@ -259,7 +266,28 @@ def _check_export(out: Path, options: QuantizeOptions) -> dict:
         "mapping": mapping,
         "architecture": cfg.get("architecture"),
         "dtype": cfg.get("dtype"),
+        "numerics": {k: cfg.get(k) for k in numerics.NUMERIC_FIELDS},
     }
+
+
+def _check_numerics(staging: Path, source: dict, options: QuantizeOptions) -> list[str]:
+    """Repair what the export is known to drop (``numerics.restore_rope_fields``), then refuse an export whose
+    numerics differ from the source config.json; returns the repairs made."""
+    cfg_path = staging / "config.json"
+    if not cfg_path.is_file():
+        raise ExportError(f"ModelOpt wrote no config.json into {staging}")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    restored = numerics.restore_rope_fields(cfg, source)
+    if restored:
+        _write_json_atomic(cfg_path, cfg)
+    problems = numerics.check_numerics(cfg, source, options.qformat)
+    if problems:
+        raise ExportError(
+            "the exported checkpoint does not keep the source model's numerics: " + "; ".join(problems),
+            hint="an engine built from it would compute with other values; nothing was written. Report the "
+            "ModelOpt / transformers versions of the toolchain (quantize_report.json: versions)",
+        )
+    return restored
 
 
 HF_QUANT_CONFIG = "hf_quant_config.json"
@@ -306,6 +334,7 @@ def run_quantize(
     options: QuantizeOptions,
     *,
     post_calibration_hook: Callable | None = None,
+    post_export_hook: Callable[[Path], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Quantize ``options.model_dir`` into a TensorRT-LLM checkpoint in ``options.output_dir``.
@@ -313,7 +342,9 @@ def run_quantize(
     Returns the report (also written as ``quantize_report.json``). Raises ``QuantizeInputError`` /
     ``ShapeError`` (exit 2) before any weight is loaded, ``CalibrationError`` / ``ExportError`` (exit 1),
     ``AccuracyGateFailed`` (exit 1; the report is written, no checkpoint). ``post_calibration_hook(model)``
-    runs right after calibration (tests use it to corrupt scales and prove the gate catches it).
+    runs right after calibration (tests use it to corrupt scales and prove the gate catches it);
+    ``post_export_hook(staging_dir)`` right after ModelOpt's export (tests change the exported config.json to
+    prove the numerics check catches it).
     """
     log = log or _default_log
     t_start = time.perf_counter()
@@ -369,8 +400,7 @@ def run_quantize(
             f"--model_dir {options.model_dir}: cannot load its tokenizer ({exc})",
             hint="the checkpoint directory must include the tokenizer files",
         ) from None
-    major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
-    dtype_kw = "dtype" if major_minor >= (4, 56) else "torch_dtype"
+    dtype_kw = compat.transformers_dtype_kwarg(transformers.__version__)
     load_kw = {dtype_kw: getattr(torch, calib_dtype)}
     # CUDA: one GPU, or split over all visible GPUs (+ CPU offload when allowed); see placement.py
     model, plan = _load_model(AutoModelForCausalLM, torch, options, load_kw, config, calib_dtype)
@@ -521,8 +551,9 @@ def run_quantize(
             raise AccuracyGateFailed(
                 f"accuracy gate failed for {options.qformat}: " + "; ".join(failures),
                 report=report,
-                hint="check the calibration data and format; relax quantization.accuracy.min_top1_agreement / "
-                "max_kl_divergence only if the figures are acceptable, or disable the gate",
+                hint="check the calibration data and format; relax "
+                "quantization.accuracy.min_top1_agreement / max_kl_divergence only if the figures are "
+                "acceptable, or disable the gate",
             )
 
     # --- export
@@ -557,7 +588,25 @@ def run_quantize(
         shutil.rmtree(staging, ignore_errors=True)
         raise ExportError(f"ModelOpt export failed: {type(exc).__name__}: {exc}") from exc
     export_s = time.perf_counter() - t0
-    exported = _check_hf_export(staging, options) if hf else _check_export(staging, options)
+    if post_export_hook is not None:
+        post_export_hook(staging)
+    restored: list[str] = []
+    try:
+        if hf:
+            exported = _check_hf_export(staging, options)
+        else:
+            restored = _check_numerics(staging, config, options)
+            exported = _check_export(staging, options)
+    except ExportError:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-made is left for a later step to pick up
+        raise
+    for note in restored:
+        log(note)
+    report["compat"] = {
+        "transformers_dtype_kwarg": dtype_kw,
+        "quant_cfg_layout": compat.quant_cfg_layout(qcfg["quant_cfg"]) if qcfg is not None else None,
+        "restored": restored,
+    }
     tokenizer.save_pretrained(str(staging))
     files = []
     for p in sorted(staging.iterdir()):

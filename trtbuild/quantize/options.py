@@ -4,7 +4,7 @@ Stdlib only: the builder imports this to write the step's command line, the driv
 
 Every flag that ``build_argv`` emits and ``parse_argv`` accepts is a flag of TensorRT-LLM's
 ``examples/quantization/quantize.py`` with the same name and value meaning (see
-``trtbuild/data/trtllm_cli_spec.json``, listing ``quantize``), with two narrowings:
+``trtbuild/data/cli_specs/*.json``, tool ``quantize``), with two narrowings:
 ``--calib_dataset`` is a local JSON/JSONL/text file or ``builtin`` (never a hub download), and
 ``--qformat``/``--kv_cache_dtype`` accept only the formats trtbuild supports.
 

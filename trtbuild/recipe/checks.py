@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from trtbuild.recipe import cli_spec
+from trtbuild.recipe.build_rules import check_build_rules
 from trtbuild.recipe.model_config import ModelFacts
+from trtbuild.recipe.problem import Problem
 from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, Recipe
-from trtbuild.recipe.toolchain import Toolchain, arch_number
+from trtbuild.recipe.toolchain import (
+    Toolchain,
+    arch_number,
+)
 
 MAX_GPUS_PER_NODE = 8
 FP8_MIN_ARCH = 89
@@ -39,12 +43,7 @@ MANAGED_BUILD_FLAGS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Problem:
-    field: str
-    message: str
-    fix: str
-    value: object = None
+__all__ = ["Problem", "check_recipe", "did_you_mean", "resolve_dataset"]
 
 
 def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
@@ -69,6 +68,7 @@ def check_recipe(
             )
             for problem in check
         ]
+    engine_tc = tc if tc is not None and tc.builds_engines else None
     checks = (
         _check_toolchain(recipe, toolchains),
         pytorch_checks.check_engine_backend(recipe, tc),
@@ -77,7 +77,8 @@ def check_recipe(
         _check_quantization(recipe, facts),
         _check_calibration(recipe, recipe_dir),
         _check_architecture(recipe, facts),
-        _check_extra_args(recipe, tc if tc is not None and tc.builds_engines else None),
+        _check_extra_args(recipe, engine_tc),
+        check_build_rules(recipe, engine_tc, facts) if engine_tc else iter(()),
     )
     return [problem for check in checks for problem in check]
 
@@ -207,13 +208,6 @@ def _check_quantization(recipe: Recipe, facts: ModelFacts | None) -> Iterator[Pr
             'set quantization.kv_cache = "none" or build.kv_cache_type = "paged"',
             q.kv_cache,
         )
-    if b.use_fp8_context_fmha and not q.uses_fp8:
-        yield Problem(
-            "build.use_fp8_context_fmha",
-            "FP8 context FMHA needs FP8 weights or an FP8 KV cache",
-            'set quantization.format or quantization.kv_cache to "fp8", or drop the switch',
-            True,
-        )
     for field, used, value in fp8_uses[2:5]:
         if used and q.format != "fp8":
             yield Problem(
@@ -227,7 +221,7 @@ def _check_quantization(recipe: Recipe, facts: ModelFacts | None) -> Iterator[Pr
 
 
 def _check_quantize_shapes(recipe: Recipe, facts: ModelFacts) -> Iterator[Problem]:
-    """The quantize driver's rules (ModelOpt's export: heads, sizes, layers, AWQ blocks), before any GPU time."""
+    """The quantize driver's rules (ModelOpt's export: heads, sizes, layers, AWQ blocks), before GPU time."""
     from trtbuild.quantize.shapes import check_shapes, errors_only
 
     q, par = recipe.quantization, recipe.parallelism

@@ -3,7 +3,7 @@
 ``[target] backend`` is ``engine`` (TensorRT engines built with trtllm-build) or ``pytorch`` (a quantized
 Hugging Face checkpoint served by ``trtllm-serve --config``). Left out, it is the toolchain's default:
 engine where the toolchain still has trtllm-build, pytorch after 1.3.0rc20. The PyTorch backend is allowed
-from TensorRT-LLM 1.2 on (TensorRT-LLM release notes, docs/source/release-notes.md).
+from TensorRT-LLM 1.2 on (TensorRT-LLM docs/source/features/quantization.md @09d4c79b).
 
 A pytorch recipe puts its deployment options in ``[serve]`` (the LLM-API YAML, checked against the pinned
 release's recorded TorchLlmArgs); ``[parallelism]``, ``[limits]`` and ``[build]`` describe engines and are

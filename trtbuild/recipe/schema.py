@@ -91,7 +91,7 @@ class Quantization(_Table):
 
     @property
     def qformat(self) -> str:
-        """The format as quantize.py's ``--qformat`` names it (KV-cache-only quantization is ``full_prec``)."""
+        """The format as quantize.py's ``--qformat`` names it (KV-cache-only quantization: ``full_prec``)."""
         return "full_prec" if self.format == "none" else self.format
 
     @property
@@ -141,6 +141,22 @@ BUILD_SWITCH_FLAGS: dict[str, str] = {
 }
 # Switches that are argparse store_true flags (present or absent) rather than enable/disable.
 STORE_TRUE_SWITCHES = frozenset({"strip_plan", "weight_streaming", "gather_context_logits"})
+
+
+def build_switch_flags(build: Build) -> list[str]:
+    """The [build] switches as trtllm-build flags (explicit values only), without extra_args."""
+    flags: list[str] = []
+    for name, flag in BUILD_SWITCH_FLAGS.items():
+        value = getattr(build, name)
+        if value is None or (name in STORE_TRUE_SWITCHES and value is False):
+            continue
+        if name in STORE_TRUE_SWITCHES:
+            flags.append(flag)
+        elif isinstance(value, bool):
+            flags += [flag, "enable" if value else "disable"]
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 class Build(_Table):
