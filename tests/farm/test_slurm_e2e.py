@@ -70,7 +70,7 @@ def test_three_recipes_three_jobs_three_engines_then_nothing(farm, farm_project)
     assert {r["engine_key"]: r["job_id"] for r in rows} == job_ids
     assert all(r["job_state"] == "succeeded" for r in rows)
     for row in rows:
-        result = json.loads(Path(row["log"]).read_text())  # the job's log: `trtbuild build --json`
+        result = _last_json(Path(row["log"]).read_text())  # the job's log: `trtbuild build --json`
         assert result["hash"] == row["artifact"] and result["engine_key"] == row["engine_key"]
         shown = json.loads(farm_project.cli("show", row["artifact"], "--json").stdout)
         assert shown["provenance"]["farm_job"] == f"slurm:{row['job_id']}"
@@ -120,3 +120,18 @@ def test_cancelled_job_leaves_nothing_and_is_rebuilt(farm, farm_project, docker_
     assert done["state"] == "built" and done["artifact"]
     state = json.loads(farm.state.read_text())
     assert state["jobs"][row["engine_key"]]["previous"] == [row["job_id"]]
+
+
+def _last_json(text: str) -> dict:
+    """The last JSON document of a job log: `build --json` prints its progress events as JSON lines
+    (stderr, merged into the log) and then the result."""
+    decoder = json.JSONDecoder()
+    docs, pos = [], 0
+    while pos < len(text):
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        doc, pos = decoder.raw_decode(text, pos)
+        docs.append(doc)
+    return docs[-1]
