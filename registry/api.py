@@ -7,7 +7,9 @@ reg.pull("llama-8b-fp8:prod", Path("/models/engine"))
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import builtins
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,16 @@ from registry import config, transfer
 from registry import manifest as mf
 from registry.artifact import Artifact
 from registry.catalog.db import Catalog, as_utc
-from registry.errors import InvalidReference, NotFound
-from registry.refs import check_name, check_tag, parse_name_tag, parse_ref
+from registry.errors import InvalidReference, NotFound, RegistryError
+from registry.refs import DIGEST_RE, check_name, check_tag, parse_name_tag, parse_ref
 from registry.resolve import HostFacts, Resolution, rank
 from registry.store import Store, open_store
 
 __all__ = ["Artifact", "GcReport", "HostFacts", "Registry", "Resolution"]
+
+# Abandoned uploads (staging files, multipart uploads) are removed only after this long, whatever --grace
+# says: a push in flight may be writing them (an S3 multipart upload's age is that of its start).
+STAGING_GRACE_S = 24 * 3600.0
 
 _COLUMN_KEYS = (
     "recipe_digest",
@@ -58,6 +64,7 @@ class GcReport:
     freed_bytes: int
     staging_cleaned: int
     dry_run: bool
+    problems: list[str] = field(default_factory=list)  # unreadable catalog rows (reported, never fatal)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -228,42 +235,63 @@ class Registry:
 
     # -- gc ----------------------------------------------------------------------------------------------
     def gc(self, *, keep_last: int | None = None, dry_run: bool = False, grace_s: float = 3600.0) -> GcReport:
-        """Delete old untagged, unleased artifacts (keep_last per name), then unreferenced manifests and blobs.
+        """Delete old untagged, unleased artifacts (keep_last per name), then unreferenced manifests, blobs.
 
         Rows go first, then manifests, then blobs, so no reader sees a row without bytes. Only store objects
-        older than ``grace_s`` are swept, and blobs of pushes in flight are kept.
+        older than ``grace_s`` are swept. The sweep holds the catalog's gc lock from reading what is
+        referenced to its last deletion, and pushes register the blobs they rely on under that lock, so a
+        blob a push found present is never swept (``Catalog.begin_push``). A catalog row that cannot be read
+        is reported in ``problems`` and never stops gc.
         """
         if keep_last is not None and keep_last < 0:
             raise InvalidReference("--keep-last must be >= 0")
         rows, _protected = self.catalog.gc_plan(keep_last)
         doomed = [r.hash for r in rows]
         deleted = doomed if dry_run else self.catalog.delete_rows(doomed)
-        cutoff = self.catalog.now() - grace_s
-        manifests, blobs = self.catalog.referenced(since=cutoff)
+        started = self.catalog.now()
+        cutoff = started - grace_s
+        old_manifests = [i for i in self.store.list_manifests() if i.mtime < cutoff]
+        old_blobs = [i for i in self.store.list_blobs() if i.mtime < cutoff]
+        problems: builtins.list[str] = []
         if dry_run:
-            gone = set(h.removeprefix("sha256:") for h in deleted)
-            manifests -= gone
-            blobs = set()
-            for h, manifest in ((r.hash, r.manifest) for r in self.catalog.list_rows()):
-                if h.removeprefix("sha256:") not in gone:
-                    blobs.update(f["sha256"] for f in manifest["files"])
+            manifests, blobs = self._referenced(problems, without=set(deleted))
+            gone_m = [i for i in old_manifests if i.hexdigest not in manifests]
+            gone_b = [i for i in old_blobs if i.hexdigest not in blobs]
+            return GcReport(deleted, len(gone_m), len(gone_b), sum(i.size for i in gone_b), 0, True, problems)
         n_manifests = n_blobs = freed = 0
-        for info in list(self.store.list_manifests()):
-            if info.hexdigest not in manifests and info.mtime < cutoff:
-                n_manifests += 1
-                if not dry_run:
+        with self.catalog.gc_lock() as still_locked:
+            manifests, blobs = self._referenced(problems)
+            for info in old_manifests:
+                if info.hexdigest not in manifests:
+                    still_locked()
                     self.store.delete_manifest(info.hexdigest)
-        for info in list(self.store.list_blobs()):
-            if info.hexdigest not in blobs and info.mtime < cutoff:
-                n_blobs += 1
-                freed += info.size
-                if not dry_run:
+                    n_manifests += 1
+            for info in old_blobs:
+                if info.hexdigest not in blobs:
+                    still_locked()
                     self.store.delete_blob(info.hexdigest)
-        staged = 0
-        if not dry_run:
-            staged = self.store.clean_staging(older_than=cutoff)
-            self.catalog.forget_pushes(before=cutoff)
-        return GcReport(deleted, n_manifests, n_blobs, freed, staged, dry_run)
+                    n_blobs += 1
+                    freed += info.size
+        staged = self.store.clean_staging(older_than=started - max(grace_s, STAGING_GRACE_S))
+        self.catalog.forget_pushes()
+        return GcReport(deleted, n_manifests, n_blobs, freed, staged, False, problems)
+
+    def _referenced(
+        self, problems: builtins.list[str], without: Collection[str] = ()
+    ) -> tuple[set[str], set[str]]:
+        """What the catalog references (artifacts in ``without`` excluded: a dry run's doomed rows). A row
+        whose manifest column is unreadable is reported; its blobs come from the verified store manifest."""
+        manifests, blobs, bad = self.catalog.referenced(without)
+        for hash_, why in bad:
+            if not DIGEST_RE.fullmatch(hash_):
+                problems.append(f"{hash_!r}: not an artifact hash; {why}")
+                continue
+            try:
+                blobs.update(f.sha256 for f in transfer.fetch_manifest(self.store, hash_).files)
+                problems.append(f"{hash_}: {why}; its blobs were taken from the store's manifest")
+            except RegistryError as exc:
+                problems.append(f"{hash_}: {why}, and its store manifest is unusable: {exc}")
+        return manifests, blobs
 
     def close(self) -> None:
         self.catalog.dispose()

@@ -27,7 +27,7 @@ from registry.catalog.models import IDENTITY_COLUMNS, INT_COLUMNS, PROVENANCE_CO
 from registry.errors import IntegrityError, InvalidInput, NotFound
 from registry.hashcache import HashCache
 from registry.hashing import hash_file
-from registry.progress import byte_progress
+from registry.progress import byte_progress, notice
 from registry.store.base import Store, file_changed
 
 VERIFIED_LIST = ".trtbuild-verified"  # inside a partial pull dir: "<sha256> <path>" per verified file
@@ -173,17 +173,27 @@ def push(
             "provenance": provenance,
             **_columns(metadata, provenance),
         }
-        if cat.get_row(hash_) is not None:  # already published: only name and tag are recorded
-            cat.publish(values, name, tag)
+        if cat.add_name(hash_, name, tag):  # already published: only name and tag are recorded
             return PushResult(hash_, manifest, False, uploaded, total - uploaded)
 
+        # Register the blobs this push relies on (waiting while a gc sweeps), and only then ask the store
+        # which exist: a gc never deletes a registered blob, so every blob found present stays present.
         push_id = str(uuid.uuid4())
-        cat.begin_push(push_id, hash_, sorted({f.sha256 for f in manifest.files}))
+        cat.begin_push(
+            push_id,
+            hash_,
+            sorted({f.sha256 for f in manifest.files}),
+            on_wait=lambda: notice("waiting for a gc of the registry to finish its sweep", progress),
+        )
         try:
             by_digest = {f.sha256: f for f in files}
             with ThreadPoolExecutor(8) as pool:
                 present = dict(
-                    zip(by_digest, pool.map(lambda d: store.has_blob(d, by_digest[d].st.st_size), by_digest))
+                    zip(
+                        by_digest,
+                        pool.map(lambda d: store.has_blob(d, by_digest[d].st.st_size), by_digest),
+                        strict=True,
+                    )
                 )
             missing = [f for d, f in by_digest.items() if not present[d]]
 

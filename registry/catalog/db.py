@@ -1,23 +1,30 @@
 """The catalog database: opens (and migrates) SQLite or PostgreSQL; every query the registry needs.
 
-Migrations are applied on open (Alembic ``upgrade head``), serialised across processes by a PostgreSQL advisory
-lock or a lock file beside the SQLite database. Any connection failure becomes ``CatalogUnavailable``.
+Migrations are applied on open (Alembic ``upgrade head``), serialised across processes by a PostgreSQL
+advisory lock or a lock file beside the SQLite database. Any connection failure becomes
+``CatalogUnavailable``; on PostgreSQL every call is bounded by ``TRTBUILD_DB_TIMEOUT`` (``watchdog``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from registry.catalog.watchdog import Expired, Watchdog, timeout_from_env
 from registry.errors import CatalogUnavailable, InvalidInput, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MIGRATE_LOCK_ID = 0x7472_7462  # pg_advisory_lock key ("trtb")
+GC_LOCK_ID = 0x7472_7467  # pg_advisory_lock key of the gc lock ("trtg"); see gc_lock()
+PUSH_TTL_S = 24 * 3600.0  # a push registration older than this is from a killed push: it protects nothing
+LOCK_POLL_S = 0.25
+_UNBOUNDED = {"_migrate"}  # schema migrations may legitimately run longer than TRTBUILD_DB_TIMEOUT
 PING_IDLE_S = 2.0  # a pooled connection idle longer than this is pinged before use
 
 
@@ -29,24 +36,39 @@ def as_utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def manifest_blobs(manifest: Any) -> set[str] | None:
+    """The blob digests a manifest object names, or None when it is not a manifest object at all."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        return None
+    out: set[str] = set()
+    for entry in manifest["files"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            return None
+        out.add(entry["sha256"])
+    return out
+
+
 def _wrap_db_errors(fn: F) -> F:
+    """Connection failures become CatalogUnavailable; on PostgreSQL the call runs under the watchdog's
+    deadline (a frozen server fails it within TRTBUILD_DB_TIMEOUT seconds instead of hanging)."""
+
     @functools.wraps(fn)
     def inner(self: Catalog, *args: Any, **kwargs: Any) -> Any:
         from sqlalchemy.exc import DBAPIError, OperationalError
 
         try:
-            return fn(self, *args, **kwargs)
-        except (OperationalError, DBAPIError) as exc:
+            if fn.__name__ in _UNBOUNDED:
+                return fn(self, *args, **kwargs)
+            with self._deadline():
+                return fn(self, *args, **kwargs)
+        except (OperationalError, DBAPIError, Expired) as exc:
             if (
                 isinstance(exc, DBAPIError)
                 and not exc.connection_invalidated
                 and not isinstance(exc, OperationalError)
             ):
                 raise
-            raise CatalogUnavailable(
-                f"cannot use the catalog database {self.safe_url}: {str(exc.orig or exc).strip().splitlines()[0]}",
-                hint="check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url",
-            ) from None
+            raise self._unavailable(exc) from None
 
     return inner  # type: ignore[return-value]
 
@@ -68,6 +90,8 @@ class Catalog:
             ) from exc
         self.safe_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
+        self.timeout_s = timeout_from_env()
+        self._watchdog = Watchdog(self.timeout_s) if self.dialect == "postgresql" else None
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -80,7 +104,7 @@ class Catalog:
                     ) from None
             kwargs["connect_args"] = {"timeout": 60}
         elif self.dialect == "postgresql":
-            kwargs["connect_args"] = {"connect_timeout": 10}
+            kwargs["connect_args"] = {"connect_timeout": max(1, min(10, int(self.timeout_s)))}
         try:
             self.engine = create_engine(parsed, **kwargs)
         except ModuleNotFoundError as exc:
@@ -88,6 +112,8 @@ class Catalog:
                 f"the database driver for {self.safe_url} is not installed ({exc.name})",
                 hint="pip install 'trtbuild[postgres]' for PostgreSQL (psycopg 3)",
             ) from None
+        if self._watchdog is not None:
+            self._watch_connections(self._watchdog)
         self._ping_when_idle()
         if self.dialect == "sqlite":
 
@@ -107,6 +133,44 @@ class Catalog:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         self._migrate()
+
+    def _watch_connections(self, watchdog: Watchdog) -> None:
+        """PostgreSQL: the watchdog knows which thread holds which connection (registered before the idle
+        ping, which may itself hang on a frozen server); every new connection gets the same deadline as
+        the server's own ``statement_timeout``."""
+        from sqlalchemy import event
+
+        @event.listens_for(self.engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"SET statement_timeout = {int(self.timeout_s * 1000)}")
+            cur.close()
+            dbapi_conn.commit()
+
+        @event.listens_for(self.engine, "checkout")
+        def _checkout(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            watchdog.checkout(record)
+
+        @event.listens_for(self.engine, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            watchdog.checkin(record)
+
+    def _deadline(self) -> contextlib.AbstractContextManager[None]:
+        return self._watchdog.deadline() if self._watchdog is not None else contextlib.nullcontext()
+
+    def _unavailable(self, exc: BaseException) -> CatalogUnavailable:
+        if self._watchdog is not None and (isinstance(exc, Expired) or self._watchdog.expired()):
+            return CatalogUnavailable(
+                f"the catalog database {self.safe_url} did not answer within {self.timeout_s:g} s",
+                hint="check that the database server is running and not overloaded; "
+                "TRTBUILD_DB_TIMEOUT sets this limit (seconds)",
+            )
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        return CatalogUnavailable(
+            f"cannot use the catalog database {self.safe_url}: {first}",
+            hint="check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url",
+        )
 
     def _ping_when_idle(self) -> None:
         """Like ``pool_pre_ping``, but only for connections idle longer than PING_IDLE_S: a connection the
@@ -157,8 +221,9 @@ class Catalog:
 
     @_wrap_db_errors
     def _migrate(self) -> None:
-        if self._at_head():
-            return
+        with self._deadline():
+            if self._at_head():
+                return
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
@@ -188,6 +253,7 @@ class Catalog:
 
         if self.dialect == "postgresql":
             with self.engine.connect() as conn:
+                conn.execute(text("SET statement_timeout = 0"))  # index builds on a large catalog take time
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATE_LOCK_ID})
                 conn.commit()
                 try:
@@ -195,6 +261,7 @@ class Catalog:
                 finally:
                     conn.rollback()
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATE_LOCK_ID})
+                    conn.execute(text(f"SET statement_timeout = {int(self.timeout_s * 1000)}"))
                     conn.commit()
             return
         database = self.engine.url.database
@@ -238,6 +305,7 @@ class Catalog:
             from sqlalchemy.dialects.sqlite import insert
         return insert(model)
 
+    @_wrap_db_errors
     def now(self) -> float:
         """Epoch seconds from the database's clock (PostgreSQL) or this host (SQLite)."""
         if self.dialect == "postgresql":
@@ -366,6 +434,31 @@ class Catalog:
             if tag:
                 self._set_tag(s, name, tag, values["hash"])
         return created
+
+    @_wrap_db_errors
+    def add_name(self, hash_: str, name: str, tag: str | None) -> bool:
+        """Record NAME (and NAME:TAG) for an artifact whose row exists. False when there is no row (never
+        pushed, or removed by a gc meanwhile): the caller must then push its bytes as for a new artifact.
+        On PostgreSQL the row is held FOR SHARE until commit, so a concurrent gc cannot remove it between
+        the check and the new name."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactName, ArtifactRow
+
+        with self._write() as s:
+            q = select(ArtifactRow.hash).where(ArtifactRow.hash == hash_)
+            if self.dialect == "postgresql":
+                q = q.with_for_update(read=True)
+            if s.scalar(q) is None:
+                return False
+            s.execute(
+                self._insert(ArtifactName)
+                .values(name=name, hash=hash_, created_at=utcnow())
+                .on_conflict_do_nothing()
+            )
+            if tag:
+                self._set_tag(s, name, tag, hash_)
+        return True
 
     def _set_tag(self, s: Any, name: str, tag: str, hash_: str) -> None:
         from sqlalchemy import select
@@ -533,13 +626,44 @@ class Catalog:
         with self._write() as s:
             s.execute(delete(LeaseRow).where(LeaseRow.build_key == build_key, LeaseRow.holder == holder))
 
-    # -- pushes in flight --------------------------------------------------------------------------------
+    # -- pushes in flight and the gc lock -----------------------------------------------------------------
+    # gc holds the gc lock exclusively from reading what the catalog references until its last deletion;
+    # a push registers the blobs it will rely on (a ``pushes`` row) holding the lock shared, and only then
+    # asks the store which of them exist. So either gc read the registration and keeps those blobs, or gc
+    # had finished deleting before the push looked, and the push uploads what is missing.
+    # PostgreSQL: an advisory lock; SQLite: flock on a file beside the database.
+    def begin_push(
+        self, push_id: str, hash_: str, blobs: Sequence[str], on_wait: Callable[[], None] | None = None
+    ) -> None:
+        """Register a push (waiting while a gc sweeps). Its blobs are kept by every later gc until
+        end_push (or for PUSH_TTL_S, should the pusher be killed)."""
+        waited = False
+        while not self._try_begin_push(push_id, hash_, list(blobs)):
+            if not waited and on_wait is not None:
+                on_wait()
+            waited = True
+            time.sleep(LOCK_POLL_S)
+
     @_wrap_db_errors
-    def begin_push(self, push_id: str, hash_: str, blobs: Sequence[str]) -> None:
+    def _try_begin_push(self, push_id: str, hash_: str, blobs: list[str]) -> bool:
+        from sqlalchemy import text
+
         from registry.catalog.models import PushRow
 
-        with self._write() as s:
-            s.add(PushRow(id=push_id, hash=hash_, blobs=list(blobs), started_at=self.now()))
+        row = PushRow(id=push_id, hash=hash_, blobs=blobs, started_at=self.now())
+        if self.dialect == "postgresql":
+            with self._write() as s:
+                shared = text("SELECT pg_try_advisory_xact_lock_shared(:k)")
+                if not s.execute(shared, {"k": GC_LOCK_ID}).scalar():
+                    return False
+                s.add(row)  # the shared lock ends with this transaction: the row is visible to the next gc
+            return True
+        with self._gc_lock_file(shared=True, wait=False) as held:
+            if not held:
+                return False
+            with self._write() as s:
+                s.add(row)
+        return True
 
     @_wrap_db_errors
     def end_push(self, push_id: str) -> None:
@@ -549,6 +673,78 @@ class Catalog:
 
         with self._write() as s:
             s.execute(delete(PushRow).where(PushRow.id == push_id))
+
+    @contextlib.contextmanager
+    def gc_lock(self, on_wait: Callable[[], None] | None = None) -> Iterator[Callable[[], None]]:
+        """Hold the gc lock exclusively. Yields ``check()``, which raises CatalogUnavailable when the lock
+        may have been lost (PostgreSQL: its connection broke); call it before every deletion."""
+        if self.dialect != "postgresql":
+            with self._gc_lock_file(shared=False, wait=True, on_wait=on_wait):
+                yield lambda: None
+            return
+        conn = self._lock_connection()
+        try:
+            waited = False
+            while not self._lock_statement(conn, "SELECT pg_try_advisory_lock(:k)"):
+                if not waited and on_wait is not None:
+                    on_wait()
+                waited = True
+                time.sleep(LOCK_POLL_S)
+
+            def check() -> None:
+                self._lock_statement(conn, "SELECT true")
+
+            yield check
+            self._lock_statement(conn, "SELECT pg_advisory_unlock(:k)")
+        except BaseException:
+            conn.invalidate()  # closing the session releases a lock we may still hold
+            raise
+        finally:
+            conn.close()
+
+    @_wrap_db_errors
+    def _lock_connection(self) -> Any:
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    @_wrap_db_errors
+    def _lock_statement(self, conn: Any, sql: str) -> bool:
+        from sqlalchemy import text
+
+        return bool(conn.execute(text(sql), {"k": GC_LOCK_ID}).scalar())
+
+    @contextlib.contextmanager
+    def _gc_lock_file(
+        self, *, shared: bool, wait: bool, on_wait: Callable[[], None] | None = None
+    ) -> Iterator[bool]:
+        """SQLite: flock on ``<database>.gc.lock`` (an in-memory database has one process: no lock)."""
+        import fcntl
+
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield True
+            return
+        path = f"{database}.gc.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CatalogUnavailable(
+                f"cannot open the gc lock file {path}: {exc.strerror}",
+                hint="the directory of the SQLite catalog must be writable",
+            ) from None
+        try:
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    yield False
+                    return
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, mode)
+            yield True
+        finally:
+            os.close(fd)
 
     # -- gc ----------------------------------------------------------------------------------------------
     @_wrap_db_errors
@@ -587,7 +783,7 @@ class Catalog:
 
     @_wrap_db_errors
     def delete_rows(self, hashes: Sequence[str]) -> list[str]:
-        """Delete artifact rows unless (re-checked inside the transaction) tagged or leased. Returns deleted."""
+        """Delete artifact rows unless (re-checked in the transaction) tagged or leased. Returns deleted."""
         from sqlalchemy import delete, select
 
         from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagRow
@@ -612,31 +808,47 @@ class Catalog:
             return doomed
 
     @_wrap_db_errors
-    def referenced(self, since: float) -> tuple[set[str], set[str]]:
-        """(artifact hex digests, blob hex digests) referenced by catalog rows and pushes started after ``since``."""
+    def referenced(self, without: Collection[str] = ()) -> tuple[set[str], set[str], list[tuple[str, str]]]:
+        """(artifact hex digests, blob hex digests, bad rows) referenced by catalog rows (except the hashes
+        in ``without``: a dry run's doomed rows) and by pushes registered within PUSH_TTL_S. A bad row is
+        (hash, why) for a row whose manifest column cannot be read; gc takes its blobs from the store's
+        manifest instead."""
         from sqlalchemy import select
 
         from registry.catalog.models import ArtifactRow, PushRow
 
         manifests: set[str] = set()
         blobs: set[str] = set()
+        bad: list[tuple[str, str]] = []
+        live = self.now() - PUSH_TTL_S
         with self._read() as s:
-            for hash_, manifest in s.execute(select(ArtifactRow.hash, ArtifactRow.manifest)):
-                manifests.add(hash_.removeprefix("sha256:"))
-                blobs.update(f["sha256"] for f in manifest["files"])
+            # Registrations first: a push registered before gc took its lock may publish its row and drop
+            # its registration meanwhile; read in this order, one of the two is always seen (PostgreSQL
+            # reads each statement at its own snapshot).
             for hash_, pblobs in s.execute(
-                select(PushRow.hash, PushRow.blobs).where(PushRow.started_at > since)
+                select(PushRow.hash, PushRow.blobs).where(PushRow.started_at > live)
             ):
-                manifests.add(hash_.removeprefix("sha256:"))
-                blobs.update(pblobs)
-        return manifests, blobs
+                manifests.add(str(hash_).removeprefix("sha256:"))
+                blobs.update(b for b in (pblobs if isinstance(pblobs, list) else []) if isinstance(b, str))
+            for hash_, manifest in s.execute(select(ArtifactRow.hash, ArtifactRow.manifest)):
+                if hash_ in without:
+                    continue
+                manifests.add(str(hash_).removeprefix("sha256:"))
+                digests = manifest_blobs(manifest)
+                if digests is None:
+                    bad.append((str(hash_), "its manifest column is not a manifest object"))
+                else:
+                    blobs.update(digests)
+        return manifests, blobs, bad
 
     @_wrap_db_errors
-    def forget_pushes(self, before: float) -> None:
+    def forget_pushes(self) -> None:
+        """Drop registrations of pushes that were killed (older than PUSH_TTL_S)."""
         from sqlalchemy import delete
 
         from registry.catalog.models import PushRow
 
+        before = self.now() - PUSH_TTL_S
         with self._write() as s:
             s.execute(delete(PushRow).where(PushRow.started_at < before))
 
