@@ -17,7 +17,9 @@ from registry import config, transfer
 from registry import manifest as mf
 from registry.artifact import Artifact
 from registry.catalog.db import Catalog, as_utc
+from registry.destlock import dest_lock
 from registry.errors import InvalidReference, NotFound, RegistryError
+from registry.progress import notice
 from registry.refs import DIGEST_RE, check_name, check_tag, parse_name_tag, parse_ref
 from registry.resolve import HostFacts, Resolution, rank
 from registry.store import Store, open_store
@@ -170,7 +172,9 @@ class Registry:
         """Verified, atomic materialisation of REF at ``dest`` (a no-op when ``dest`` already holds it)."""
         art = self.get(ref)
         manifest = transfer.fetch_manifest(self.store, art.hash)
-        transfer.pull(self.store, art.hash, manifest, Path(dest), name=art.name, progress=progress)
+        wait = f"waiting for another pull into {dest} to finish"
+        with dest_lock(Path(dest), on_wait=lambda: notice(wait, progress)):
+            transfer.pull(self.store, art.hash, manifest, Path(dest), name=art.name, progress=progress)
         return art
 
     def read_file(self, ref: str, path: str) -> bytes:
