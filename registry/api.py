@@ -19,6 +19,7 @@ from registry.artifact import Artifact
 from registry.catalog.db import Catalog, as_utc
 from registry.destlock import dest_lock
 from registry.errors import InvalidReference, NotFound, RegistryError
+from registry.faults import translated
 from registry.progress import notice
 from registry.refs import DIGEST_RE, check_name, check_tag, parse_name_tag, parse_ref
 from registry.resolve import HostFacts, Resolution, rank
@@ -153,34 +154,38 @@ class Registry:
         check_name(name)
         if tag:
             check_tag(tag)
-        result = transfer.push(
-            self.catalog,
-            self.store,
-            Path(src_dir),
-            name=name,
-            kind=kind,
-            metadata=dict(metadata or {}),
-            provenance=provenance,
-            build_key=build_key,
-            tag=tag,
-            progress=progress,
-        )
+        with translated(self.store):
+            result = transfer.push(
+                self.catalog,
+                self.store,
+                Path(src_dir),
+                name=name,
+                kind=kind,
+                metadata=dict(metadata or {}),
+                provenance=provenance,
+                build_key=build_key,
+                tag=tag,
+                progress=progress,
+            )
         self.last_push = result
         return self.get(result.hash)
 
     def pull(self, ref: str, dest: Path, *, progress: bool = False) -> Artifact:
         """Verified, atomic materialisation of REF at ``dest`` (a no-op when ``dest`` already holds it)."""
         art = self.get(ref)
-        manifest = transfer.fetch_manifest(self.store, art.hash)
         wait = f"waiting for another pull into {dest} to finish"
-        with dest_lock(Path(dest), on_wait=lambda: notice(wait, progress)):
-            transfer.pull(self.store, art.hash, manifest, Path(dest), name=art.name, progress=progress)
+        with translated(self.store):
+            manifest = transfer.fetch_manifest(self.store, art.hash)
+            with dest_lock(Path(dest), on_wait=lambda: notice(wait, progress)):
+                transfer.pull(self.store, art.hash, manifest, Path(dest), name=art.name, progress=progress)
         return art
 
     def read_file(self, ref: str, path: str) -> bytes:
         """Verified bytes of one small file (config.json, build.log) of an artifact."""
         art = self.get(ref)
-        return transfer.read_file(self.store, art.hash, transfer.fetch_manifest(self.store, art.hash), path)
+        with translated(self.store):
+            manifest = transfer.fetch_manifest(self.store, art.hash)
+            return transfer.read_file(self.store, art.hash, manifest, path)
 
     blob_bytes = read_file
 
@@ -249,6 +254,10 @@ class Registry:
         """
         if keep_last is not None and keep_last < 0:
             raise InvalidReference("--keep-last must be >= 0")
+        with translated(self.store):
+            return self._gc(keep_last, dry_run, grace_s)
+
+    def _gc(self, keep_last: int | None, dry_run: bool, grace_s: float) -> GcReport:
         rows, _protected = self.catalog.gc_plan(keep_last)
         doomed = [r.hash for r in rows]
         deleted = doomed if dry_run else self.catalog.delete_rows(doomed)

@@ -338,6 +338,10 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
         try:
             actual = store.download_blob(f.sha256, f.size, fd, advance)
             size = os.fstat(fd).st_size
+        except OSError as exc:  # a write to fd (disk full ...): say which file, free its space
+            exc.filename = str(target) if exc.filename is None else exc.filename
+            target.unlink(missing_ok=True)
+            raise
         finally:
             os.close(fd)
         if actual != f.sha256 or size != f.size:

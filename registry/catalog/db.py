@@ -167,10 +167,13 @@ class Catalog:
             )
         orig = getattr(exc, "orig", None) or exc
         first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-        return CatalogUnavailable(
-            f"cannot use the catalog database {self.safe_url}: {first}",
-            hint="check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url",
-        )
+        hint = "check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url"
+        if self.dialect == "sqlite":
+            hint = (
+                "the SQLite file and its directory must be writable, on a disk with free space "
+                "(TRTBUILD_DB_URL / --db-url choose another)"
+            )
+        return CatalogUnavailable(f"cannot use the catalog database {self.safe_url}: {first}", hint=hint)
 
     def _ping_when_idle(self) -> None:
         """Like ``pool_pre_ping``, but only for connections idle longer than PING_IDLE_S: a connection the
@@ -209,15 +212,17 @@ class Catalog:
         """The schema is at HEAD_REVISION, read with plain SQL so opening a migrated catalog never imports
         Alembic (it costs ~0.1 s; a cache-hit build is budgeted at 0.5 s in all)."""
         from sqlalchemy import text
-        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import DBAPIError, ProgrammingError
 
         from registry.migrations import HEAD_REVISION
 
         try:
             with self.engine.connect() as conn:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
-        except DBAPIError:  # no alembic_version table yet (an empty database)
-            return False
+        except DBAPIError as exc:  # no alembic_version table yet (an empty database); else: unreachable
+            if isinstance(exc, ProgrammingError) or "no such table" in str(exc.orig):
+                return False
+            raise
 
     @_wrap_db_errors
     def _migrate(self) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from registry.errors import RegistryError
+
 Progress = Callable[[int], None]
 
 
@@ -48,13 +50,13 @@ class Store(abc.ABC):
         """Store the file at ``path`` (already hashed to ``hexdigest``) unless present; create-only."""
 
     def ingest(self, path: Path, progress: Progress) -> tuple[str, int, bool]:
-        """Copy a file into the store while hashing it: (hex, size, newly stored). Only when ``can_ingest``."""
+        """Copy a file into the store while hashing it: (hex, size, newly stored); when ``can_ingest``."""
         raise NotImplementedError
 
     @abc.abstractmethod
     def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
-        """Write the blob into the open file ``fd`` (opened read-write) from offset 0; return the sha256 hex of
-        the bytes written."""
+        """Write the blob into the open file ``fd`` (opened read-write) from offset 0; return the sha256
+        hex of the bytes written."""
 
     @abc.abstractmethod
     def read_blob(self, hexdigest: str) -> bytes:
@@ -81,6 +83,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete_manifest(self, hexdigest: str) -> None: ...
+
+    def translate_error(self, exc: BaseException) -> RegistryError | None:
+        """A StoreUnavailable for a transport error of this backend (e.g. the endpoint went away), or None
+        for an error that is not the store's."""
+        return None
 
     def clean_staging(self, older_than: float) -> int:
         """Remove abandoned partial uploads older than ``older_than`` (epoch seconds); returns the count."""

@@ -67,8 +67,10 @@ class LocalStore(Store):
                     os.fsync(dst)
             finally:
                 os.close(dst)
-        except BaseException:
+        except BaseException as exc:
             staged.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.filename is None:
+                exc.filename = str(staged)  # a write or fsync failed: the store's disk (full ...)
             raise
         finally:
             os.close(src)
@@ -112,10 +114,15 @@ class LocalStore(Store):
         if final.exists():
             return
         staged = self._staging()
-        with open(staged, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(staged, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            exc.filename = str(staged) if exc.filename is None else exc.filename
+            raise
         self._publish(staged, final)
 
     def get_manifest(self, hexdigest: str) -> bytes | None:

@@ -44,6 +44,12 @@ RECV_CHUNK = 1 << 20  # download: pwrite pieces (small, reused heap allocations)
 HASH_CHUNK = 8 << 20  # download: read-back size for hashing
 
 
+UNREACHABLE_HINT = (
+    "check that the S3 endpoint is up and reachable, then run the command again "
+    "(a pull resumes from the files it already verified)"
+)
+
+
 def _env_int(name: str, default: int) -> int:
     try:
         return max(1, int(os.environ.get(name, default)))
@@ -63,6 +69,7 @@ class S3Store(Store):
         self._client = self._make_client()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="s3")
         self._if_none_match = True  # cleared when the server refuses the header
+        self._unreachable: str | None = None  # set when the endpoint stopped accepting connections
         self._lock = threading.Lock()
         # Part buffers shared by all uploads at once: bounds memory to ~(threads+2) parts, reused.
         self._buffers = _BufferPool(self.threads + 2)
@@ -104,8 +111,15 @@ class S3Store(Store):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, fn: Any, **kw: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
 
+        if self._unreachable is not None:  # the endpoint refused connections through a full retry cycle:
+            raise StoreUnavailable(self._unreachable, hint=UNREACHABLE_HINT)  # fail the other calls at once
         try:
             return fn(Bucket=self.bucket, **kw)
         except NoCredentialsError as exc:
@@ -116,9 +130,22 @@ class S3Store(Store):
         except ClientError:
             raise
         except BotoCoreError as exc:
-            raise StoreUnavailable(
-                f"cannot reach the store {self.url} ({self.endpoint_url or 'AWS'}): {exc}"
-            ) from exc
+            message = f"cannot reach the store {self.url} ({self.endpoint_url or 'AWS'}): {exc}"
+            if isinstance(exc, EndpointConnectionError):
+                self._unreachable = message
+            raise StoreUnavailable(message, hint=UNREACHABLE_HINT) from exc
+
+    def translate_error(self, exc: BaseException) -> StoreUnavailable | None:
+        """botocore and urllib3 errors (the endpoint refused, closed or reset a connection mid-transfer)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from urllib3.exceptions import HTTPError
+
+        if not isinstance(exc, BotoCoreError | ClientError | HTTPError):
+            return None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StoreUnavailable(
+            f"the store {self.url} ({self.endpoint_url or 'AWS'}) failed: {first}", hint=UNREACHABLE_HINT
+        )
 
     @staticmethod
     def _code(exc: Exception) -> str:
@@ -474,7 +501,7 @@ class S3Store(Store):
         self._call(self._client.delete_object, Key=self._key(manifest_key(hexdigest)))
 
     def clean_staging(self, older_than: float) -> int:
-        """Abort multipart uploads and delete staging objects (left by killed pushes) older than ``older_than``."""
+        """Abort multipart uploads and delete staging objects (of killed pushes) older than ``older_than``."""
         n = 0
         paginator = self._client.get_paginator("list_multipart_uploads")
         for sub in ("blobs/", STAGING):
