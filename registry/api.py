@@ -80,6 +80,7 @@ class Registry:
         self.catalog = catalog
         self.store = store
         self.last_push: transfer.PushResult | None = None
+        self.bad_rows: builtins.list[tuple[str, str]] = []  # of the last list(): (hash, why)
 
     @classmethod
     def open(cls, db_url: str | None = None, store_url: str | None = None) -> Registry:
@@ -134,8 +135,17 @@ class Registry:
 
     def list(
         self, name: str | None = None, kind: str | None = None, limit: int | None = None
-    ) -> list[Artifact]:
-        return [self._artifact(r) for r in self.catalog.list_rows(name=name, kind=kind, limit=limit)]
+    ) -> builtins.list[Artifact]:
+        """Artifacts, newest first. A catalog row that cannot be read (a buggy or hostile writer) is skipped
+        and recorded in ``self.bad_rows`` as (hash, why): it never stops the listing."""
+        self.bad_rows = []
+        out = []
+        for row in self.catalog.list_rows(name=name, kind=kind, limit=limit, bad=self.bad_rows):
+            try:
+                out.append(self._artifact(row))
+            except (RegistryError, TypeError, ValueError, AttributeError, KeyError) as exc:
+                self.bad_rows.append((str(row.hash), str(exc).splitlines()[0][:200]))
+        return out
 
     # -- push / pull -------------------------------------------------------------------------------------
     def push(
@@ -152,8 +162,8 @@ class Registry:
     ) -> Artifact:
         """Publish a directory: blobs (only those missing), then manifest, then catalog row (+ name, tag)."""
         check_name(name)
-        if tag:
-            check_tag(tag)
+        if tag is not None:
+            check_tag(tag)  # an empty tag is refused, not ignored
         with translated(self.store):
             result = transfer.push(
                 self.catalog,
@@ -258,8 +268,7 @@ class Registry:
             return self._gc(keep_last, dry_run, grace_s)
 
     def _gc(self, keep_last: int | None, dry_run: bool, grace_s: float) -> GcReport:
-        rows, _protected = self.catalog.gc_plan(keep_last)
-        doomed = [r.hash for r in rows]
+        doomed, _protected = self.catalog.gc_plan(keep_last)
         deleted = doomed if dry_run else self.catalog.delete_rows(doomed)
         started = self.catalog.now()
         cutoff = started - grace_s

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry import limits
 from registry import manifest as mf
 from registry.catalog.db import Catalog, utcnow
 from registry.catalog.models import IDENTITY_COLUMNS, INT_COLUMNS, PROVENANCE_COLUMNS
-from registry.errors import IntegrityError, InvalidInput, NotFound
+from registry.errors import IntegrityError, InvalidInput, NotFound, UnsafeManifest
 from registry.hashcache import HashCache
 from registry.hashing import hash_file
 from registry.progress import byte_progress, notice
@@ -58,6 +59,11 @@ def scan(src: Path) -> list[_Src]:
         raise InvalidInput(f"{src} is not a directory", hint="push takes a directory (e.g. an engine dir)")
     out: list[_Src] = []
     for root, dirs, files in os.walk(src):
+        if dirs and len(Path(root).relative_to(src).parts) >= limits.MAX_PATH_DEPTH - 1:
+            raise InvalidInput(
+                f"{root} is nested more than {limits.MAX_PATH_DEPTH} directories deep inside {src}",
+                hint="flatten the directory",
+            )
         for name in sorted(dirs + files):
             path = Path(root) / name
             rel = path.relative_to(src).as_posix()
@@ -74,8 +80,15 @@ def scan(src: Path) -> list[_Src]:
             if name in files:
                 if not stat.S_ISREG(st.st_mode):
                     raise InvalidInput(f"{path} is not a regular file", hint="remove it from the directory")
-                mf.check_path(rel)
+                try:
+                    mf.check_path(rel)
+                except UnsafeManifest as exc:
+                    raise InvalidInput(
+                        f"{path!r} cannot be part of an artifact: {exc}", hint="rename or remove it"
+                    ) from None
                 out.append(_Src(rel, path, st))
+                if len(out) > limits.MAX_FILES:
+                    raise InvalidInput(f"{src} holds more than {limits.MAX_FILES} files", hint="push less")
     if not out:
         raise InvalidInput(f"{src} holds no files", hint="push a directory with the artifact's files")
     return out
@@ -93,7 +106,7 @@ def _columns(metadata: dict[str, Any], provenance: dict[str, Any]) -> dict[str, 
                 continue
             try:
                 if key in INT_COLUMNS:
-                    if isinstance(value, bool) or int(value) != value:
+                    if isinstance(value, bool) or int(value) != value or not 0 <= value < 2**31:
                         raise ValueError
                     value = int(value)
                 elif key == "build_seconds":
@@ -102,8 +115,8 @@ def _columns(metadata: dict[str, Any], provenance: dict[str, Any]) -> dict[str, 
                     value = str(value)
             except (TypeError, ValueError):
                 raise InvalidInput(
-                    f"{label} field {key!r} has invalid value {value!r}",
-                    hint="integers for tp, pp and max_* shapes; a number for build_seconds",
+                    f"{label} field {key!r} has invalid value {str(value)[:80]!r}",
+                    hint="integers from 0 to 2^31-1 for tp, pp and max_* shapes; a number for build_seconds",
                 ) from None
             values[key] = value
     return values
@@ -124,6 +137,9 @@ def push(
 ) -> PushResult:
     provenance = dict(provenance or {})
     mf.check_kind(kind)
+    problem = limits.json_problem(provenance)
+    if problem is not None:
+        raise InvalidInput(f"artifact provenance: {problem}", hint="pass a smaller, plain JSON object")
     files = scan(Path(src))
     total = sum(f.st.st_size for f in files)
     cache = HashCache()

@@ -510,22 +510,44 @@ class Catalog:
 
     @_wrap_db_errors
     def list_rows(
-        self, name: str | None = None, kind: str | None = None, limit: int | None = None
+        self,
+        name: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+        bad: list[tuple[str, str]] | None = None,
     ) -> list[Any]:
+        """Rows newest first. With ``bad``, a row whose columns cannot be decoded (a buggy or hostile writer)
+        is skipped and appended there as (hash, why) instead of failing the whole listing."""
         from sqlalchemy import select
 
         from registry.catalog.models import ArtifactName, ArtifactRow
 
-        q = select(ArtifactRow)
-        if name:
-            q = q.join(ArtifactName, ArtifactName.hash == ArtifactRow.hash).where(ArtifactName.name == name)
-        if kind:
-            q = q.where(ArtifactRow.kind == kind)
-        q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.hash)
-        if limit:
-            q = q.limit(limit)
+        def query(what: Any) -> Any:
+            q = select(what)
+            if name:
+                q = q.join(ArtifactName, ArtifactName.hash == ArtifactRow.hash).where(
+                    ArtifactName.name == name
+                )
+            if kind:
+                q = q.where(ArtifactRow.kind == kind)
+            q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.hash)
+            return q.limit(limit) if limit else q
+
         with self._read() as s:
-            return list(s.scalars(q))
+            try:
+                return list(s.scalars(query(ArtifactRow)))
+            except (ValueError, TypeError, LookupError, UnicodeError):
+                if bad is None:
+                    raise
+                s.rollback()
+            rows = []
+            for (hash_,) in s.execute(query(ArtifactRow.hash)):  # one by one, to find the bad ones
+                try:
+                    rows.append(s.get(ArtifactRow, hash_))
+                except (ValueError, TypeError, LookupError, UnicodeError) as exc:
+                    s.rollback()
+                    bad.append((str(hash_), f"a column cannot be read: {exc}"))
+            return rows
 
     @_wrap_db_errors
     def find_by_build_key(self, build_key: str, kind: str) -> Any | None:
@@ -753,8 +775,8 @@ class Catalog:
 
     # -- gc ----------------------------------------------------------------------------------------------
     @_wrap_db_errors
-    def gc_plan(self, keep_last: int | None) -> tuple[list[Any], set[str]]:
-        """(rows to delete, hashes protected by tags or live leases). keep_last=None deletes no rows."""
+    def gc_plan(self, keep_last: int | None) -> tuple[list[str], set[str]]:
+        """(hashes to delete, hashes protected by tags or live leases). keep_last=None deletes no rows."""
         from sqlalchemy import select
 
         from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagRow
@@ -781,10 +803,10 @@ class Catalog:
                 by_name[name] = by_name.get(name, 0) + 1
                 if by_name[name] <= keep_last:
                     keep.add(hash_)
-            rows = [
-                r for r in s.scalars(select(ArtifactRow)) if r.hash not in keep and r.hash not in protected
+            doomed = [  # hashes only: a row with an undecodable column never stops gc
+                h for h in s.scalars(select(ArtifactRow.hash)) if h not in keep and h not in protected
             ]
-            return rows, protected
+            return doomed, protected
 
     @_wrap_db_errors
     def delete_rows(self, hashes: Sequence[str]) -> list[str]:

@@ -36,6 +36,8 @@ def command(
 ) -> None:
     """Garbage-collect the registry. Tagged or leased artifacts are never removed."""
     rep = open_registry(db_url, store_url).gc(keep_last=keep_last, dry_run=dry_run, grace_s=grace_s)
+    for problem in rep.problems:  # unreadable catalog rows: reported, never fatal
+        click.echo(f"warning: {problem}", err=True)
     if as_json:
         emit_json(rep.to_dict())
         return

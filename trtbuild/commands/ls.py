@@ -29,7 +29,10 @@ def command(
     as_json: bool,
 ) -> None:
     """List artifacts (hash, name, kind, tags, size, arch, TensorRT-LLM, created)."""
-    arts = open_registry(db_url, store_url).list(name=name, kind=kind, limit=limit)
+    reg = open_registry(db_url, store_url)
+    arts = reg.list(name=name, kind=kind, limit=limit)
+    for hash_, why in reg.bad_rows:  # reported, never fatal
+        click.echo(f"warning: skipped an unreadable catalog row {hash_}: {why}", err=True)
     if as_json:
         emit_json([a.to_dict() | {"files": len(a.files)} for a in arts])
         return

@@ -14,14 +14,23 @@ def _json_object(value: str | None, flag: str) -> dict:
     if not value:
         return {}
     from registry.errors import InvalidInput
+    from registry.limits import MAX_JSON_BYTES
 
-    text = Path(value[1:]).read_text() if value.startswith("@") else value
+    hint = f'pass {flag} \'{{"key": "value"}}\' or {flag} @file.json'
+    text = value
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            if path.stat().st_size > MAX_JSON_BYTES:
+                raise InvalidInput(f"{flag}: {path} is larger than {MAX_JSON_BYTES} bytes", hint=hint)
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise InvalidInput(f"{flag}: cannot read {path}: {why}", hint=hint) from None
     try:
         obj = json.loads(text)
-    except ValueError as exc:
-        raise InvalidInput(
-            f"{flag}: not valid JSON: {exc}", hint=f'pass {flag} \'{{"key": "value"}}\' or {flag} @file.json'
-        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(f"{flag}: not valid JSON: {str(exc)[:200]}", hint=hint) from None
     if not isinstance(obj, dict):
         raise InvalidInput(f"{flag}: expected a JSON object, got {type(obj).__name__}")
     return obj

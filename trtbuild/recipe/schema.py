@@ -11,8 +11,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+from registry.refs import name_problem
+
+# The recipe name is the artifact name: registry.refs' grammar, lowercase, at most 128 characters.
+NAME_RE = re.compile(r"^(?=.{1,128}\Z)[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
+SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")  # \Z: "$" would also accept a trailing newline
 
 QuantFormat = Literal["none", "fp8", "int8_sq", "int4_awq"]
 KvCacheQuant = Literal["none", "fp8", "int8"]
@@ -87,7 +90,7 @@ class Quantization(_Table):
 
     @property
     def qformat(self) -> str:
-        """The format as quantize.py's ``--qformat`` names it (KV-cache-only quantization is ``full_prec``)."""
+        """The format as quantize.py's ``--qformat`` names it (KV-cache-only quantization: ``full_prec``)."""
         return "full_prec" if self.format == "none" else self.format
 
     @property
@@ -196,6 +199,9 @@ class Recipe(_Table):
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
             raise ValueError(
-                "must be lowercase letters, digits, '.', '_' or '-' (at most 128), starting alphanumeric"
+                "must be lowercase letters and digits joined by single '.', '_', '__' or '-' (at most 128), "
+                "starting and ending alphanumeric"
             )
+        if name_problem(v) is not None:
+            raise ValueError("must not be 7-64 hex digits: that reads as an artifact hash")
         return v

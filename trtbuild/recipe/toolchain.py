@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trtbuild.errors import ToolchainError
 from trtbuild.recipe.cli_spec import SPEC_FAMILIES
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-ARCH_RE = re.compile(r"^sm(\d{2,3})$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+ARCH_RE = re.compile(r"^sm(\d{2,3})\Z")
 
 
 def arch_number(arch: str) -> int:

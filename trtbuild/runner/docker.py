@@ -30,7 +30,7 @@ from trtbuild.runner.base import (
     step_timeout,
 )
 
-PINNED_RE = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+PINNED_RE = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})\Z")
 # TensorRT-LLM's documented container settings: unlimited locked memory, 64 MiB stack.
 ULIMITS = {"memlock": (-1, -1), "stack": (67108864, 67108864)}
 NO_GPU_DRIVER_MARKER = 'could not select device driver "" with capabilities: [[gpu]]'
