@@ -72,7 +72,10 @@ def find_model_config(scheme: str, location: str, revision: str | None) -> Path 
     """The checkpoint's config.json when available without network: a local dir or the HF cache."""
     if scheme == "file":
         candidate = Path(location) / "config.json"
-        return candidate if candidate.is_file() else None
+        try:
+            return candidate if candidate.is_file() else None
+        except OSError:  # a name too long for the file system ...: not available here
+            return None
     if scheme == "hf" and revision:
         try:
             from huggingface_hub import try_to_load_from_cache
