@@ -2,8 +2,9 @@
 
 Two init containers of one pod, or a retried deploy job, may pull into the same directory at once. The second
 waits for the first (saying so), then finds the destination complete and does nothing. The lock file
-``.<DEST>.trtbuild-lock`` stays beside DEST (removing it would let a third pull lock a different file); the
-kernel releases the lock when its holder exits, however it exits.
+``.<DEST>.trtbuild-lock`` is removed by its holder when done; a waiter that then finds its file unlinked
+(or replaced) starts over with the current one, so two holders can never hold different files. The kernel
+releases the lock when its holder exits, however it exits (a file left by a killed pull is reused).
 """
 
 from __future__ import annotations
@@ -32,14 +33,32 @@ def dest_lock(dest: Path, on_wait: Callable[[], None] | None = None) -> Iterator
     it, calling ``on_wait`` once first. OSError (read-only or full parent, a file in the way) propagates."""
     dest = Path(dest).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path(dest), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
+    path = lock_path(dest)
+    waited = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None and not waited:
+                    on_wait()
+                waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+            break
+        os.close(fd)  # the previous holder removed (or replaced) the file we waited on: take the new one
+    try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # while still holding it: waiters on this file then start over
         os.close(fd)

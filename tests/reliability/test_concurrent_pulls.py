@@ -43,4 +43,4 @@ def test_eight_concurrent_pulls_fresh_then_replacing(backend: Backend, tmp_path:
     assert _digests(dest) == _digests(b_src)
     assert json.loads((dest / ".trtbuild-artifact.json").read_text())["hash"] == b.hash
     leftovers = sorted(p.name for p in dest.parent.iterdir() if p.name != "engine")
-    assert leftovers == [".engine.trtbuild-lock"], leftovers  # no partial or swapped-out directory
+    assert leftovers == [], leftovers  # no lock file, partial or swapped-out directory

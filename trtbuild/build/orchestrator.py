@@ -30,6 +30,7 @@ from registry.transfer import write_marker
 from trtbuild.build.plan import TIMING_CACHE, Plan, Step, with_timing_cache
 from trtbuild.build import fetch as fetch_step
 from trtbuild.build.verify import verify_engine
+from trtbuild.secrets import environ_secrets, secret_names, secret_values
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "generation_config.json", "vocab.json", "merges.txt")
@@ -43,7 +44,8 @@ class BuildOptions:
     locked: bool = False
     gpus: int | None = None                        # GPUs per container; None = tp × pp
     extra_mounts: list = field(default_factory=list)   # trtbuild.runner.Mount, added to every container step
-    extra_env: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # secret, but for plain_env names
+    plain_env: set[str] = field(default_factory=set)   # --env-plain: shown in logs (credentials never are)
     lease_ttl_s: float = 120.0
     wait_timeout_s: float = 6 * 3600.0
     poll_s: float = 2.0
@@ -138,7 +140,8 @@ class _Build:
 
         build_step = self.plan.step("build")
         fingerprint = collect_fingerprint(self.runner, build_step.image, gpus=self._gpus(build_step),
-                                          extra_env=self.options.extra_env, extra_mounts=self.options.extra_mounts)
+                                          extra_env=self.options.extra_env, extra_mounts=self.options.extra_mounts,
+                                          secret_env=self._secret_env(), masked=self._masked())
         self._check_host(fingerprint)
         self._check_toolchain(fingerprint)
         checkpoint_dir = self._checkpoint(fingerprint)
@@ -233,11 +236,21 @@ class _Build:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         spec = RunSpec(name=f"trtbuild-{step.kind}-{step.key.split(':')[1][:12]}", image=step.image,
                        argv=list(argv or step.argv), mounts=[*mounts, *self.options.extra_mounts], env=env,
+                       secret_env=self._secret_env(), masked_values=self._masked(),
                        gpus=self._gpus(step), timeout_s=self.options.step_timeout_s)
         self.event(f"running {step.kind} in {step.image}")
         self.runner.run(spec, log_path=log_path, on_line=self.options.on_line)
         self.logs.append(log_path)
         self.steps_run.append(step.kind)
+
+    def _secret_env(self) -> tuple[str, ...]:
+        """--env names whose values never reach a log or an output: all but --env-plain ones."""
+        return secret_names(self.options.extra_env, self.options.plain_env)
+
+    def _masked(self) -> tuple[str, ...]:
+        """Values masked in step output: the secret --env values (a PYTHONPATH value is merged with the
+        step's own) and the credentials of this process's environment."""
+        return secret_values(self.options.extra_env, self._secret_env()) + environ_secrets()
 
     def _gpus(self, step: Step) -> int:
         return step.gpus if self.options.gpus is None else self.options.gpus

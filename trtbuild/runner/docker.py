@@ -25,6 +25,7 @@ from trtbuild.runner.base import (
     RunResult,
     RunSpec,
     calling_user,
+    mask_secrets,
     sigterm_raises,
     step_failed,
     step_timeout,
@@ -204,7 +205,7 @@ class DockerRunner(Runner):
             raise self._translate(exc, spec) from exc
 
     def _translate(self, exc: Exception, spec: RunSpec) -> Exception:
-        text = str(exc)
+        text = mask_secrets(str(exc), spec.secret_values())
         if "error setting rlimit" in text:
             wanted = ", ".join(f"{n} {'unlimited' if s < 0 else s}" for n, (s, _) in self.ulimits.items())
             return RunnerUnavailable(
