@@ -189,11 +189,10 @@ def push(
             "provenance": provenance,
             **_columns(metadata, provenance),
         }
-        if cat.add_name(hash_, name, tag):  # already published: only name and tag are recorded
-            return PushResult(hash_, manifest, False, uploaded, total - uploaded)
-
         # Register the blobs this push relies on (waiting while a gc sweeps), and only then ask the store
         # which exist: a gc never deletes a registered blob, so every blob found present stays present.
+        # This holds for an artifact the catalog already lists too: the store, not the catalog, says what
+        # is there, so a re-push restores a blob or manifest lost from the store.
         push_id = str(uuid.uuid4())
         cat.begin_push(
             push_id,

@@ -440,31 +440,6 @@ class Catalog:
                 self._set_tag(s, name, tag, values["hash"])
         return created
 
-    @_wrap_db_errors
-    def add_name(self, hash_: str, name: str, tag: str | None) -> bool:
-        """Record NAME (and NAME:TAG) for an artifact whose row exists. False when there is no row (never
-        pushed, or removed by a gc meanwhile): the caller must then push its bytes as for a new artifact.
-        On PostgreSQL the row is held FOR SHARE until commit, so a concurrent gc cannot remove it between
-        the check and the new name."""
-        from sqlalchemy import select
-
-        from registry.catalog.models import ArtifactName, ArtifactRow
-
-        with self._write() as s:
-            q = select(ArtifactRow.hash).where(ArtifactRow.hash == hash_)
-            if self.dialect == "postgresql":
-                q = q.with_for_update(read=True)
-            if s.scalar(q) is None:
-                return False
-            s.execute(
-                self._insert(ArtifactName)
-                .values(name=name, hash=hash_, created_at=utcnow())
-                .on_conflict_do_nothing()
-            )
-            if tag:
-                self._set_tag(s, name, tag, hash_)
-        return True
-
     def _set_tag(self, s: Any, name: str, tag: str, hash_: str) -> None:
         from sqlalchemy import select
 

@@ -3,8 +3,9 @@
 A new blob is copied and hashed in one read pass (``copy_hashing``: the sha256 is of the very buffers written)
 and, by default, fsynced before it is published; disk writeback of each chunk starts as soon as it is written
 (``sync_file_range``), so the final fsync overlaps the copy instead of following it.
-``TRTBUILD_LOCAL_FSYNC=0`` skips the fsync (faster on slow disks; a crash can then leave a published blob whose
-bytes never reached the disk: pull detects it by its sha256, but the store must be repaired by a re-push).
+``TRTBUILD_LOCAL_FSYNC=0`` skips the fsync (faster on slow disks; a crash can then leave a published blob
+whose bytes never reached the disk: pull detects it by its sha256, but the store must be repaired by a
+re-push).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class LocalStore(Store):
         return self.root / "tmp" / f"{uuid.uuid4().hex}.part"
 
     def _publish(self, staged: Path, final: Path) -> bool:
-        """Make ``staged`` visible as ``final`` unless it already exists (create-only via link). True if new."""
+        """Make ``staged`` visible as ``final`` unless it exists (create-only via link). True if new."""
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(staged, final)

@@ -12,7 +12,8 @@ an unfinished multipart upload under ``tmp/``, never a blob; ``clean_staging`` (
 A blob whose digest is already known (hash cache) is HEAD-checked and uploaded directly (``put_blob``).
 
 Downloads are parallel ranged GETs streamed to their offsets with ``pwrite``; the calling thread hashes the
-written file in order as parts complete (a read-back from the page cache: the digest is of the bytes on disk). Tuning: ``TRTBUILD_S3_THREADS`` (default 10), ``TRTBUILD_S3_PART_MIB`` (default 32),
+written file in order as parts complete (a read-back from the page cache: the digest is of the bytes on
+disk). Tuning: ``TRTBUILD_S3_THREADS`` (default 10), ``TRTBUILD_S3_PART_MIB`` (default 32),
 ``TRTBUILD_S3_MULTIPART_MIB`` (single PUT below it; default 64), ``TRTBUILD_S3_STAGED_PUSH=0`` (hash every
 file first, then upload only the missing blobs: no wasted upload when a large blob already exists, but no
 overlap of hashing and upload either).
