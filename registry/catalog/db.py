@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from registry.catalog.watchdog import Expired, Watchdog, timeout_from_env
+from registry.catalog.watchdog import Expired, Watchdog
+from registry.config import db_timeout_s
 from registry.errors import CatalogUnavailable, InvalidInput, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,7 +91,7 @@ class Catalog:
             ) from exc
         self.safe_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
-        self.timeout_s = timeout_from_env()
+        self.timeout_s = db_timeout_s()
         self._watchdog = Watchdog(self.timeout_s) if self.dialect == "postgresql" else None
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":

@@ -18,17 +18,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-DEFAULT_TIMEOUT_S = 30.0
-
-
-def timeout_from_env() -> float:
-    """``TRTBUILD_DB_TIMEOUT`` seconds (> 0), else the default."""
-    try:
-        value = float(os.environ.get("TRTBUILD_DB_TIMEOUT", DEFAULT_TIMEOUT_S))
-    except ValueError:
-        return DEFAULT_TIMEOUT_S
-    return value if value > 0 else DEFAULT_TIMEOUT_S
-
 
 class Expired(Exception):
     """Raised on checkout of a connection by a thread whose call is already past its deadline."""
