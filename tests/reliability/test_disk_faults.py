@@ -7,8 +7,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.registry.conftest import ENGINE_META, Backend, make_engine
 from tests.reliability.faults import read_only, small_tmpfs
 
@@ -35,7 +33,7 @@ def test_pull_into_a_full_disk(backend: Backend, tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "full", "1m") as full:
         r = backend.cli("pull", ref, str(full / "engine"))
         _fails_plainly(r, "no space left", str(full))
-        assert not (full / "engine").exists()
+        assert [p.name for p in full.iterdir() if not p.name.startswith(".")] == []  # nothing visible
     with small_tmpfs(tmp_path / "roomy", "8m") as roomy:  # with room, the same command works
         assert backend.cli("pull", ref, str(roomy / "engine")).returncode == 0
         assert (roomy / "engine" / "rank0.engine").stat().st_size == FILES["rank0.engine"]
@@ -112,12 +110,3 @@ def test_read_only_home_is_not_fatal(tmp_path: Path) -> None:
     with read_only(tmp_path / "home"):
         r = b.cli("push", str(src), "--name", "x", "--tag", "t")
         assert r.returncode == 0, r.stderr
-
-
-@pytest.mark.parametrize("size", ["1m"])
-def test_pull_on_full_disk_keeps_resumable_state_hidden(backend: Backend, tmp_path: Path, size: str) -> None:
-    ref = _pushed(backend, tmp_path)
-    with small_tmpfs(tmp_path / "full", size) as full:
-        backend.cli("pull", ref, str(full / "engine"))
-        visible = [p.name for p in full.iterdir() if not p.name.startswith(".")]
-        assert visible == []

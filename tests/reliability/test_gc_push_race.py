@@ -74,7 +74,7 @@ def test_gc_racing_repush_loses_nothing(
 ) -> None:
     if backend.kind == "s3-postgres" and grace == "default":
         pytest.skip("S3 object ages cannot be set back: the S3 race runs with grace 0")
-    n = trials(12)
+    n = trials(8)
     rng = random.Random(20240612)
     setup = backend.open()
     store_root = Path(backend.store_url.removeprefix("file://"))

@@ -62,7 +62,7 @@ def test_kill9_push_pull_gc(backend: Backend, tmp_path: Path) -> None:
     dest = tmp_path / "deploy" / "engine"
     pull_s = _timed(backend, "pull", "k:a", str(dest))
     kills = {"push": 0, "pull": 0, "gc": 0}
-    n = trials(4)
+    n = trials(2)
     for i in range(n):
         # pull: replace A by B in place, killed mid-way; DEST is A or B, whole
         target, other = (b, a) if i % 2 == 0 else (a, b)
