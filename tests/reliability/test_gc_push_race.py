@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import registry.transfer
 from registry.errors import RegistryError
 from tests.registry.conftest import Backend, make_engine
 from tests.reliability.conftest import trials
@@ -80,7 +81,12 @@ def test_gc_racing_repush_loses_nothing(
     store_root = Path(backend.store_url.removeprefix("file://"))
     grace_s = 3600.0 if grace == "default" else 0.0
     problems: list[str] = []
-    outcomes = {"gc_deleted_row_first": 0, "push_reused_row": 0}
+    outcomes = {"gc_removed_the_old_row": 0, "tag_landed_first": 0, "push_waited_for_the_sweep": 0}
+
+    def count_wait(message: str, enabled: bool) -> None:
+        outcomes["push_waited_for_the_sweep"] += "gc" in message
+
+    monkeypatch.setattr(registry.transfer, "notice", count_wait)
     lost_trials = 0
     for i in range(n):
         monkeypatch.setenv("TRTBUILD_HASH_CACHE", "1" if i % 2 else "0")
@@ -100,9 +106,9 @@ def test_gc_racing_repush_loses_nothing(
         )
         assert not errors, errors
         if first.hash in report.deleted_artifacts:
-            outcomes["gc_deleted_row_first"] += 1
+            outcomes["gc_removed_the_old_row"] += 1
         else:
-            outcomes["push_reused_row"] += 1
+            outcomes["tag_landed_first"] += 1
         before = len(problems)
         _assert_complete(setup, problems)
         try:
