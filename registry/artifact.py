@@ -7,6 +7,16 @@ from datetime import datetime
 from typing import Any
 
 from registry.manifest import FileEntry
+from registry.metadata import ArtifactMetadata, BuildFacts, catalog_columns
+
+
+@dataclass(frozen=True)
+class PushStats:
+    """What a push did (returned with the artifact by ``Registry.push``)."""
+
+    created: bool  # a new catalog row was written (False: these bytes were already published)
+    uploaded_bytes: int  # bytes newly written to the store
+    reused_bytes: int  # bytes the store already had
 
 
 @dataclass
@@ -16,23 +26,18 @@ class Artifact:
     kind: str
     size: int
     build_key: str | None
-    metadata: dict[str, Any]  # the manifest's metadata: identity fields only
-    provenance: dict[str, Any]  # per-build facts (host, gpu_name, driver_version, build_seconds, ...)
+    metadata: ArtifactMetadata  # the manifest's metadata: the identity contract of ``kind``
+    provenance: BuildFacts  # per-build facts (host, gpu_name, driver_version, build_seconds, ...)
     files: list[FileEntry]
-    created_at: datetime
+    created_at: datetime  # when the catalog row was written (the first publish)
     tags: list[str] = field(default_factory=list)  # "name:tag" strings that point here now
     names: list[str] = field(default_factory=list)  # every name this artifact was pushed under
-    columns: dict[str, Any] = field(
-        default_factory=dict
-    )  # catalog columns (tp, pp, gpu_arch, cuda_version ...)
+    pushed: PushStats | None = None  # set on the artifact ``Registry.push`` returns
 
-    def get(self, key: str) -> Any:
-        """A catalog column, else a metadata key, else a provenance key."""
-        if self.columns.get(key) is not None:
-            return self.columns[key]
-        if key in self.metadata:
-            return self.metadata[key]
-        return self.provenance.get(key)
+    @property
+    def columns(self) -> dict[str, Any]:
+        """The catalog column values (tp, pp, gpu_arch, cuda_version, driver_version ...)."""
+        return catalog_columns(self.metadata, self.provenance)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,8 +49,8 @@ class Artifact:
             "build_key": self.build_key,
             "created_at": self.created_at.isoformat(),
             "tags": self.tags,
-            "metadata": self.metadata,
-            "provenance": self.provenance,
+            "metadata": self.metadata.to_dict(),
+            "provenance": self.provenance.to_dict(),
             "columns": self.columns,
             "files": [f.to_obj() for f in self.files],
         }

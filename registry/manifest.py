@@ -1,4 +1,9 @@
-"""Artifact manifests: ``{schema, kind, files: [{path, size, sha256}], metadata}``.
+"""Artifact manifests: ``{schema, kind, files: [{path, size, sha256[, chunks]}], metadata}``.
+
+A file larger than one chunk also lists ``chunks: {size, sha256: [...]}``, the sha256 of each ``size``-byte
+piece (the last one shorter), so a pull verifies one large file on all cores; ``sha256`` (the whole file's
+digest) stays the blob key. Manifests with chunks have schema ``trtbuild.artifact.v2``; without, ``v1`` as
+before (both are read). The chunk size is fixed when writing, so the manifest is a pure function of content.
 
 The artifact hash is ``sha256:`` + sha256 of the manifest's canonical JSON, and the stored manifest bytes are
 exactly that canonical JSON. Paths are relative POSIX paths, normalised, without ``..``, absolute parts,
@@ -16,9 +21,12 @@ from typing import Any
 from registry import limits
 from registry.canonical import canonical_json, sha256_hex
 from registry.errors import IntegrityError, InvalidInput, UnsafeManifest
+from registry.metadata import KIND_TYPES
 
-SCHEMA = "trtbuild.artifact.v1"
-KINDS = ("engine", "checkpoint", "timing-cache")
+SCHEMA = "trtbuild.artifact.v1"  # no file has chunk digests
+SCHEMA_CHUNKED = "trtbuild.artifact.v2"  # files larger than a chunk carry per-chunk digests
+SCHEMAS = (SCHEMA, SCHEMA_CHUNKED)
+MIN_CHUNK_SIZE = 1 << 20
 MARKER_NAME = ".trtbuild-artifact.json"  # written into a pulled directory; never part of an artifact
 RESERVED_PREFIX = ".trtbuild-"  # top-level names the registry keeps for its own bookkeeping
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
@@ -30,9 +38,14 @@ class FileEntry:
     path: str
     size: int
     sha256: str  # 64 lowercase hex digits (the blob key)
+    chunks: tuple[str, ...] = ()  # sha256 of each chunk_size piece; empty: verified whole
+    chunk_size: int = 0
 
     def to_obj(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+        obj: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.sha256}
+        if self.chunks:
+            obj["chunks"] = {"size": self.chunk_size, "sha256": list(self.chunks)}
+        return obj
 
 
 @dataclass(frozen=True)
@@ -40,7 +53,12 @@ class Manifest:
     kind: str
     files: tuple[FileEntry, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
-    schema: str = SCHEMA
+    schema: str = ""  # set from the files: v2 when any file has chunk digests
+
+    def __post_init__(self) -> None:
+        if not self.schema:
+            chunked = any(f.chunks for f in self.files)
+            object.__setattr__(self, "schema", SCHEMA_CHUNKED if chunked else SCHEMA)
 
     def to_obj(self) -> dict[str, Any]:
         return {
@@ -63,8 +81,9 @@ class Manifest:
 
 
 def check_kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise InvalidInput(f"invalid artifact kind {kind!r}", hint=f"use one of: {', '.join(KINDS)}")
+    """A kind with a registered metadata contract (``registry.metadata.KIND_TYPES``)."""
+    if kind not in KIND_TYPES:
+        raise InvalidInput(f"invalid artifact kind {kind!r}", hint=f"use one of: {', '.join(KIND_TYPES)}")
     return kind
 
 
@@ -118,12 +137,34 @@ def validate(manifest: Manifest) -> None:
             raise UnsafeManifest(f"manifest file {f.path!r} has invalid size {f.size!r}")
         if not isinstance(f.sha256, str) or not _HEX64.match(f.sha256):
             raise UnsafeManifest(f"manifest file {f.path!r} has invalid sha256 {f.sha256!r}")
+        if f.chunks or f.chunk_size:
+            _check_chunks(f, manifest.schema)
     for p in seen:  # a path may not be both a file and a directory of another file
         parent = posixpath.dirname(p)
         while parent:
             if parent in seen:
                 raise UnsafeManifest(f"manifest path {parent!r} is both a file and a directory")
             parent = posixpath.dirname(parent)
+
+
+def _check_chunks(f: FileEntry, schema: str) -> None:
+    if schema != SCHEMA_CHUNKED:
+        raise UnsafeManifest(
+            f"manifest file {f.path!r} has chunk digests, which schema {schema} does not allow"
+        )
+    cs = f.chunk_size
+    if not isinstance(cs, int) or isinstance(cs, bool) or cs < MIN_CHUNK_SIZE or f.size <= cs:
+        raise UnsafeManifest(
+            f"manifest file {f.path!r} has invalid chunk size {cs!r} "
+            f"(>= {MIN_CHUNK_SIZE} and < the file size)"
+        )
+    if len(f.chunks) != -(-f.size // cs):
+        raise UnsafeManifest(
+            f"manifest file {f.path!r} has {len(f.chunks)} chunk digests for {-(-f.size // cs)} chunks"
+        )
+    for d in f.chunks:
+        if not isinstance(d, str) or not _HEX64.match(d):
+            raise UnsafeManifest(f"manifest file {f.path!r} has an invalid chunk digest {d!r}")
 
 
 def parse(data: bytes, expected_digest: str) -> Manifest:
@@ -144,12 +185,13 @@ def parse(data: bytes, expected_digest: str) -> Manifest:
 def from_obj(obj: Any, label: str) -> Manifest:
     if not isinstance(obj, dict) or set(obj) != {"schema", "kind", "files", "metadata"}:
         raise IntegrityError(f"manifest {label} does not have exactly the keys schema, kind, files, metadata")
-    if obj["schema"] != SCHEMA:
+    if obj["schema"] not in SCHEMAS:
         raise IntegrityError(
-            f"manifest {label} has unknown schema {obj['schema']!r} (this reader knows {SCHEMA})"
+            f"manifest {label} has unknown schema {obj['schema']!r} (this reader knows {', '.join(SCHEMAS)})",
+            hint="upgrade trtbuild on this host",
         )
     if (
-        obj["kind"] not in KINDS
+        obj["kind"] not in KIND_TYPES
         or not isinstance(obj["metadata"], dict)
         or not isinstance(obj["files"], list)
     ):
@@ -162,9 +204,26 @@ def from_obj(obj: Any, label: str) -> Manifest:
             raise UnsafeManifest(
                 f"manifest {label} entry {entry.get('path')!r} is a link; links are not allowed"
             )
-        if set(entry) != {"path", "size", "sha256"}:
+        if set(entry) - {"chunks"} != {"path", "size", "sha256"}:
             raise UnsafeManifest(f"manifest {label} entry {entry.get('path')!r} has keys {sorted(entry)}")
-        files.append(FileEntry(path=entry["path"], size=entry["size"], sha256=entry["sha256"]))
+        chunks, chunk_size = (), 0
+        if "chunks" in entry:
+            c = entry["chunks"]
+            if not isinstance(c, dict) or set(c) != {"size", "sha256"} or not isinstance(c["sha256"], list):
+                raise UnsafeManifest(
+                    f"manifest {label} entry {entry.get('path')!r} has chunks that are not "
+                    "{size, sha256: [...]}"
+                )
+            chunks, chunk_size = tuple(c["sha256"]), c["size"]
+        files.append(
+            FileEntry(
+                path=entry["path"],
+                size=entry["size"],
+                sha256=entry["sha256"],
+                chunks=chunks,
+                chunk_size=chunk_size,
+            )
+        )
     manifest = Manifest(kind=obj["kind"], files=tuple(files), metadata=obj["metadata"], schema=obj["schema"])
     validate(manifest)
     return manifest

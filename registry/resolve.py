@@ -1,9 +1,10 @@
 """Pick the best artifact of a name for a host, and explain every rejection.
 
-A candidate fits when: same SM arch; the host's TensorRT-LLM runtime equals the build's; the driver meets the
-toolchain CUDA version's documented minimum (``driver_compat``); GPU count >= tp*pp; and per-GPU memory holds
-``size / (tp*pp)`` plus a margin of ``max(MARGIN_MIN_GIB, MARGIN_FRACTION * gpu_mem)`` for the runtime's
-activations, CUDA context and a minimal KV cache. Facts the host does not report are not checked (noted).
+A candidate fits when: same SM arch; the host's TensorRT-LLM runtime equals the build's (``compat``: a
+runtime of unknown version is no match); the driver meets the toolchain CUDA version's documented minimum
+(``driver_compat``); GPU count >= tp*pp; and per-GPU memory holds ``size / (tp*pp)`` plus a margin of
+``max(MARGIN_MIN_GIB, MARGIN_FRACTION * gpu_mem)`` for the runtime's activations, CUDA context and a minimal
+KV cache. Other facts the host does not report (driver, GPU count, memory) are not checked (noted).
 Among fitting candidates: known-good driver first, then newest.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from registry.compat import runtime_verdict
 from registry.driver_compat import check_driver
 
 GIB = 1 << 30
@@ -68,12 +70,9 @@ def evaluate(c: Any, host: HostFacts) -> Verdict:
         v.failures.append("SM arch unknown: the artifact records no gpu_arch")
     elif arch != host_arch:
         v.failures.append(f"SM arch {arch} != host {host_arch}")
-    if host.trtllm_version is None:
-        v.notes.append("TensorRT-LLM runtime version of the host unknown: not checked")
-    elif c["trtllm_version"] is None:
-        v.failures.append("TensorRT-LLM version unknown: the artifact records none")
-    elif c["trtllm_version"] != host.trtllm_version:
-        v.failures.append(f"TensorRT-LLM {c['trtllm_version']} != host runtime {host.trtllm_version}")
+    runtime = runtime_verdict(c["trtllm_version"], host.trtllm_version, "host runtime")
+    if not runtime.ok:
+        v.failures.append(runtime.reason)
     drv = check_driver(c["cuda_version"], host.driver_version, host.is_datacenter())
     if drv.ok is False:
         v.failures.append(drv.reason)

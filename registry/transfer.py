@@ -8,10 +8,13 @@ while writing into a temp dir beside DEST -> marker file -> atomic rename (or ex
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
+import posixpath
 import shutil
 import stat
 import threading
@@ -24,14 +27,25 @@ from typing import Any
 from registry import limits
 from registry import manifest as mf
 from registry.catalog.db import Catalog, utcnow
-from registry.catalog.models import IDENTITY_COLUMNS, INT_COLUMNS, PROVENANCE_COLUMNS
-from registry.errors import IntegrityError, InvalidInput, NotFound, UnsafeManifest
+from registry.errors import IntegrityError, Interrupted, InvalidInput, NotFound, UnsafeManifest
 from registry.hashcache import HashCache
-from registry.hashing import hash_file
+from registry.hashing import (
+    CHUNK,
+    CHUNK_SIZE,
+    FileDigest,
+    Progress,
+    Verifier,
+    digest_file,
+    hash_range,
+    stale_chunks,
+    write_all,
+)
+from registry.metadata import ArtifactMetadata, BuildFacts, catalog_columns
 from registry.progress import byte_progress, notice
 from registry.store.base import Store, file_changed
+from registry.workers import Stopper, run_all
 
-VERIFIED_LIST = ".trtbuild-verified"  # inside a partial pull dir: "<sha256> <path>" per verified file
+VERIFIED_LIST = ".trtbuild-verified"  # left in a partial pull dir by older versions (removed on resume)
 MAX_READ_FILE = 64 << 20
 
 
@@ -49,7 +63,22 @@ class _Src:
     rel: str
     path: Path
     st: os.stat_result
-    sha256: str | None = None
+    digest: FileDigest | None = None
+
+    @property
+    def sha256(self) -> str:
+        assert self.digest is not None
+        return self.digest.sha256
+
+    def entry(self) -> mf.FileEntry:
+        assert self.digest is not None
+        chunks = self.digest.chunks
+        return mf.FileEntry(self.rel, self.st.st_size, self.sha256, chunks, CHUNK_SIZE if chunks else 0)
+
+
+def _heavy(f: _Src) -> bool:
+    """A file large enough to keep its own threads busy: at most two of them move at once."""
+    return f.st.st_size >= CHUNK
 
 
 def scan(src: Path) -> list[_Src]:
@@ -94,105 +123,74 @@ def scan(src: Path) -> list[_Src]:
     return out
 
 
-def _columns(metadata: dict[str, Any], provenance: dict[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for source, keys, label in (
-        (metadata, IDENTITY_COLUMNS, "metadata"),
-        (provenance, PROVENANCE_COLUMNS, "provenance"),
-    ):
-        for key in keys:
-            value = source.get(key)
-            if value is None:
-                continue
-            try:
-                if key in INT_COLUMNS:
-                    if isinstance(value, bool) or int(value) != value or not 0 <= value < 2**31:
-                        raise ValueError
-                    value = int(value)
-                elif key == "build_seconds":
-                    value = float(value)
-                elif key != "verification":
-                    value = str(value)
-            except (TypeError, ValueError):
-                raise InvalidInput(
-                    f"{label} field {key!r} has invalid value {str(value)[:80]!r}",
-                    hint="integers from 0 to 2^31-1 for tp, pp and max_* shapes; a number for build_seconds",
-                ) from None
-            values[key] = value
-    return values
-
-
 def push(
     cat: Catalog,
     store: Store,
     src: Path,
     *,
     name: str,
-    kind: str,
-    metadata: dict[str, Any],
-    provenance: dict[str, Any] | None,
-    build_key: str | None,
+    metadata: ArtifactMetadata,
+    provenance: BuildFacts,
     tag: str | None,
     progress: bool,
+    hash_cache: Path | None = None,
 ) -> PushResult:
-    provenance = dict(provenance or {})
-    mf.check_kind(kind)
-    problem = limits.json_problem(provenance)
+    kind = mf.check_kind(metadata.kind)
+    problem = limits.json_problem(provenance.to_dict())
     if problem is not None:
         raise InvalidInput(f"artifact provenance: {problem}", hint="pass a smaller, plain JSON object")
     files = scan(Path(src))
     total = sum(f.st.st_size for f in files)
-    cache = HashCache()
+    cache = HashCache(hash_cache)
     uploaded = 0
     lock = threading.Lock()
+    stopper = Stopper()
     try:
         for f in files:
-            f.sha256 = cache.get(f.path.resolve(), f.st)
-        todo = [f for f in files if f.sha256 is None]
+            f.digest = cache.get_digest(f.path.resolve(), f.st)
+        todo = [f for f in files if f.digest is None]
 
         def first_pass(f: _Src, advance: Any) -> None:
             nonlocal uploaded
             if store.can_ingest:  # copy and hash in one read
-                hexdigest, _, new = store.ingest(f.path, advance)
+                digest, new = store.ingest(f.path, advance)
                 if new:
                     with lock:
                         uploaded += f.st.st_size
             else:
-                hexdigest, _ = hash_file(f.path, advance)
+                digest = digest_file(f.path, advance)
             if file_changed(f.path, f.st):
                 raise IntegrityError(
                     f"{f.path} changed while it was pushed", hint="push again once it is stable"
                 )
-            f.sha256 = hexdigest
-            cache.put(f.path.resolve(), f.st, hexdigest)
+            f.digest = digest
+            cache.put_digest(f.path.resolve(), f.st, digest)
 
         label = "storing" if store.can_ingest else "hashing"
-        with (
-            byte_progress(label, sum(f.st.st_size for f in todo), progress) as advance,
-            ThreadPoolExecutor(2) as pool,
-        ):
-            list(pool.map(lambda f: first_pass(f, advance), todo))
+        with byte_progress(label, sum(f.st.st_size for f in todo), progress) as advance:
+            step = stopper.wrap(advance)
+            run_all(lambda f: first_pass(f, step), todo, stopper, heavy=_heavy)
 
-        manifest = mf.build(
-            kind, [mf.FileEntry(f.rel, f.st.st_size, f.sha256 or "") for f in files], metadata
-        )
+        manifest = mf.build(kind, [f.entry() for f in files], metadata.to_dict())
         hash_ = manifest.digest
         values = {
             "hash": hash_,
             "kind": kind,
             "name": name,
-            "build_key": build_key,
+            "build_key": metadata.build_key,
             "size": manifest.size,
             "file_count": len(manifest.files),
             "created_at": utcnow(),
             "manifest": manifest.to_obj(),
-            "provenance": provenance,
-            **_columns(metadata, provenance),
+            "provenance": provenance.to_dict(),
+            **catalog_columns(metadata, provenance),
         }
         # Register the blobs this push relies on (waiting while a gc sweeps), and only then ask the store
         # which exist: a gc never deletes a registered blob, so every blob found present stays present.
-        # This holds for an artifact the catalog already lists too: the store, not the catalog, says what
-        # is there, so a re-push restores a blob or manifest lost from the store.
+        # Every blob is asked for, also those the first pass just stored (a gc may have swept one before
+        # the registration: e.g. with --grace 0, or a first pass longer than the grace) and those of an
+        # artifact the catalog already lists (the store, not the catalog, says what is there: a re-push
+        # restores a blob or manifest lost from the store).
         push_id = str(uuid.uuid4())
         cat.begin_push(
             push_id,
@@ -214,7 +212,7 @@ def push(
 
             def upload(f: _Src, advance: Any) -> None:
                 nonlocal uploaded
-                store.put_blob(f.sha256 or "", f.path, f.st.st_size, advance)
+                store.put_blob(f.sha256, f.path, f.st.st_size, advance)
                 if file_changed(f.path, f.st):
                     raise IntegrityError(
                         f"{f.path} changed while it was pushed", hint="push again once it is stable"
@@ -222,11 +220,9 @@ def push(
                 with lock:
                     uploaded += f.st.st_size
 
-            with (
-                byte_progress("uploading", sum(f.st.st_size for f in missing), progress) as advance,
-                ThreadPoolExecutor(4) as pool,
-            ):
-                list(pool.map(lambda f: upload(f, advance), missing))
+            with byte_progress("uploading", sum(f.st.st_size for f in missing), progress) as advance:
+                step = stopper.wrap(advance)
+                run_all(lambda f: upload(f, step), missing, stopper, heavy=_heavy)
             store.put_manifest(hash_.removeprefix("sha256:"), manifest.to_bytes())
             created = cat.publish(values, name, tag)
         finally:
@@ -235,6 +231,12 @@ def push(
             except Exception:  # noqa: BLE001 - a stale push record only delays gc; it expires
                 pass
         return PushResult(hash_, manifest, created, uploaded, total - uploaded)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "push stopped; nothing was published (no manifest, no catalog row). Blobs already stored are "
+            "kept and reused by the next push; unfinished uploads were aborted (gc removes leftovers after "
+            "its grace period)"
+        ) from None
     finally:
         cache.close()
 
@@ -245,7 +247,8 @@ def fetch_manifest(store: Store, hash_: str) -> mf.Manifest:
     if data is None:
         raise IntegrityError(
             f"manifest of {hash_} is missing from the store {store.url}",
-            hint="push the artifact again; its catalog row exists but its bytes do not",
+            hint=f"its catalog row exists but the manifest does not: trtbuild verify {hash_} --repair DIR "
+            "restores it (DIR: a local copy of the artifact, for missing blobs too)",
         )
     return mf.parse(data, hash_)
 
@@ -322,65 +325,119 @@ def pull(store: Store, hash_: str, manifest: mf.Manifest, dest: Path, *, name: s
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.trtbuild-{hash_[7:23]}.partial"
     tmp.mkdir(exist_ok=True)
-    verified_path = tmp / VERIFIED_LIST
-    verified: dict[str, str] = {}
-    if verified_path.exists():
-        for line in verified_path.read_text().splitlines():
-            sha, _, path = line.partition(" ")
-            verified[path] = sha
-    by_path = {f.path: f for f in manifest.files}
-    todo = []
-    for f in manifest.files:
-        target = tmp / f.path
-        if (
-            verified.get(f.path) == f.sha256
-            and target.is_file()
-            and not target.is_symlink()
-            and target.stat().st_size == f.size
-        ):
-            continue
-        todo.append(f)
-    for f in todo:  # directories first, refusing anything in the way that is not ours
-        parent = (tmp / f.path).parent
-        parent.mkdir(parents=True, exist_ok=True)
-        if not parent.resolve().is_relative_to(tmp.resolve()):
-            raise IntegrityError(f"{parent} escapes the pull directory {tmp}")
-    lock = threading.Lock()
-
-    def fetch(f: mf.FileEntry, advance: Any) -> None:
-        target = tmp / f.path
-        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        try:
-            actual = store.download_blob(f.sha256, f.size, fd, advance)
-            size = os.fstat(fd).st_size
-        except OSError as exc:  # a write to fd (disk full ...): say which file, free its space
-            exc.filename = str(target) if exc.filename is None else exc.filename
-            target.unlink(missing_ok=True)
-            raise
-        finally:
-            os.close(fd)
-        if actual != f.sha256 or size != f.size:
-            target.unlink(missing_ok=True)
-            raise IntegrityError(
-                f"integrity error: {f.path} of {hash_} has sha256 {actual} and {size} bytes; "
-                f"the manifest says {f.sha256} and {f.size} bytes",
-                hint="the stored blob is corrupt; push the artifact again from a good copy",
-            )
-        with lock, open(verified_path, "a") as out:
-            out.write(f"{f.sha256} {f.path}\n")
-
-    with (
-        byte_progress("pulling", sum(f.size for f in todo), progress) as advance,
-        ThreadPoolExecutor(4) as pool,
-    ):
-        list(pool.map(lambda f: fetch(f, advance), todo))
-    for path in list(verified):  # files of an older manifest version that are not ours
-        if path not in by_path:
-            (tmp / path).unlink(missing_ok=True)
-    verified_path.unlink(missing_ok=True)
+    (tmp / VERIFIED_LIST).unlink(missing_ok=True)  # written by older versions; what is kept is re-verified
+    stopper = Stopper()
+    try:
+        todo = _reusable(tmp, manifest, stopper)
+        root = tmp.resolve()
+        for rel in sorted({posixpath.dirname(f.path) for f in todo} - {""}):
+            parent = tmp / rel  # directories first, refusing anything in the way that is not ours
+            parent.mkdir(parents=True, exist_ok=True)
+            if not parent.resolve().is_relative_to(root):
+                raise IntegrityError(f"{parent} escapes the pull directory {tmp}")
+        with byte_progress("pulling", sum(f.size for f in todo), progress) as advance:
+            step = stopper.wrap(advance)
+            run_all(lambda f: _fetch(store, hash_, tmp, f, todo[f], step), todo, stopper, heavy=_heavy_entry)
+    except KeyboardInterrupt:
+        kept = sum(1 for f in manifest.files if (tmp / f.path).is_file())
+        raise Interrupted(
+            f"pull stopped; {tmp} keeps what was written ({kept} of {len(manifest.files)} files, some "
+            "partial): pulling again resumes from it and re-verifies every byte it reuses; "
+            "delete it to start over"
+        ) from None
     write_marker(tmp, hash_, name, manifest.kind, manifest.size, len(manifest.files))
     _install(tmp, dest)
     return True
+
+
+def _heavy_entry(f: mf.FileEntry) -> bool:
+    return f.size >= CHUNK
+
+
+def _reusable(tmp: Path, manifest: mf.Manifest, stopper: Stopper) -> dict[mf.FileEntry, list[int] | None]:
+    """What an earlier, interrupted pull left in ``tmp`` is re-verified (chunks on all cores), never trusted:
+    returns each file still to fetch, with the indices of its chunks to fetch (None: the whole file)."""
+    todo: dict[mf.FileEntry, list[int] | None] = {}
+    lock = threading.Lock()
+
+    def check(f: mf.FileEntry) -> None:
+        stale: list[int] | None = None
+        try:
+            fd = os.open(tmp / f.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode) and st.st_size == f.size:
+                    if f.chunks:
+                        stale = stale_chunks(fd, f.size, f.chunks, f.chunk_size)
+                    elif hash_range(fd, 0, f.size) == f.sha256:
+                        stale = []
+            finally:
+                os.close(fd)
+        if stale != []:
+            with lock:
+                todo[f] = stale
+        stopper.check()
+
+    base = str(tmp)
+    have = {f for f in manifest.files if os.path.lexists(f"{base}/{f.path}")}
+    run_all(check, have, stopper)
+    return {f: todo.get(f) for f in manifest.files if f in todo or f not in have}
+
+
+def _fetch(
+    store: Store, hash_: str, tmp: Path, f: mf.FileEntry, chunks: list[int] | None, advance: Progress
+) -> None:
+    """Write one file of the artifact into ``tmp`` and verify it (only ``chunks``, when given)."""
+    target = f"{tmp}/{f.path}"
+    try:
+        _fetch_into(store, hash_, target, f, chunks, advance)
+    except OSError as exc:  # a write failed (disk full ...): say which file, free its space
+        exc.filename = target if exc.filename is None else exc.filename
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+
+
+def _fetch_into(
+    store: Store, hash_: str, target: str, f: mf.FileEntry, chunks: list[int] | None, advance: Progress
+) -> None:
+    label = f"{f.path} of {hash_}"
+    if not f.chunks and f.size < CHUNK:  # small: one GET/read, one hash, one write
+        data = store.read_blob(f.sha256)
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != f.sha256 or len(data) != f.size:
+            raise IntegrityError(
+                f"integrity error: {label} has sha256 {actual} and {len(data)} bytes; "
+                f"the manifest says {f.sha256} and {f.size} bytes",
+                hint="the stored blob is corrupt; push the artifact again from a good copy",
+            )
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        try:
+            write_all(fd, memoryview(data))
+        finally:
+            os.close(fd)
+        advance(len(data))
+        return
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if chunks is None else 0)
+    fd = os.open(target, flags, 0o644)
+    try:
+        verifier = Verifier(fd, label, f.size, f.sha256, f.chunks, f.chunk_size, advance, chunks)
+        try:
+            store.download_blob(f.sha256, f.size, fd, verifier.landed, verifier.ranges())
+            verifier.finish()
+        finally:
+            verifier.cancel()
+        if os.fstat(fd).st_size != f.size:
+            raise IntegrityError(f"integrity error: {label} is {os.fstat(fd).st_size} bytes, not {f.size}")
+    except IntegrityError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(target)
+        raise
+    finally:
+        os.close(fd)
 
 
 def read_file(store: Store, hash_: str, manifest: mf.Manifest, path: str) -> bytes:
@@ -396,8 +453,6 @@ def read_file(store: Store, hash_: str, manifest: mf.Manifest, path: str) -> byt
             hint="pull the artifact instead",
         )
     data = store.read_blob(entry.sha256)
-    import hashlib
-
     if hashlib.sha256(data).hexdigest() != entry.sha256 or len(data) != entry.size:
         raise IntegrityError(f"integrity error: {path} of {hash_} does not match its manifest digest")
     return data

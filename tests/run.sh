@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The test command (README "Quick start"): installs what the tests need, starts the real services they
-# talk to (Docker Engine, PostgreSQL, a Ceph RADOS Gateway S3 server, a local image registry), runs pytest,
+# talk to (Docker Engine, PostgreSQL, a Ceph RADOS Gateway S3 server, a local image registry, a one-node Slurm
+# cluster), runs pytest,
 # and stops what it started. Idempotent: on a machine that already has the packages it only starts services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export DEBIAN_FRONTEND=noninteractive
 
-apt_packages=(docker.io postgresql debootstrap docker-registry ceph-mon ceph-osd radosgw ceph-common rclone)
+apt_packages=(docker.io postgresql debootstrap docker-registry ceph-mon ceph-osd radosgw ceph-common rclone
+              slurmctld slurmd slurm-client munge python3-venv)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -18,16 +20,20 @@ if ((${#missing[@]})); then
   apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 
-echo "== installing Python packages"
+source tests/python_env.sh
+python_env "$ROOT"
+echo "== installing Python packages into $(command -v python3)"
 # torch first, pinned to the CPU build available here; the rest must not pull a CUDA torch.
 python3 -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
   || python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e ".[quantize,postgres,test]" "torch==2.13.0"
+python3 -m pip install -q -e ".[quantize,postgres,farm,test]" "torch==2.13.0"
+echo "== ModelOpt + transformers of each pinned toolchain (venvs reusing the CPU torch, cached)"
+python3 -m tests.quantize.venvs   # /var/cache/trtbuild-test/modelopt-venvs; a few minutes the first time
 
 STATE=$(mktemp -d /tmp/trtbuild-ci.XXXXXX)
 chmod 755 "$STATE"   # PostgreSQL runs as the postgres user and needs to reach its data dir inside
 export TRTBUILD_TEST_STATE=$STATE
-SERVICES=(dockerd postgres ceph_rgw local_registry)
+SERVICES=(dockerd postgres ceph_rgw local_registry slurm)
 cleanup() {
   set +e
   for svc in "${SERVICES[@]}"; do

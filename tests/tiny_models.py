@@ -123,8 +123,13 @@ def make_tiny_llama(
     dtype: str = "float16",
     seed: int = 0,
     tokenizer: bool = True,
+    rope_theta: float | None = None,
+    rope_scaling: dict | None = None,
 ) -> Path:
-    """Write a random-weight Llama checkpoint (and tokenizer) to ``out_dir``; return the directory."""
+    """Write a random-weight Llama checkpoint (and tokenizer) to ``out_dir``; return the directory.
+
+    ``rope_theta`` / ``rope_scaling`` (e.g. Llama 3's 500000 and llama3 scaling) are written in the config
+    layout of the installed transformers (top-level in 4.x, ``rope_parameters`` in 5.x)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -148,6 +153,8 @@ def make_tiny_llama(
         tie_word_embeddings=False,
         bos_token_id=1,
         eos_token_id=2,
+        **({"rope_theta": rope_theta} if rope_theta is not None else {}),
+        **({"rope_scaling": rope_scaling} if rope_scaling is not None else {}),
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg).eval()

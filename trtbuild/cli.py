@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Check this host: Docker, NVIDIA runtime, GPUs, drivers, disk, registry.",
     ),
     "matrix": ("trtbuild.commands.matrix:command", "Print a CI build matrix (JSON) for recipes."),
+    "farm": (
+        "trtbuild.commands.farm:command",
+        "Build many recipes on Slurm or Kubernetes: one job per missing engine key.",
+    ),
     "bake": ("trtbuild.commands.bake:command", "Bake an engine into a trtllm-serve or Triton serving image."),
     "push": ("trtbuild.commands.push:command", "Push a directory (engine, checkpoint) to the registry."),
     "pull": (
@@ -35,8 +39,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ls": ("trtbuild.commands.ls:command", "List artifacts in the registry."),
     "show": ("trtbuild.commands.show:command", "Show one artifact: metadata, provenance, files."),
     "tag": ("trtbuild.commands.tag:command", "Point NAME:TAG at an artifact."),
+    "untag": ("trtbuild.commands.untag:command", "Remove NAME:TAG (the artifact stays)."),
+    "rm": ("trtbuild.commands.rm:command", "Remove artifacts (not tagged or leased ones, unless --force)."),
+    "verify": (
+        "trtbuild.commands.verify:command",
+        "Check the store holds every blob and manifest the catalog names; --repair from a local copy.",
+    ),
     "resolve": ("trtbuild.commands.resolve:command", "Pick the best engine of a name for this host."),
     "gc": ("trtbuild.commands.gc:command", "Remove old untagged artifacts and unreferenced blobs."),
+    "autotuner": (
+        "trtbuild.commands.autotuner:command",
+        "Capture or pull warm-start AutoTuner caches (PyTorch backend), matched to the GPU.",
+    ),
     "quantize": (
         "trtbuild.commands.quantize:command",
         "Quantize a HF checkpoint with ModelOpt into a TensorRT-LLM checkpoint.",
@@ -105,21 +119,37 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM is handled like Ctrl-C: the running transfer stops, cleans up and says what it kept."""
+    raise KeyboardInterrupt
+
+
+def _interrupted(exc: BaseException) -> None:
+    """'interrupted' and what the interrupted operation kept (its message, if it says one); exit 130."""
+    cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
+    what = str(cause) if cause is not None else ""
+    click.echo(f"interrupted: {what}" if what else "interrupted", err=True)
+    sys.exit(130)
+
+
 def _run(argv: list[str] | None) -> None:
+    import signal
+    import threading
+
     from registry.errors import RegistryError
     from trtbuild.errors import TrtbuildError
 
+    if argv is None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         rv = cli.main(args=argv, prog_name="trtbuild", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        _interrupted(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except (TrtbuildError, RegistryError) as exc:
         sys.exit(_plain_error(exc))
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 class TrtbuildError(Exception):
     exit_code = 1
+    # the fix shown for an error raised without one: every error the CLI prints has a `fix:` line
+    default_hint: str | None = "trtbuild doctor checks this host; TRTBUILD_DEBUG=1 shows where it failed"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
-        self.hint = hint
+        self.hint = hint or self.default_hint
 
     def __str__(self) -> str:
         msg = super().__str__()
@@ -22,6 +24,7 @@ class InputError(TrtbuildError):
     """Invalid input: a recipe, a flag, a reference. Exit code 2."""
 
     exit_code = 2
+    default_hint = "see the command's --help"
 
 
 class RecipeIssue:
@@ -58,31 +61,43 @@ class RecipeError(InputError):
 
 
 class ToolchainError(InputError):
-    pass
+    default_hint = "fix that toolchain in the pins file (recipes/toolchains.toml or --toolchains)"
 
 
 class LockError(InputError):
-    pass
+    default_hint = "write the lock again: trtbuild lock RECIPE"
 
 
 class StepFailed(TrtbuildError):
     """A plan step exited non-zero; the message carries the last log lines."""
 
+    default_hint = (
+        "read the step's log (its last lines are above; all of it in the logs folder of the trtbuild work "
+        "directory)"
+    )
+
 
 class RunnerUnavailable(TrtbuildError):
     """Docker Engine, NVIDIA runtime or GPU missing."""
+
+    default_hint = "trtbuild doctor says what this host lacks"
 
 
 class HostMismatch(TrtbuildError):
     """The host cannot build or run this recipe (arch, driver)."""
 
+    default_hint = "build on a host with the recipe's target GPUs and a new enough driver"
+
 
 class Interrupted(TrtbuildError):
     exit_code = 130
+    default_hint = None
 
 
 class StepTimeout(StepFailed):
     """A step ran past its timeout; it was stopped and removed."""
+
+    default_hint = "pass a larger --timeout (seconds per step), or read the step's log"
 
 
 class ImageUnavailable(RunnerUnavailable):

@@ -13,6 +13,8 @@
           enforced), reading its quantize_report.json.
 It prints a table (driver vs bare: load, calibrate, export, in-process total, peak GPU memory, checkpoint
 bytes) and writes results.json + table.md under --out.
+
+``python3 run.py multi --work DIR --out DIR`` (issue 16) is the split-model comparison; see multi.py.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def step_warm() -> dict:
     from modelopt.torch.quantization import extensions
 
     out = {"torch_extensions_dir": os.environ.get("TORCH_EXTENSIONS_DIR")}
-    for name in ("get_cuda_ext", "get_cuda_ext_fp8"):
+    for name in os.environ.get("QGPU_WARM", "get_cuda_ext,get_cuda_ext_fp8").split(","):
         t0 = time.perf_counter()
         ext = getattr(extensions, name)()
         _sync()
@@ -361,11 +363,22 @@ def render(r: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("step", choices=("all", "accuracy", "make", "warm", "bare"))
+    p.add_argument("step", choices=("all", "accuracy", "make", "warm", "bare", "multi", "group", "exportdev"))
     p.add_argument("--work", type=Path, default=Path("/tmp/quantize_gpu_work"))
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/quantize_gpu_out")))
     p.add_argument("--fmt", choices=FORMATS)
+    p.add_argument("--group", help="group step: the group's name (multi.py GROUPS)")
     a = p.parse_args()
+    if a.step in ("multi", "group", "exportdev"):
+        import multi
+
+        if a.step == "exportdev":
+            multi.step_exportdev(a.work, a.out)
+        elif a.step == "multi":
+            multi.step_multi(a.work, a.out)
+        else:
+            print("RESULT " + json.dumps(multi.step_group(a.work, a.group), default=str), flush=True)
+        return
     if a.step in ("all", "accuracy"):
         (step_all if a.step == "all" else step_accuracy)(a.work, a.out)
         return

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU run of bench/quantize_gpu in one go: installs carried wheels (if any), then run.py all.
-#   bash bench/quantize_gpu/run.sh [WHEEL_DIR]            (STEP=accuracy: only the model + accuracy figures)
+#   bash bench/quantize_gpu/run.sh [WHEEL_DIR]            (STEP=accuracy: only the model + accuracy figures;
+#                                                          STEP=multi: split/offloaded vs one-GPU, multi.py)
 # Needs: python3 with torch (CUDA) + transformers; nvidia-modelopt 0.47 and its missing deps either
 # installed or as wheels in WHEEL_DIR. Writes results.json and table.md to $OUT (default /tmp/quantize_gpu_out).
 set -euo pipefail

@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from registry.catalog.watchdog import Expired, Watchdog
-from registry.config import db_timeout_s
+from registry.catalog.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 from registry.errors import CatalogUnavailable, InvalidInput, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,10 +73,28 @@ def _wrap_db_errors(fn: F) -> F:
     return inner  # type: ignore[return-value]
 
 
+def _check_sqlite_path(path: Path, url: str) -> None:
+    """A SQLite catalog's file may be created, but not its directory: a typo in the URL is an error
+    naming the path, never a new empty registry somewhere else."""
+    import os
+
+    fix = "fix TRTBUILD_DB_URL / --db-url (sqlite:////absolute/path/registry.db)"
+    directory = path.parent
+    if not directory.is_dir():
+        raise InvalidInput(f"the directory {directory} of the catalog {url} does not exist", hint=fix)
+    if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidInput(
+            f"the catalog {url} cannot be written: {path if path.exists() else directory} is not writable "
+            "(SQLite writes its journal beside the file)",
+            hint=f"make it writable, or {fix}",
+        )
+
+
 class Catalog:
     """SQL catalog of artifacts, names, tags (with history), build leases and pushes in flight."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """``timeout_s``: how long one PostgreSQL call may take (the watchdog; see module doc)."""
         from sqlalchemy import create_engine, event
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -91,23 +108,24 @@ class Catalog:
             ) from exc
         self.safe_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
-        self.timeout_s = db_timeout_s()
+        self.timeout_s = timeout_s if timeout_s > 0 else DEFAULT_TIMEOUT_S
         self._watchdog = Watchdog(self.timeout_s) if self.dialect == "postgresql" else None
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
-                try:
-                    Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise CatalogUnavailable(
-                        f"cannot create the directory of {self.safe_url}: {exc}",
-                        hint="choose a writable path in TRTBUILD_DB_URL / --db-url",
-                    ) from None
+                _check_sqlite_path(Path(parsed.database).expanduser(), self.safe_url)
             kwargs["connect_args"] = {"timeout": 60}
         elif self.dialect == "postgresql":
             kwargs["connect_args"] = {"connect_timeout": max(1, min(10, int(self.timeout_s)))}
+        from sqlalchemy.exc import NoSuchModuleError
+
         try:
             self.engine = create_engine(parsed, **kwargs)
+        except NoSuchModuleError:
+            raise InvalidInput(
+                f"the catalog URL {self.safe_url} names no database SQLAlchemy knows ({parsed.drivername})",
+                hint="use sqlite:////path/registry.db or postgresql+psycopg://user@host/db",
+            ) from None
         except ModuleNotFoundError as exc:
             raise CatalogUnavailable(
                 f"the database driver for {self.safe_url} is not installed ({exc.name})",
@@ -413,6 +431,23 @@ class Catalog:
             return row.hash if row else None
 
     @_wrap_db_errors
+    def hashes_with_prefix(self, prefix: str, *, name: str | None = None, limit: int = 11) -> list[str]:
+        """Artifact hashes starting with ``prefix`` (``sha256:`` + hex digits), at most ``limit``, sorted;
+        only those pushed under ``name`` when given."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactName, ArtifactRow
+
+        if name:
+            q = select(ArtifactName.hash).where(
+                ArtifactName.name == name, ArtifactName.hash.startswith(prefix)
+            )
+        else:
+            q = select(ArtifactRow.hash).where(ArtifactRow.hash.startswith(prefix))
+        with self._read() as s:
+            return list(s.scalars(q.order_by(q.selected_columns[0]).limit(limit)))
+
+    @_wrap_db_errors
     def has_name(self, name: str, hash_: str) -> bool:
         from registry.catalog.models import ArtifactName
 
@@ -471,7 +506,53 @@ class Catalog:
             self._set_tag(s, name, tag, hash_)
 
     @_wrap_db_errors
-    def tag_history(self, name: str, tag: str) -> list[tuple[str, str | None, datetime]]:
+    def remove_tag(self, name: str, tag: str) -> str | None:
+        """Delete ``name:tag`` (history records the removal); the hash it pointed to, or None if absent."""
+        from sqlalchemy import delete, select
+
+        from registry.catalog.models import TagEvent, TagRow
+
+        with self._write() as s:
+            prev = s.scalar(
+                select(TagRow.hash).where(TagRow.name == name, TagRow.tag == tag).with_for_update()
+            )
+            if prev is None:
+                return None
+            s.execute(delete(TagRow).where(TagRow.name == name, TagRow.tag == tag))
+            s.add(TagEvent(name=name, tag=tag, hash=None, previous_hash=prev, changed_at=utcnow()))
+            return prev
+
+    @_wrap_db_errors
+    def leased(self, hashes: Sequence[str]) -> set[str]:
+        """Those of ``hashes`` whose build key has a live lease (a build is publishing under it)."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactRow, LeaseRow
+
+        if not hashes:
+            return set()
+        live = select(LeaseRow.build_key).where(LeaseRow.expires_at > self.now())
+        with self._read() as s:
+            return set(
+                s.scalars(
+                    select(ArtifactRow.hash).where(
+                        ArtifactRow.hash.in_(hashes), ArtifactRow.build_key.in_(live)
+                    )
+                )
+            )
+
+    @_wrap_db_errors
+    def all_hashes(self) -> list[str]:
+        """Every artifact hash, newest first (no JSON columns loaded: one bad row cannot stop a scan)."""
+        from sqlalchemy import select
+
+        from registry.catalog.models import ArtifactRow
+
+        with self._read() as s:
+            return list(s.scalars(select(ArtifactRow.hash).order_by(ArtifactRow.created_at.desc())))
+
+    @_wrap_db_errors
+    def tag_history(self, name: str, tag: str) -> list[tuple[str | None, str | None, datetime]]:
         from sqlalchemy import select
 
         from registry.catalog.models import TagEvent
@@ -785,17 +866,20 @@ class Catalog:
             return doomed, protected
 
     @_wrap_db_errors
-    def delete_rows(self, hashes: Sequence[str]) -> list[str]:
-        """Delete artifact rows unless (re-checked in the transaction) tagged or leased. Returns deleted."""
+    def delete_rows(self, hashes: Sequence[str], *, force: bool = False) -> list[str]:
+        """Delete artifact rows unless (re-checked in the transaction) tagged or leased. Returns deleted.
+        ``force``: delete those too, their tags first (each removal recorded in the tag history)."""
         from sqlalchemy import delete, select
 
-        from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagRow
+        from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagEvent, TagRow
 
         if not hashes:
             return []
         now = self.now()
         with self._write() as s:
-            tagged = set(s.scalars(select(TagRow.hash).where(TagRow.hash.in_(hashes))))
+            tags = list(
+                s.execute(select(TagRow.name, TagRow.tag, TagRow.hash).where(TagRow.hash.in_(hashes)))
+            )
             live = select(LeaseRow.build_key).where(LeaseRow.expires_at > now)
             leased = set(
                 s.scalars(
@@ -804,7 +888,16 @@ class Catalog:
                     )
                 )
             )
-            doomed = [h for h in hashes if h not in tagged and h not in leased]
+            if force:
+                doomed = list(hashes)
+                changed = utcnow()
+                for name, tag, hash_ in tags:
+                    s.execute(delete(TagRow).where(TagRow.name == name, TagRow.tag == tag))
+                    s.add(TagEvent(name=name, tag=tag, hash=None, previous_hash=hash_, changed_at=changed))
+                s.flush()
+            else:
+                tagged = {h for _, _, h in tags}
+                doomed = [h for h in hashes if h not in tagged and h not in leased]
             if doomed:
                 s.execute(delete(ArtifactName).where(ArtifactName.hash.in_(doomed)))
                 s.execute(delete(ArtifactRow).where(ArtifactRow.hash.in_(doomed)))

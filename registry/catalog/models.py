@@ -1,4 +1,7 @@
-"""SQLAlchemy 2.0 models of the catalog. Schema changes go through Alembic (``registry/migrations``)."""
+"""SQLAlchemy 2.0 models of the catalog. Schema changes go through Alembic (``registry/migrations``).
+
+The artifact columns between ``build_key`` and ``size`` are filled from the artifact contract
+(``registry.metadata``: fields declared ``column()``); a test checks every such field has its column here."""
 
 from __future__ import annotations
 
@@ -27,28 +30,6 @@ class JSONType(TypeDecorator):
 
 HASH = String(71)  # "sha256:" + 64 hex
 
-# Manifest metadata keys that also fill catalog columns (identity fields).
-IDENTITY_COLUMNS = (
-    "recipe_digest",
-    "model_source",
-    "model_revision",
-    "dtype",
-    "quant_format",
-    "kv_cache_quant",
-    "tp",
-    "pp",
-    "max_batch_size",
-    "max_input_len",
-    "max_seq_len",
-    "max_num_tokens",
-    "max_beam_width",
-    "gpu_arch",
-    "cuda_version",
-    "trtllm_version",
-    "tensorrt_version",
-    "modelopt_version",
-    "toolchain_image",
-)
 # Columns the resolve query reads (``Catalog.candidates``); ix_artifacts_resolve covers them all.
 RESOLVE_COLUMNS = (
     "hash",
@@ -65,17 +46,6 @@ RESOLVE_COLUMNS = (
     "driver_version",
     "gpu_name",
 )
-# Provenance keys (per build, not identity) that also fill catalog columns.
-PROVENANCE_COLUMNS = ("host", "gpu_name", "driver_version", "build_seconds", "verification")
-INT_COLUMNS = {
-    "tp",
-    "pp",
-    "max_batch_size",
-    "max_input_len",
-    "max_seq_len",
-    "max_num_tokens",
-    "max_beam_width",
-}
 
 
 class Base(DeclarativeBase):
@@ -164,14 +134,14 @@ class TagRow(Base):
 
 
 class TagEvent(Base):
-    """History of tag moves: every (re)assignment of ``name:tag``."""
+    """History of tag moves: every (re)assignment and removal of ``name:tag``."""
 
     __tablename__ = "tag_history"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
     tag: Mapped[str] = mapped_column(String(128))
-    hash: Mapped[str] = mapped_column(HASH)
+    hash: Mapped[str | None] = mapped_column(HASH)  # None: the tag was removed (untag)
     previous_hash: Mapped[str | None] = mapped_column(HASH)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -1,8 +1,7 @@
-"""Alembic environment: runs on a connection handed in by registry.catalog.db, or on sqlalchemy.url."""
+"""Alembic environment: runs on a connection handed in by registry.catalog.db, or on the database named by
+``alembic -x db_url=URL`` (else ``sqlalchemy.url`` of alembic.ini)."""
 
 from __future__ import annotations
-
-import os
 
 from alembic import context
 from sqlalchemy import create_engine
@@ -34,7 +33,8 @@ if context.is_offline_mode():
 elif connection is not None:
     _run(connection)
 else:
-    url = os.environ.get("TRTBUILD_DB_URL") or config.get_main_option("sqlalchemy.url")
+    x_args = context.get_x_argument(as_dictionary=True)
+    url = x_args.get("db_url") or config.get_main_option("sqlalchemy.url")
     engine = create_engine(url)
     with engine.connect() as conn:
         _run(conn)

@@ -1,7 +1,9 @@
 """The store interface: blobs addressed by sha256 and manifests addressed by the artifact hash.
 
 Layout (both backends): ``blobs/sha256/<first2>/<hex>`` and ``manifests/sha256/<hex>.json``. Writes are
-create-only and idempotent. Downloads return the sha256 computed while streaming; callers compare it.
+create-only and idempotent. Downloads only move bytes: they report each written range and the caller verifies
+it (``registry.hashing.Verifier``). Progress callbacks may raise to stop a transfer (an interrupt): every
+implementation lets such an exception end the transfer promptly and cleans up what it started.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import RegistryError
+from registry.errors import IntegrityError, RegistryError
+from registry.hashing import FileDigest
 
 Progress = Callable[[int], None]
+Landed = Callable[[int, int], None]
 
 
 def blob_key(hexdigest: str) -> str:
@@ -23,6 +27,18 @@ def blob_key(hexdigest: str) -> str:
 
 def manifest_key(hexdigest: str) -> str:
     return f"manifests/sha256/{hexdigest}.json"
+
+
+@dataclass(frozen=True)
+class StoreTuning:
+    """Transfer knobs of the stores (the registry reads no environment; its user passes these)."""
+
+    s3_threads: int = 10  # parallel S3 requests per transfer
+    s3_part_mib: int = 64  # multipart part size (the CRT data path's part size)
+    s3_target_gbps: float = 10.0  # the CRT's throughput target: how many connections it opens
+    s3_multipart_mib: int = 64  # single PUT below this size
+    s3_staged_push: bool = True  # False: hash every file first, then upload only missing blobs
+    local_fsync: bool = True  # False: LocalStore publishes blobs without fsync
 
 
 @dataclass(frozen=True)
@@ -49,14 +65,16 @@ class Store(abc.ABC):
     def put_blob(self, hexdigest: str, path: Path, size: int, progress: Progress) -> None:
         """Store the file at ``path`` (already hashed to ``hexdigest``) unless present; create-only."""
 
-    def ingest(self, path: Path, progress: Progress) -> tuple[str, int, bool]:
-        """Copy a file into the store while hashing it: (hex, size, newly stored); when ``can_ingest``."""
+    def ingest(self, path: Path, progress: Progress) -> tuple[FileDigest, bool]:
+        """Copy a file into the store while hashing it: (digests, newly stored). Only when ``can_ingest``."""
         raise NotImplementedError
 
     @abc.abstractmethod
-    def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
-        """Write the blob into the open file ``fd`` (opened read-write) from offset 0; return the sha256
-        hex of the bytes written."""
+    def download_blob(
+        self, hexdigest: str, size: int, fd: int, landed: Landed, ranges: list[tuple[int, int]]
+    ) -> None:
+        """Write the blob's bytes in ``ranges`` ((offset, length) pairs) into the open file ``fd`` at the same
+        offsets, in any order and in parallel; call ``landed(offset, length)`` after each piece is written."""
 
     @abc.abstractmethod
     def read_blob(self, hexdigest: str) -> bytes:
@@ -95,6 +113,15 @@ class Store(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url})"
+
+
+def missing_blob(hexdigest: str, url: str) -> IntegrityError:
+    """The error for a blob the catalog names but the store lacks, with the way to put it back."""
+    return IntegrityError(
+        f"blob sha256:{hexdigest} is missing from {url}",
+        hint="push the artifact's directory again (a push checks the store for every blob), or restore "
+        "it from a local copy: trtbuild verify REF --repair DIR",
+    )
 
 
 def file_changed(path: Path, st: os.stat_result) -> bool:

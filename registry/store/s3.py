@@ -3,20 +3,27 @@
 Credentials come only from the standard AWS chain; the endpoint from ``AWS_ENDPOINT_URL`` or
 ``s3://bucket/prefix?endpoint=http://host:port``.
 
-Push of a file whose digest is not known yet (``ingest``): one read pass. Small files are read, hashed and
-PUT create-only. Large files are uploaded with parallel multipart parts to a staging key ``tmp/<uuid>`` while
-the reading thread hashes the same buffers; then, only if ``blobs/sha256/<xx>/<hex>`` is absent (HEAD), the
-staging object is copied server-side to that key (CopyObject; UploadPartCopy where the server refuses a single
-copy, e.g. AWS above 5 GiB) and the staging object is deleted. A killed push leaves only a staging object or
-an unfinished multipart upload under ``tmp/``, never a blob; ``clean_staging`` (gc) removes them.
+Data paths, chosen on measurements (bench/registry/RESULTS.md): uploads of large files go through the AWS
+Common Runtime's S3 client (``registry.store.s3_crt``: a fraction of the client CPU of the former hand-written
+boto3 multipart code, and faster than obstore); downloads stay parallel boto3 ranged GETs (the CRT's ordered
+body delivery was slower here). boto3 is also the control plane.
+
+Push of a file whose digest is not known yet (``ingest``): small files are read once, hashed and PUT
+create-only. Large files are uploaded by the CRT to a staging key ``tmp/<uuid>`` while this thread hashes them
+(whole-file sha256 and chunk digests); then, if the file did not change meanwhile and only if
+``blobs/sha256/<xx>/<hex>`` is absent (HEAD), the staging object is copied server-side to that key
+(CopyObject; UploadPartCopy where the server refuses a single copy, e.g. AWS above 5 GiB) and deleted. A
+killed push leaves only a staging object or an unfinished multipart upload under ``tmp/``, never a blob;
+``clean_staging`` (gc) removes them. An interrupted push cancels the CRT request, which aborts the upload.
 A blob whose digest is already known (hash cache) is HEAD-checked and uploaded directly (``put_blob``).
 
-Downloads are parallel ranged GETs streamed to their offsets with ``pwrite``; the calling thread hashes the
-written file in order as parts complete (a read-back from the page cache: the digest is of the bytes on
-disk). Tuning: ``TRTBUILD_S3_THREADS`` (default 10), ``TRTBUILD_S3_PART_MIB`` (default 32),
-``TRTBUILD_S3_MULTIPART_MIB`` (single PUT below it; default 64), ``TRTBUILD_S3_STAGED_PUSH=0`` (hash every
-file first, then upload only the missing blobs: no wasted upload when a large blob already exists, but no
-overlap of hashing and upload either).
+Downloads: parallel ranged GETs (``s3_part_mib`` pieces of each requested range) on boto3 threads, each
+streamed to its offset with ``pwrite`` in 1 MiB pieces; the caller verifies chunks as they land
+(``registry.hashing.Verifier``) and stops a download by raising from ``landed``.
+Tuning (``StoreTuning``): ``s3_part_mib`` (CRT part size, default 64), ``s3_target_gbps`` (CRT throughput
+target, default 10: sets how many connections it opens), ``s3_multipart_mib`` (single PUT below it; default
+64), ``s3_threads`` (boto3 threads for ranged GETs and server-side part copies, default 10),
+``s3_staged_push=False`` (hash every file first, then upload only the missing blobs).
 """
 
 from __future__ import annotations
@@ -28,21 +35,32 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from registry.errors import IntegrityError, InvalidInput, StoreUnavailable
-from registry.hashing import pwrite_all
-from registry.store.base import BlobInfo, Progress, Store, blob_key, manifest_key
+from registry.hashing import FileDigest, digest_bytes, digest_file, pwrite_all
+from registry.store.base import (
+    BlobInfo,
+    Landed,
+    Progress,
+    Store,
+    StoreTuning,
+    blob_key,
+    file_changed,
+    manifest_key,
+    missing_blob,
+)
+from registry.store.s3_crt import CrtTransfer
 
 MIB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 COPY_PART = 1 << 30  # UploadPartCopy part size (S3 allows up to 5 GiB)
 STAGING = "tmp/"
 RECV_CHUNK = 1 << 20  # download: pwrite pieces (small, reused heap allocations)
-HASH_CHUNK = 8 << 20  # download: read-back size for hashing
 
 
 UNREACHABLE_HINT = (
@@ -51,38 +69,39 @@ UNREACHABLE_HINT = (
 )
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
-
-
 class S3Store(Store):
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        tuning: StoreTuning | None = None,
+    ) -> None:
+        tuning = tuning or StoreTuning()
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self.threads = _env_int("TRTBUILD_S3_THREADS", 10)
-        self.part_size = _env_int("TRTBUILD_S3_PART_MIB", 32) * MIB
-        self.multipart_threshold = _env_int("TRTBUILD_S3_MULTIPART_MIB", 64) * MIB
+        self.threads = max(1, tuning.s3_threads)
+        self.part_size = max(1, tuning.s3_part_mib) * MIB
+        self.multipart_threshold = max(1, tuning.s3_multipart_mib) * MIB
+        self.target_gbps = tuning.s3_target_gbps
+        self._session: Any = None
         self._client = self._make_client()
+        self._crt_client: CrtTransfer | None = None
+        self._unreachable: str | None = None  # set when the endpoint stopped accepting connections
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="s3")
         self._if_none_match = True  # cleared when the server refuses the header
-        self._unreachable: str | None = None  # set when the endpoint stopped accepting connections
         self._lock = threading.Lock()
-        # Part buffers shared by all uploads at once: bounds memory to ~(threads+2) parts, reused.
-        self._buffers = _BufferPool(self.threads + 2)
-        self.can_ingest = os.environ.get("TRTBUILD_S3_STAGED_PUSH", "1") != "0"
+        self.can_ingest = tuning.s3_staged_push
 
     @classmethod
-    def from_url(cls, url: str) -> S3Store:
+    def from_url(cls, url: str, tuning: StoreTuning | None = None) -> S3Store:
         parsed = urlparse(url)
         if not parsed.netloc:
             raise InvalidInput(f"store URL {url!r} has no bucket", hint="use s3://bucket/prefix")
         endpoint = (parse_qs(parsed.query).get("endpoint") or [None])[0]
-        return cls(parsed.netloc, parsed.path, endpoint)
+        return cls(parsed.netloc, parsed.path, endpoint, tuning)
 
     def _make_client(self) -> Any:
         import boto3
@@ -105,8 +124,8 @@ class S3Store(Store):
             s3={"addressing_style": "path"} if self.endpoint_url else {},
             **extra,
         )
-        session = boto3.session.Session()
-        return session.client("s3", endpoint_url=self.endpoint_url, config=cfg)
+        self._session = boto3.session.Session()
+        return self._session.client("s3", endpoint_url=self.endpoint_url, config=cfg)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -137,11 +156,13 @@ class S3Store(Store):
             raise StoreUnavailable(message, hint=UNREACHABLE_HINT) from exc
 
     def translate_error(self, exc: BaseException) -> StoreUnavailable | None:
-        """botocore and urllib3 errors (the endpoint refused, closed or reset a connection mid-transfer)."""
+        """botocore, urllib3 and CRT errors (the endpoint refused, closed or reset a connection)."""
         from botocore.exceptions import BotoCoreError, ClientError
         from urllib3.exceptions import HTTPError
 
-        if not isinstance(exc, BotoCoreError | ClientError | HTTPError):
+        from registry.store.s3_crt import _is_crt_error
+
+        if not (isinstance(exc, BotoCoreError | ClientError | HTTPError) or _is_crt_error(exc)):
             return None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return StoreUnavailable(
@@ -191,85 +212,79 @@ class S3Store(Store):
             raise StoreUnavailable(f"PUT {key} on {self.url} failed: {exc}") from exc
         return True
 
-    def _part_size(self, size: int) -> int:
-        """The configured part size, raised (to whole MiB) where the file would need more than MAX_PARTS."""
-        need = -(-size // (MAX_PARTS - 1))
-        return max(self.part_size, -(-need // MIB) * MIB)
-
     # -- push of a file whose digest is not known yet ----------------------------------------------------
-    def ingest(self, path: Path, progress: Progress) -> tuple[str, int, bool]:
-        """Upload and hash ``path`` in one read; publish it under its digest unless present (create-only)."""
+    def ingest(self, path: Path, progress: Progress) -> tuple[FileDigest, bool]:
+        """Upload and hash ``path`` at once; publish it under its digest unless present (create-only).
+
+        Small files: one read, hashed and PUT create-only. Large files: the CRT uploads the file to a staging
+        key while this thread hashes it (whole file and chunks, on other cores); the file must not have
+        changed in between (size, mtime, ctime) before the staging object is copied to its blob key."""
         fd = os.open(path, os.O_RDONLY)
         try:
-            size = os.fstat(fd).st_size
-            if size < self.multipart_threshold:
-                data = _read_exact(
-                    fd, size
-                )  # push() re-stats the file afterwards and refuses one that changed
-                hexdigest = hashlib.sha256(data).hexdigest()
-                new = self._put_small(blob_key(hexdigest), data)
+            st = os.fstat(fd)
+            if st.st_size < self.multipart_threshold:
+                data = _read_exact(fd, st.st_size)  # push() re-stats the file afterwards
+                digest = digest_bytes(data)
+                new = self._put_small(blob_key(digest.sha256), data)
                 progress(len(data))
-                return hexdigest, len(data), new
-            staging = f"{STAGING}{uuid.uuid4().hex}"
-            hexdigest, n = self._upload_hashing(staging, fd, size, progress)
+                return digest, new
         finally:
             os.close(fd)
+        staging = f"{STAGING}{uuid.uuid4().hex}"
         try:
-            if self.has_blob(hexdigest, n):
-                return hexdigest, n, False
-            self._copy(staging, blob_key(hexdigest), n)
-            return hexdigest, n, True
+            hashed = self._crt().upload_file(
+                self._key(staging),
+                str(path),
+                st.st_size,
+                poll=lambda: progress(0),
+                progress=progress,
+                meanwhile=lambda: digest_file(path, lambda _n: progress(0)),
+            )
+            assert hashed is not None
+            digest = hashed
+            if file_changed(path, st) or digest.size != st.st_size:
+                raise IntegrityError(
+                    f"{path} changed while it was pushed", hint="push again once it is stable"
+                )
+            if self.has_blob(digest.sha256, digest.size):
+                return digest, False
+            # A server-side copy of a large object can take long: wait in slices so that an interrupt stops
+            # the push at once. An abandoned copy publishes the complete blob or nothing; its staging object
+            # is then left for gc (deleting it under a running copy is not safe on every server).
+            copy = self._pool.submit(self._copy, staging, blob_key(digest.sha256), digest.size)
+            while True:
+                try:
+                    copy.result(timeout=0.05)
+                    break
+                except FutureTimeout:
+                    try:
+                        progress(0)
+                    except BaseException:
+                        staging = ""
+                        raise
+            return digest, True
         finally:
             try:
-                self._call(self._client.delete_object, Key=self._key(staging))
+                if staging:
+                    self._call(self._client.delete_object, Key=self._key(staging))
             except Exception:  # noqa: BLE001 - gc's clean_staging removes a leftover staging object
                 pass
 
-    def _upload_hashing(self, key: str, fd: int, size: int, progress: Progress) -> tuple[str, int]:
-        """Multipart-upload ``fd`` (read sequentially to EOF) to ``key``; the reading thread hashes every part
-        it hands to the uploaders, so the digest is of exactly the uploaded bytes. Returns (hex, size).
-
-        Parts are read into a store-wide pool of reusable buffers (threads + 2 of them): memory stays bounded
-        over all concurrent uploads and the kernel does not have to fault in fresh pages for every part."""
-        part_size = self._part_size(size)
-        h = hashlib.sha256()
-        futures: list = []
-        total = 0
-
-        def part(number: int, buf: bytearray, n: int) -> dict:
-            try:
-                body = buf if n == len(buf) else bytes(memoryview(buf)[:n])  # last part: exact length
-                etag = self._call(
-                    self._client.upload_part, Key=full_key, UploadId=upload_id, PartNumber=number, Body=body
-                )["ETag"]
-                progress(n)
-                return {"ETag": etag, "PartNumber": number}
-            finally:
-                self._buffers.put(buf)
-
-        with self._multipart(key, futures) as (full_key, upload_id):
-            while True:
-                buf = self._buffers.get(part_size)
-                try:
-                    n = _readinto_full(fd, buf)
-                except BaseException:
-                    self._buffers.put(buf)
-                    raise
-                if n == 0 and futures:
-                    self._buffers.put(buf)
-                    break
-                if len(futures) >= MAX_PARTS:
-                    self._buffers.put(buf)
-                    raise IntegrityError(f"{key}: the file grew past {MAX_PARTS} parts while it was pushed")
-                h.update(memoryview(buf)[:n])  # releases the GIL: uploads of earlier parts go on meanwhile
-                total += n
-                futures.append(self._pool.submit(part, len(futures) + 1, buf, n))
-                if any(f.done() and f.exception() for f in futures):
-                    break
-                if n < part_size:  # short read: end of file
-                    break
-            self._complete(full_key, upload_id, futures)
-        return h.hexdigest(), total
+    def _crt(self) -> CrtTransfer:
+        """The CRT data-path client, made on first use (it starts event-loop threads)."""
+        with self._lock:
+            if self._crt_client is None:
+                self._crt_client = CrtTransfer(
+                    self.bucket,
+                    self.endpoint_url,
+                    self._client.meta.region_name or "us-east-1",
+                    self._session.get_credentials(),
+                    self.part_size,
+                    self.target_gbps,
+                )
+                if self._crt_client is None:
+                    raise StoreUnavailable(f"no S3 data path for {self.url}")
+            return self._crt_client
 
     def _copy(self, src: str, dst: str, size: int) -> None:
         """Server-side copy ``src`` -> ``dst`` (CopyObject; UploadPartCopy where a single copy is refused)."""
@@ -316,39 +331,8 @@ class S3Store(Store):
             self._put_small(key, data)
             progress(size)
             return
-        self._put_multipart(key, path, size, progress)
-
-    def _put_multipart(self, key: str, path: Path, size: int, progress: Progress) -> None:
-        nparts = (size + self.part_size - 1) // self.part_size
-        sem = threading.BoundedSemaphore(self.threads)
-        futures: list = []
-        fd = os.open(path, os.O_RDONLY)
-
-        def part(i: int, full_key: str, upload_id: str) -> dict:
-            try:
-                off = i * self.part_size
-                length = min(self.part_size, size - off)
-                data = os.pread(fd, length, off)
-                if len(data) != length:
-                    raise IntegrityError(f"{path} shrank while it was pushed")
-                etag = self._call(
-                    self._client.upload_part, Key=full_key, UploadId=upload_id, PartNumber=i + 1, Body=data
-                )["ETag"]
-                progress(length)
-                return {"ETag": etag, "PartNumber": i + 1}
-            finally:
-                sem.release()
-
-        try:
-            with self._multipart(key, futures) as (full_key, upload_id):
-                for i in range(nparts):
-                    sem.acquire()
-                    futures.append(self._pool.submit(part, i, full_key, upload_id))
-                    if any(f.done() and f.exception() for f in futures):
-                        break
-                self._complete(full_key, upload_id, futures)
-        finally:
-            os.close(fd)
+        # The object appears only when the CRT completes its multipart upload; push() re-checks the file.
+        self._crt().upload_file(self._key(key), str(path), size, poll=lambda: progress(0), progress=progress)
 
     @contextlib.contextmanager
     def _multipart(self, key: str, futures: list) -> Iterator[tuple[str, str]]:
@@ -382,73 +366,52 @@ class S3Store(Store):
             MultipartUpload={"Parts": parts},
         )
 
-    def download_blob(self, hexdigest: str, size: int, fd: int, progress: Progress) -> str:
+    def download_blob(
+        self, hexdigest: str, size: int, fd: int, landed: Landed, ranges: list[tuple[int, int]]
+    ) -> None:
+        """Parallel ranged GETs (``part_size`` pieces of each range), each streamed to its offset with
+        ``pwrite`` in RECV_CHUNK pieces; ``landed`` is called per piece (the caller verifies as they land)."""
         from botocore.exceptions import ClientError
 
         key = self._key(blob_key(hexdigest))
-        try:
-            if size < self.multipart_threshold:
-                data = self._call(self._client.get_object, Key=key)["Body"].read()
-                pwrite_all(fd, data, 0)
-                progress(len(data))
-                return hashlib.sha256(data).hexdigest()
-            return self._download_ranged(key, size, fd, progress)
-        except ClientError as exc:
-            if self._code(exc) in ("NoSuchKey", "404"):
-                raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
-            raise StoreUnavailable(f"GET {key} from {self.url} failed: {exc}") from exc
+        failed = threading.Event()
+        pieces = [
+            (off, min(off + self.part_size, start + length))
+            for start, length in ranges
+            for off in range(start, start + length, self.part_size)
+        ]
 
-    def _download_ranged(self, key: str, size: int, fd: int, progress: Progress) -> str:
-        """Parallel ranged GETs, each streamed to its offset with ``pwrite`` in RECV_CHUNK pieces (no part is
-        held in memory); this thread meanwhile hashes the file's bytes in order, reading back each part once
-        it is complete (from the page cache), so the digest is of the bytes actually written."""
-        part_size = self._part_size(size)
-        nparts = (size + part_size - 1) // part_size
-        done = _Completion(nparts)
-
-        def part(i: int) -> None:
+        def part(off: int, end: int) -> None:
+            if failed.is_set():
+                return
             try:
-                off = i * part_size
-                end = min(off + part_size, size)
-                body = self._call(self._client.get_object, Key=key, Range=f"bytes={off}-{end - 1}")["Body"]
+                whole = off == 0 and end == size
+                kw = {} if whole else {"Range": f"bytes={off}-{end - 1}"}
+                body = self._call(self._client.get_object, Key=key, **kw)["Body"]
                 pos = off
-                while pos < end:
+                while pos < end and not failed.is_set():
                     chunk = body.read(min(RECV_CHUNK, end - pos))
                     if not chunk:
-                        break
+                        raise IntegrityError(f"short read of {key} bytes {off}-{end - 1}: got {pos - off}")
                     pwrite_all(fd, chunk, pos)
+                    landed(pos, len(chunk))
                     pos += len(chunk)
-                    progress(len(chunk))
-                if pos != end:
-                    raise IntegrityError(f"short read of {key} bytes {off}-{end - 1}: got {pos - off}")
-                done.set(i)
-            except BaseException as exc:
-                done.fail(exc)
+            except ClientError as exc:
+                failed.set()
+                if self._code(exc) in ("NoSuchKey", "404"):
+                    raise missing_blob(hexdigest, self.url) from exc
+                raise StoreUnavailable(f"GET {key} from {self.url} failed: {exc}") from exc
+            except BaseException:
+                failed.set()
                 raise
 
-        futures = [self._pool.submit(part, i) for i in range(nparts)]
+        futures = [self._pool.submit(part, off, end) for off, end in pieces]
         try:
-            h = hashlib.sha256()
-            buf = bytearray(min(HASH_CHUNK, size))
-            view = memoryview(buf)
-            pos = 0
-            for i in range(nparts):
-                done.wait(i)
-                end = min((i + 1) * part_size, size)
-                while pos < end:
-                    n = os.preadv(fd, [view[: min(len(buf), end - pos)]], pos)
-                    if n <= 0:
-                        raise IntegrityError(f"{key}: the partial file ended at {pos} of {size} bytes")
-                    h.update(view[:n])
-                    pos += n
-            return h.hexdigest()
+            for f in futures:
+                f.result()
         finally:
-            for f in futures:
-                f.cancel()
-            wait(futures)  # no worker writes to fd after we return
-            for f in futures:
-                if not f.cancelled() and f.exception() is not None:
-                    raise f.exception()  # type: ignore[misc]
+            failed.set()  # no worker writes to fd after we return
+            wait(futures)
 
     def read_blob(self, hexdigest: str) -> bytes:
         from botocore.exceptions import ClientError
@@ -457,7 +420,7 @@ class S3Store(Store):
             return self._call(self._client.get_object, Key=self._key(blob_key(hexdigest)))["Body"].read()
         except ClientError as exc:
             if self._code(exc) in ("NoSuchKey", "404"):
-                raise IntegrityError(f"blob sha256:{hexdigest} is missing from {self.url}") from exc
+                raise missing_blob(hexdigest, self.url) from exc
             raise StoreUnavailable(f"GET blob sha256:{hexdigest} from {self.url} failed: {exc}") from exc
 
     # -- manifests ---------------------------------------------------------------------------------------
@@ -518,74 +481,6 @@ class S3Store(Store):
                 self._call(self._client.delete_object, Key=obj["Key"])
                 n += 1
         return n
-
-
-class _BufferPool:
-    """At most ``count`` reusable bytearrays; get() blocks while all are in use."""
-
-    def __init__(self, count: int) -> None:
-        self._count = count
-        self._made = 0
-        self._free: list[bytearray] = []
-        self._cond = threading.Condition()
-
-    def get(self, size: int) -> bytearray:
-        with self._cond:
-            while True:
-                for i, buf in enumerate(self._free):
-                    if len(buf) == size:
-                        return self._free.pop(i)
-                if self._free and self._made >= self._count:  # only other sizes are free: replace one
-                    self._free.pop()
-                    self._made -= 1
-                if self._made < self._count:
-                    self._made += 1
-                    return bytearray(size)
-                self._cond.wait()
-
-    def put(self, buf: bytearray) -> None:
-        with self._cond:
-            self._free.append(buf)
-            self._cond.notify()
-
-
-class _Completion:
-    """Which parts of a download are complete; wait(i) blocks until part i is, or raises the first failure."""
-
-    def __init__(self, n: int) -> None:
-        self._done = [False] * n
-        self._error: BaseException | None = None
-        self._cond = threading.Condition()
-
-    def set(self, i: int) -> None:
-        with self._cond:
-            self._done[i] = True
-            self._cond.notify_all()
-
-    def fail(self, exc: BaseException) -> None:
-        with self._cond:
-            if self._error is None:
-                self._error = exc
-            self._cond.notify_all()
-
-    def wait(self, i: int) -> None:
-        with self._cond:
-            while not self._done[i] and self._error is None:
-                self._cond.wait()
-            if self._error is not None:
-                raise self._error
-
-
-def _readinto_full(fd: int, buf: bytearray) -> int:
-    """Fill ``buf`` from the current offset of ``fd``; fewer bytes only at end of file. Returns the count."""
-    view = memoryview(buf)
-    got = 0
-    while got < len(buf):
-        n = os.readv(fd, [view[got:]])
-        if n == 0:
-            break
-        got += n
-    return got
 
 
 def _read_exact(fd: int, n: int) -> bytes:

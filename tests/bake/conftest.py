@@ -13,8 +13,11 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from registry.api import EngineMetadata
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DEBIAN_PYTHON = "trtbuild-test/debian-python:bookworm"
@@ -65,8 +68,9 @@ def write_engine(
     return root
 
 
-def metadata_for(version: str = "1.0.0", **extra: object) -> dict:
-    meta = {
+def metadata_for(version: str = "1.0.0", **extra: Any) -> EngineMetadata:
+    """Engine metadata as the builder publishes it (the registry's typed contract)."""
+    fields: dict[str, Any] = {
         "trtllm_version": version,
         "gpu_arch": "sm90",
         "tp": 1,
@@ -79,8 +83,8 @@ def metadata_for(version: str = "1.0.0", **extra: object) -> dict:
         "model_revision": "0" * 40,
         "toolchain_image": "nvcr.io/nvidia/tensorrt-llm/release:" + version,
     }
-    meta.update(extra)
-    return meta
+    fields.update(extra)
+    return EngineMetadata(**fields)
 
 
 @pytest.fixture

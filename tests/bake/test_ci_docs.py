@@ -108,3 +108,26 @@ def test_trtbuild_commands_exist(source):
     assert available("bake") is not None
     if missing:
         pytest.skip(f"verbs not registered on this branch yet (checked after merge): {', '.join(missing)}")
+
+
+def test_deploy_doc_init_container_gives_the_runtime_version():
+    """The documented init container pulls with --resolve *and* the server image's TensorRT-LLM version
+    (without it, resolve picked the newest engine of any release: a 1.0.0 engine for a 1.1.0 server)."""
+    manifests = [
+        yaml.safe_load(block)
+        for block in re.findall(r"```yaml\n(.*?)```", DEPLOY_DOC.read_text(), flags=re.S)
+        if "initContainers" in block
+    ]
+    assert manifests
+    for manifest in manifests:
+        pod = manifest["spec"]["template"]["spec"]
+        server_versions = {c["image"].rsplit(":", 1)[1] for c in pod["containers"]}
+        for init in pod["initContainers"]:
+            argv = [*init.get("command", [])[1:], *init.get("args", [])]
+            if "--resolve" in argv:
+                assert "--trtllm" in argv, init
+                assert argv[argv.index("--trtllm") + 1] in server_versions
+                assert not check_flags(available("pull"), argv[1:])
+    for verb, argv in (call for script in doc_scripts() for call in invocations(script)):
+        if verb == "resolve" or "--resolve" in argv:
+            assert "--trtllm" in argv or "--serving-image" in argv, (verb, argv)

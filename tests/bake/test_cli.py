@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -32,7 +31,14 @@ def trtbuild(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
 def artifact_json(tmp_path: Path, **meta) -> Path:
     path = tmp_path / "artifact.json"
     path.write_text(
-        json.dumps({"hash": "sha256:" + "7" * 64, "name": "llama-8b:fp8", "metadata": metadata_for(**meta)})
+        json.dumps(
+            {
+                "hash": "sha256:" + "7" * 64,
+                "name": "llama-8b:fp8",
+                "created_at": "2026-01-02T03:04:05+00:00",
+                "metadata": metadata_for(**meta).to_dict(),
+            }
+        )
     )
     return path
 
@@ -59,6 +65,8 @@ def test_context_only_json(engine_factory, tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["artifact"] == "sha256:" + "7" * 64
+    assert result["labels"]["org.opencontainers.image.created"] == "2026-01-02T03:04:05+00:00"
+    assert result["labels"]["ai.trtbuild.recipe_digest"] == "sha256:" + "1" * 64
     assert result["context_dir"] == str(tmp_path / "ctx") and result["image_id"] is None
     assert result["base_version_source"] == "not checked (--no-base-check)"
     values = json.loads((tmp_path / "ctx" / "model_repo_fill" / "values.json").read_text())
@@ -93,6 +101,51 @@ def test_invalid_input_exits_2_with_a_plain_message(engine_factory, tmp_path, ar
     assert not (tmp_path / "ctx").exists(), "a refused bake leaves no context behind"
 
 
+@pytest.mark.parametrize(
+    "param",
+    ["batching_strategy=static", "batch_scheduler_policy=fifo", "enable_kv_cache_reuse=yes"],
+)
+def test_bad_triton_param_exits_2_naming_it(engine_factory, tmp_path, param):
+    out = trtbuild(
+        "bake",
+        "--from-dir",
+        str(engine_factory()),
+        "--template",
+        "triton",
+        "--base",
+        "trtbuild-test/bake:any",
+        "--context-only",
+        str(tmp_path / "ctx"),
+        "--no-base-check",
+        "--triton-param",
+        param,
+    )
+    name, _, value = param.partition("=")
+    assert out.returncode == 2, out.stderr
+    assert f"--triton-param {name}: '{value}' must be one of" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "ctx").exists()
+
+
+def test_metadata_outside_the_contract_exits_2(engine_factory, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"metadata": {**metadata_for().to_dict(), "max_batch_sise": 8}}))
+    out = trtbuild(
+        "bake",
+        "--from-dir",
+        str(engine_factory()),
+        "--metadata",
+        str(bad),
+        "--template",
+        "trtllm-serve",
+        "--context-only",
+        str(tmp_path / "ctx"),
+        "--no-base-check",
+    )
+    assert out.returncode == 2, out.stderr
+    assert f"--metadata {bad}: engine metadata: unknown field 'max_batch_sise'" in out.stderr
+    assert "known fields:" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_ref_or_from_dir(engine_factory, tmp_path):
     out = trtbuild("bake", "--template", "trtllm-serve", "--tag", "x/y:z")
     assert out.returncode == 2 and "exactly one of REF or --from-dir" in out.stderr
@@ -121,12 +174,12 @@ def test_missing_template_variable_exits_2(engine_factory, tmp_path):
     assert "Traceback" not in out.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("registry.api") is not None, reason="the registry is installed")
-def test_ref_without_the_registry_package(tmp_path):
+def test_unknown_ref_is_a_plain_error(tmp_path):
     out = trtbuild(
         "bake", "llama-8b:fp8", "--template", "trtllm-serve", "--context-only", str(tmp_path / "ctx")
     )
-    assert out.returncode == 1 and "registry.api" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 1 and "no tag llama-8b:fp8" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "ctx").exists()
 
 
 @pytest.mark.docker

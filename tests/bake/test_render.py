@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -102,8 +103,7 @@ def test_trtllm_serve_refuses_engines_before_1_0(engine_factory, tmp_path):
 
 def test_default_bases(engine_factory, tmp_path):
     engine = engine_factory()
-    meta = metadata_for()
-    del meta["toolchain_image"]
+    meta = replace(metadata_for(), toolchain_image=None)
     res = prepare(request(engine, "trtllm-serve", base_image=None, metadata=meta), tmp_path / "a")
     assert res.base_image == "nvcr.io/nvidia/tensorrt-llm/release:1.0.0"
     res = prepare(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -47,11 +48,11 @@ def test_batch_larger_than_the_engine_is_refused_with_the_recipe_field(engine_fa
 @pytest.mark.parametrize(
     "kw, message",
     [
-        ({"batching_strategy": "static"}, "batching strategy 'static'"),
-        ({"batch_scheduler_policy": "fifo"}, "batch scheduler policy 'fifo'"),
-        ({"kv_cache_free_gpu_mem_fraction": 1.5}, r"must be in \(0, 1\]"),
-        ({"max_queue_size": -1}, "max_queue_size must be >= 0"),
-        ({"instance_count": 0}, "instance count must be >= 1"),
+        ({"batching_strategy": "static"}, "--batching-strategy: 'static' must be one of inflight_fused"),
+        ({"batch_scheduler_policy": "fifo"}, "--batch-scheduler-policy: 'fifo' must be one of"),
+        ({"kv_cache_free_gpu_mem_fraction": 1.5}, r"must be in \(0.0, 1.0\]"),
+        ({"max_queue_size": -1}, "max_queue_size: '-1' must be >= 0"),
+        ({"instance_count": 0}, "--instance-count: '0' must be >= 1"),
         ({"extra": {"engine_dir": "/elsewhere"}}, "trtbuild sets it from the engine"),
         ({"extra": {"bad-name": "1"}}, "not a template parameter name"),
         ({"extra": {"decoding_mode": 'x"y'}}, "may not contain quotes"),
@@ -60,6 +61,51 @@ def test_batch_larger_than_the_engine_is_refused_with_the_recipe_field(engine_fa
 def test_bad_runtime_options(engine_factory, kw, message):
     with pytest.raises(InputError, match=message):
         values(read_engine(engine_factory()), **kw)
+
+
+TRITON_PARAMS = [
+    # (NAME=VALUE, the message naming the parameter and the problem)
+    ("batching_strategy=static", "--triton-param batching_strategy: 'static' must be one of"),
+    ("batch_scheduler_policy=fifo", "--triton-param batch_scheduler_policy: 'fifo' must be one of"),
+    ("enable_kv_cache_reuse=yes", "--triton-param enable_kv_cache_reuse: 'yes' must be one of True, true"),
+    ("exclude_input_in_output=on", "--triton-param exclude_input_in_output: 'on' must be one of"),
+    ("decoupled_mode=TRUE", "--triton-param decoupled_mode: 'TRUE' must be one of true, True, 1"),
+    (
+        "kv_cache_free_gpu_mem_fraction=0",
+        r"--triton-param kv_cache_free_gpu_mem_fraction: '0' must be in \(0.0",
+    ),
+    (
+        "max_tokens_in_paged_kv_cache=lots",
+        "--triton-param max_tokens_in_paged_kv_cache: 'lots' must be an integer",
+    ),
+    ("max_attention_window_size=4096;8192", "must be integers separated by commas"),
+    ("decoding_mode=greedy", "--triton-param decoding_mode: 'greedy' must be one of top_k"),
+    ("logits_datatype=FP32", "--triton-param logits_datatype: 'FP32' must be one of TYPE_FP32"),
+    ("gpu_weights_percent=1.5", "--triton-param gpu_weights_percent: '1.5' must be in [0.0, 1.0]"),
+    ("enable_kv_cache_resue=true", "not a parameter of the inflight_batcher_llm templates"),
+]
+
+
+@pytest.mark.parametrize("param,message", TRITON_PARAMS, ids=[p.split("=")[0] for p, _ in TRITON_PARAMS])
+def test_triton_params_get_the_checks_of_dedicated_options(engine_factory, param, message):
+    name, _, value = param.partition("=")
+    with pytest.raises(InputError) as err:
+        values(read_engine(engine_factory()), extra={name: value})
+    assert err.value.exit_code == 2
+    assert message in str(err.value) or re.search(message, str(err.value)), str(err.value)
+
+
+def test_valid_triton_params_are_written_as_given(engine_factory):
+    extra = {
+        "enable_kv_cache_reuse": "true",
+        "batch_scheduler_policy": "max_utilization",
+        "batching_strategy": "v1",
+        "max_attention_window_size": "4096,8192",
+        "decoding_mode": "top_k_top_p",
+        "new_template_placeholder": "TYPE_FP16",  # a placeholder of a newer template: plain values pass
+    }
+    v = values(read_engine(engine_factory()), extra=extra)
+    assert {k: v[k] for k in extra} == extra
 
 
 def test_leftover_placeholders():

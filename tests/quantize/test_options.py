@@ -1,4 +1,5 @@
-"""The driver's argv is a subset of TensorRT-LLM's quantize.py flags (cli_spec.json), with their meaning."""
+"""The driver's argv is a subset of TensorRT-LLM's quantize.py flags (cli_specs/*.json), with their
+meaning."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from trtbuild.quantize.options import (
+    ENV_CPU_OFFLOAD,
     ENV_GATE,
+    ENV_MAX_GPU_MEMORY,
     ENV_MAX_KL,
     ENV_MIN_TOP1,
     GATE_DEFAULTS,
@@ -24,10 +27,15 @@ from trtbuild.quantize.options import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SPEC = {
+SPEC = {  # quantize.py's flags: the same listing in every recorded release family
     f["flag"]: f
-    for f in json.loads((ROOT / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text())["quantize"]
+    for f in json.loads((ROOT / "trtbuild" / "data" / "cli_specs" / "1.2.json").read_text())["tools"][
+        "quantize"
+    ]["flags"]
 }
+# The HF export of the PyTorch backend: quantize.py@059c97c1 has --export_format {tensorrt_llm, hf}; the
+# main listing (c8c6df08) does not (recorded in the spec as "quantize_other_version").
+SPEC["--export_format"] = {"flag": "--export_format", "type": "str", "choices": ["tensorrt_llm", "hf"]}
 
 FULL = QuantizeOptions(
     model_dir="/m",
@@ -53,7 +61,7 @@ FULL = QuantizeOptions(
 
 def _pairs(argv):
     assert len(argv) % 2 == 0
-    return dict(zip(argv[::2], argv[1::2]))
+    return dict(zip(argv[::2], argv[1::2], strict=True))
 
 
 def test_build_argv_uses_only_quantize_py_flags_with_valid_values():
@@ -101,6 +109,23 @@ def test_argv_and_env_round_trip():
     assert parse_argv(build_argv(plain), {}) == plain
 
 
+def test_placement_settings_travel_as_env():
+    opts = QuantizeOptions(model_dir="/m", output_dir="/o", max_gpu_memory_gib=70, cpu_offload=True)
+    env = build_env(opts)
+    assert env[ENV_MAX_GPU_MEMORY] == "70.0" and env[ENV_CPU_OFFLOAD] == "1"
+    assert parse_argv(build_argv(opts), env) == QuantizeOptions(
+        model_dir="/m", output_dir="/o", qformat="fp8", max_gpu_memory_gib=70.0, cpu_offload=True
+    )
+    plain = build_env(QuantizeOptions(model_dir="/m", output_dir="/o"))
+    assert ENV_MAX_GPU_MEMORY not in plain and ENV_CPU_OFFLOAD not in plain
+    with pytest.raises(ArgvError, match=ENV_CPU_OFFLOAD):
+        parse_argv(["--model_dir", "/m"], {ENV_CPU_OFFLOAD: "sometimes"})
+    with pytest.raises(ArgvError, match=ENV_MAX_GPU_MEMORY):
+        parse_argv(["--model_dir", "/m"], {ENV_MAX_GPU_MEMORY: "lots"})
+    bad = QuantizeOptions("/m", "/o", max_gpu_memory_gib=-1.0)
+    assert any(ENV_MAX_GPU_MEMORY in p for p in validate_options(bad))
+
+
 def test_bad_argv_and_env_raise_argv_error():
     with pytest.raises(ArgvError, match="--qformat"):
         parse_argv(["--model_dir", "/m", "--qformat", "int3"], {})
@@ -127,18 +152,30 @@ def test_thresholds_and_validation():
 
 def test_driver_modules_import_only_allowed_libraries():
     """The driver runs in the toolchain image with trtbuild/ on PYTHONPATH: stdlib, torch, transformers,
-    modelopt, safetensors, numpy and trtbuild's own stdlib modules only."""
+    modelopt, safetensors, numpy, accelerate (in the TensorRT-LLM images; placement.py imports it only for
+    an offloaded model) and trtbuild's own stdlib modules only (of trtbuild.settings, which names the
+    TRTBUILD_QUANT_* variables, only what it imports when loaded: its functions import the registry)."""
     allowed = set(sys.stdlib_module_names) | {
         "torch",
         "transformers",
         "modelopt",
         "safetensors",
         "numpy",
+        "accelerate",
         "trtbuild",
     }
     pkg = ROOT / "trtbuild" / "quantize"
-    for path in [*pkg.glob("*.py"), ROOT / "trtbuild" / "errors.py", ROOT / "trtbuild" / "__init__.py"]:
-        for node in ast.walk(ast.parse(path.read_text())):
+    settings = ROOT / "trtbuild" / "settings.py"
+    for path in [
+        *pkg.glob("*.py"),
+        ROOT / "trtbuild" / "errors.py",
+        ROOT / "trtbuild" / "__init__.py",
+        settings,
+    ]:
+        tree = ast.parse(path.read_text())
+        if path == settings:  # module level only, without the `if TYPE_CHECKING:` block
+            tree.body = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.If))]
+        for node in ast.walk(tree):
             names = (
                 [a.name for a in node.names]
                 if isinstance(node, ast.Import)
@@ -149,6 +186,6 @@ def test_driver_modules_import_only_allowed_libraries():
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trtbuild"):
-                assert node.module in ("trtbuild.errors",) or node.module.startswith("trtbuild.quantize"), (
-                    node.module
-                )
+                assert node.module in ("trtbuild.errors", "trtbuild.settings") or node.module.startswith(
+                    "trtbuild.quantize"
+                ), node.module

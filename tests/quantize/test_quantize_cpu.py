@@ -13,6 +13,7 @@ from tests.quantize.conftest import quiet
 from trtbuild.quantize import (
     REPORT_NAME,
     AccuracyGateFailed,
+    ExportError,
     QuantizeInputError,
     QuantizeOptions,
     ShapeError,
@@ -273,3 +274,78 @@ def test_custom_calibration_file(tiny_llama, tmp_path):
     cal = rep["calibration"]
     assert cal["dataset"] == str(data.resolve()) and cal["passages"] == 5 and cal["passes"] > 1
     assert rep["accuracy"]["prompts"] == 16  # held-out prompts come from the built-in set
+
+
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 256,
+}
+
+
+@pytest.fixture(scope="module")
+def llama3_rope_model(stack, tmp_path_factory) -> str:
+    """A tiny Llama with Llama 3's rope base (500000) and llama3 scaling, in this transformers' layout."""
+    from tests.tiny_models import make_tiny_llama
+
+    return str(
+        make_tiny_llama(
+            tmp_path_factory.mktemp("llama3-rope"), rope_theta=500000.0, rope_scaling=dict(LLAMA3_ROPE)
+        )
+    )
+
+
+def test_llama3_rope_survives_the_export(llama3_rope_model, tmp_path):
+    """On this stack (a fresh install: ModelOpt 0.47 + transformers 5) ModelOpt's export writes no rotary_base
+    or rotary_scaling; the driver restores them from the source config and says so."""
+    import transformers
+
+    out = tmp_path / "ckpt"
+    rep = run_quantize(
+        QuantizeOptions(model_dir=llama3_rope_model, output_dir=str(out), qformat="int8_sq", **SMALL),
+        log=quiet,
+    )
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["rotary_base"] == 500000.0
+    assert (
+        cfg["rotary_scaling"] == LLAMA3_ROPE | cfg["rotary_scaling"]
+        and cfg["rotary_scaling"]["factor"] == 8.0
+    )
+    assert rep["export"]["numerics"]["rotary_base"] == 500000.0
+    restored = rep["compat"]["restored"]
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        assert any(r.startswith("rotary_base 500000.0 restored") for r in restored)
+        assert any(r.startswith("rotary_scaling") for r in restored)
+    else:
+        assert restored == []
+
+
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("norm_epsilon", 1e-05, "norm_epsilon = 1e-05 but the source config.json has rms_norm_eps = 1e-06"),
+        ("num_key_value_heads", None, "num_key_value_heads is missing"),
+        ("rotary_base", 10000.0, "rotary_base = 10000.0 but the source config.json has"),
+    ],
+)
+def test_export_that_changes_numerics_fails_and_leaves_no_checkpoint(
+    llama3_rope_model, tmp_path, field, value, needle
+):
+    def tamper(staging: Path) -> None:
+        cfg_path = staging / "config.json"
+        cfg = json.loads(cfg_path.read_text())
+        if value is None:
+            cfg.pop(field)
+        else:
+            cfg[field] = value
+        cfg_path.write_text(json.dumps(cfg))
+
+    out = tmp_path / "ckpt"
+    opts = QuantizeOptions(model_dir=llama3_rope_model, output_dir=str(out), qformat="int8_sq", **SMALL)
+    with pytest.raises(ExportError) as err:
+        run_quantize(opts, post_export_hook=tamper, log=quiet)
+    assert needle in str(err.value) and err.value.exit_code == 1
+    assert "source model's numerics" in str(err.value)
+    assert sorted(p.name for p in out.iterdir()) == []  # no config, no ranks, no report, no staging

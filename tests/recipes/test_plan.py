@@ -15,7 +15,8 @@ from trtbuild.cli import cli
 from trtbuild.recipe import cli_spec
 from trtbuild.recipe.load import is_pins_file
 
-EXAMPLES = sorted(p for p in RECIPES.glob("*.toml") if not is_pins_file(p))
+# engine recipes (the PyTorch-backend examples are planned in test_plan_pytorch.py)
+EXAMPLES = sorted(p for p in RECIPES.glob("*.toml") if not is_pins_file(p) and "pytorch" not in p.stem)
 TOOL_OF_KIND = {"quantize": "quantize", "convert": "convert_checkpoint", "build": "trtllm-build"}
 
 
@@ -137,6 +138,23 @@ def test_build_only_changes_keep_the_checkpoint_key(tmp_path, change):
     assert changed["engine"] != base["engine"]
 
 
+def test_gpu_placement_settings_reach_the_driver_and_offload_reaches_the_key(tmp_path):
+    """quantization.max_gpu_memory_gib alone moves layers between GPUs: outside the key. CPU offload
+    exports the offloaded layers on the CPU, which rounds some scales differently (bench/quantize_gpu/
+    RESULTS.md), and the budget picks those layers: with offload both are in the key."""
+    base = write_recipe(tmp_path, name="a.toml")
+    capped = write_recipe(tmp_path, {"quantization.max_gpu_memory_gib": 70}, "b.toml")
+    offload = {"quantization.max_gpu_memory_gib": 70, "quantization.cpu_offload": True}
+    offloaded = write_recipe(tmp_path, offload, "c.toml")
+    offloaded_less = write_recipe(tmp_path, {**offload, "quantization.max_gpu_memory_gib": 60}, "d.toml")
+    assert _keys(capped) == _keys(base)
+    assert len({_keys(p)["checkpoint"] for p in (base, offloaded, offloaded_less)}) == 3
+    step = plan_recipe(offloaded).step("quantize")
+    assert step.env["TRTBUILD_QUANT_MAX_GPU_MEMORY_GIB"] == "70.0"
+    assert step.env["TRTBUILD_QUANT_CPU_OFFLOAD"] == "1"
+    assert "TRTBUILD_QUANT_CPU_OFFLOAD" not in plan_recipe(capped).step("quantize").env
+
+
 @pytest.mark.parametrize("change", BOTH, ids=lambda c: next(iter(c)))
 def test_checkpoint_changes_change_both_keys(tmp_path, change):
     base, changed = (
@@ -192,3 +210,44 @@ def test_model_mount_is_read_only_and_outputs_writable():
     assert mounts["/trtbuild/model"].read_only and not mounts["/trtbuild/checkpoint"].read_only
     build_mounts = {m.target: m for m in plan.step("build").mounts}
     assert build_mounts["/trtbuild/checkpoint"].read_only and not build_mounts["/trtbuild/engine"].read_only
+
+
+def test_plan_shows_the_limits_the_engine_will_have(tmp_path, llama_config_dir):
+    recipe = write_recipe(
+        tmp_path,
+        {
+            "model.source": f"file://{llama_config_dir}",
+            "model.revision": DELETE,
+            "limits.max_batch_size": 1,
+            "limits.max_seq_len": DELETE,
+            "limits.max_input_len": 4096,
+            "limits.max_num_tokens": 16384,
+        },
+    )
+    data = plan_recipe(recipe).to_dict()
+    # config.json at hand: max_position_embeddings 8192 -> max_seq_len 8192; tokens capped at 1 × 8192
+    assert data["engine_limits"] == {
+        "max_batch_size": 1,
+        "max_input_len": 4096,
+        "max_seq_len": 8192,
+        "max_num_tokens": 8192,
+        "opt_num_tokens": 1,
+        "max_beam_width": 1,
+    }
+    assert {c["field"] for c in data["builder_changes"]} >= {"max_seq_len", "max_num_tokens"}
+    result = CliRunner().invoke(cli, ["plan", str(recipe)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert (
+        "trtllm-build saves max_num_tokens = 8192 (recipe: 16384): capped at max_batch_size × max_seq_len"
+        in text
+    )
+    assert "trtllm-build saves max_seq_len = 8192 (unset): deduced from max_position_embeddings" in text
+
+
+def test_plan_says_when_max_seq_len_is_deduced_later(tmp_path):
+    recipe = write_recipe(tmp_path, {"limits.max_seq_len": DELETE, "limits.max_batch_size": 1})
+    plan = plan_recipe(recipe)
+    assert plan.to_dict()["engine_limits"]["max_seq_len"] is None
+    result = CliRunner().invoke(cli, ["plan", str(recipe)])
+    assert "trtllm-build deduces max_seq_len" in " ".join(result.output.split())

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from registry.api import EngineMetadata
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -156,13 +158,13 @@ def make_engine(root: Path, files: dict[str, bytes | int], seed: int = 0) -> Pat
     return root
 
 
-ENGINE_META = {
-    "gpu_arch": "sm90",
-    "tp": 1,
-    "pp": 1,
-    "trtllm_version": "1.0.0",
-    "cuda_version": "12.9",
-    "dtype": "float16",
-    "quant_format": "fp8",
-    "max_batch_size": 8,
-}
+ENGINE_META = EngineMetadata(
+    gpu_arch="sm90",
+    tp=1,
+    pp=1,
+    trtllm_version="1.0.0",
+    cuda_version="12.9",
+    dtype="float16",
+    quant_format="fp8",
+    max_batch_size=8,
+)

@@ -78,6 +78,16 @@ def test_references() -> None:
     r = parse_ref("llama@sha256:" + HEX)
     assert (r.name, r.digest) == ("llama", "sha256:" + HEX)
     assert parse_name_tag("x:y") == ("x", "y")
-    for bad in ("llama", "sha256:xyz", "a@sha256:12", ":tag", "na me:t"):
+    assert parse_name_tag("x") == ("x", "latest")  # like docker: a bare name is name:latest
+    r = parse_ref("llama")
+    assert (r.name, r.tag) == ("llama", "latest")
+    r = parse_ref("sha256:" + HEX[:7])  # a prefix of at least 7 hex digits, expanded by the catalog
+    assert (r.digest, r.partial, r.or_name) == ("sha256:" + HEX[:7], True, False)
+    r = parse_ref(HEX[:12])  # the short hash ls shows; may also be a name
+    assert (r.digest, r.partial, r.or_name) == ("sha256:" + HEX[:12], True, True)
+    assert not parse_ref(HEX).partial and parse_ref(HEX).digest == "sha256:" + HEX
+    r = parse_ref("llama@sha256:" + HEX[:10])
+    assert (r.name, r.digest, r.partial) == ("llama", "sha256:" + HEX[:10], True)
+    for bad in ("sha256:xyz", "sha256:abcdef", "a@sha256:12", "a@" + HEX, ":tag", "na me:t", ""):
         with pytest.raises(InvalidReference):
             parse_ref(bad)

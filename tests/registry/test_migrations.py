@@ -24,9 +24,19 @@ def _head() -> str:
 
 
 def test_alembic_upgrade_head_on_empty_postgres(pg_url: str) -> None:
-    env = {**os.environ, "TRTBUILD_DB_URL": pg_url, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     r = subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", "registry/alembic.ini", "upgrade", "head"],
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            "registry/alembic.ini",
+            "-x",
+            f"db_url={pg_url}",
+            "upgrade",
+            "head",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -7,11 +7,13 @@ import os
 import random
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from registry import manifest as mf
+from registry.api import BuildFacts
 from registry.canonical import canonical_json, digest_of
 from registry.catalog.db import utcnow
 from registry.errors import IntegrityError, InvalidInput, NotFound, UnsafeManifest
@@ -35,14 +37,16 @@ def test_push_pull_roundtrip_idempotent(backend: Backend, tmp_path: Path) -> Non
         tmp_path / "eng", {"config.json": b'{"a": 1}', "rank0.engine": 200_000, "sub/x.bin": 10}
     )
     art = _push(
-        reg, src, tag="prod", provenance={"host": "b1", "driver_version": "570.1", "build_log_hash": "x"}
+        reg, src, tag="prod", provenance=BuildFacts(host="b1", driver_version="570.1", build_seconds=2)
     )
     assert art.hash == mf.build("engine", [], {}).digest or art.hash.startswith("sha256:")
-    assert art.metadata == ENGINE_META and art.provenance["build_log_hash"] == "x"
-    assert art.columns["driver_version"] == "570.1" and "driver_version" not in art.metadata
-    assert art.tags == ["llama:prod"] and reg.last_push.created
-    again = _push(reg, src, tag="prod", provenance={"host": "b2"})  # same bytes: same hash, nothing uploaded
-    assert again.hash == art.hash and not reg.last_push.created and reg.last_push.uploaded_bytes == 0
+    assert art.metadata == ENGINE_META and art.provenance.build_seconds == 2.0
+    assert art.columns["driver_version"] == "570.1" and "driver_version" not in art.metadata.to_dict()
+    assert art.tags == ["llama:prod"] and art.pushed is not None and art.pushed.created
+    again = _push(reg, src, tag="prod", provenance=BuildFacts(host="b2"))  # same bytes: same hash, no upload
+    assert again.hash == art.hash and again.pushed is not None
+    assert not again.pushed.created and again.pushed.uploaded_bytes == 0
+    assert again.provenance.host == "b1"  # the first push's build facts are kept
     dest = tmp_path / "out" / "engine"
     assert reg.pull("llama:prod", dest).hash == art.hash
     assert _tree(dest) == _tree(src) | {mf.MARKER_NAME: (dest / mf.MARKER_NAME).read_bytes()}
@@ -60,11 +64,11 @@ def test_repush_after_config_change_uploads_only_that_file(backend: Backend, tmp
     src = make_engine(
         tmp_path / "eng", {"config.json": b'{"v": 1}', "rank0.engine": 300_000, "rank1.engine": 300_000}
     )
-    first = _push(reg, src, build_key="k1")
+    first = _push(reg, src, metadata=replace(ENGINE_META, build_key="k1"))
     (src / "config.json").write_bytes(b'{"v": 22}')
-    second = _push(reg, src, build_key="k1")
+    second = _push(reg, src, metadata=replace(ENGINE_META, build_key="k1"))
     assert second.hash != first.hash
-    assert reg.last_push.uploaded_bytes == len(b'{"v": 22}')
+    assert second.pushed is not None and second.pushed.uploaded_bytes == len(b'{"v": 22}')
     assert reg.find_by_build_key("k1", "engine").hash == second.hash  # newest complete artifact
 
 
@@ -164,7 +168,7 @@ def test_eight_processes_push_the_same_artifact(backend: Backend, tmp_path: Path
     src = make_engine(
         tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 2_000_000, "rank1.engine": 500_000}
     )
-    meta = json.dumps(ENGINE_META)
+    meta = json.dumps(ENGINE_META.to_dict())
     procs = [
         backend.popen(
             "push",
@@ -238,17 +242,18 @@ def test_database_unreachable_is_a_clear_error(backend: Backend, tmp_path: Path)
         "--db-url",
         "sqlite:////proc/no/such/dir/registry.db",
     )
-    assert r.returncode == 1 and "cannot create the directory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "the directory /proc/no/such/dir of the catalog" in r.stderr
+    assert "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_resolve_picks_and_explains(backend: Backend, tmp_path: Path) -> None:
     reg = backend.open()
     variants = {
         "h100-tp1": ENGINE_META,
-        "h100-tp8": ENGINE_META | {"tp": 8},
-        "a100": ENGINE_META | {"gpu_arch": "sm80"},
-        "old-trtllm": ENGINE_META | {"trtllm_version": "0.21.0"},
-        "cuda13": ENGINE_META | {"cuda_version": "13.0"},
+        "h100-tp8": replace(ENGINE_META, tp=8),
+        "a100": replace(ENGINE_META, gpu_arch="sm80"),
+        "old-trtllm": replace(ENGINE_META, trtllm_version="0.21.0"),
+        "cuda13": replace(ENGINE_META, cuda_version="13.0"),
     }
     arts = {}
     for i, (label, meta) in enumerate(variants.items()):
@@ -305,6 +310,32 @@ def test_resolve_picks_and_explains(backend: Backend, tmp_path: Path) -> None:
         reg.resolve("nobody", host)
 
 
+def test_resolve_refuses_an_unknown_runtime_version(backend: Backend, tmp_path: Path) -> None:
+    """Without the serving runtime's TensorRT-LLM version, resolve and pull --resolve refuse (exit 2) and
+    say how to give it; before, they picked the newest engine of any release with a stderr note."""
+    reg = backend.open()
+    for i, version in enumerate(("1.0.0", "1.1.0")):  # the 1.1.0 engine is the newest
+        reg.push(
+            make_engine(tmp_path / version, {"config.json": version.encode(), "rank0.engine": 100}, seed=i),
+            name="llama",
+            metadata=replace(ENGINE_META, trtllm_version=version),
+        )
+    with pytest.raises(InvalidInput) as exc:
+        reg.resolve("llama", HostFacts(gpu_arch="sm90", driver_version="570.124.06", gpu_count=1))
+    assert "--trtllm" in (exc.value.hint or "")
+    host = ["--gpu-arch", "sm90", "--driver", "570.124.06", "--gpus", "1", "--gpu-mem-gib", "79.6"]
+    r = backend.cli("resolve", "llama", *host)
+    assert r.returncode == 2 and r.stdout == "", r.stderr
+    assert "TensorRT-LLM version of the serving runtime is unknown" in r.stderr
+    assert "--trtllm VERSION" in r.stderr and "--serving-image IMAGE" in r.stderr
+    dest = tmp_path / "dest"
+    r = backend.cli("pull", "--resolve", "llama", str(dest), *host)
+    assert r.returncode == 2 and "--trtllm" in r.stderr and not dest.exists()
+    r = backend.cli("pull", "--resolve", "llama", str(dest), *host, "--trtllm", "1.0.0", "--json")
+    assert r.returncode == 0, r.stderr
+    assert (dest / "config.json").read_bytes() == b"1.0.0"
+
+
 def test_gc_keeps_tagged_leased_and_shared_blobs(backend: Backend, tmp_path: Path) -> None:
     reg = backend.open()
     shared = {"rank0.engine": random.Random(5).randbytes(50_000)}  # identical bytes in two artifacts
@@ -316,7 +347,7 @@ def test_gc_keeps_tagged_leased_and_shared_blobs(backend: Backend, tmp_path: Pat
         reg,
         make_engine(tmp_path / "l", {"config.json": b"l", "rank0.engine": 60_000}, seed=8),
         name="m",
-        build_key="bk",
+        metadata=replace(ENGINE_META, build_key="bk"),
     )
     time.sleep(0.01)
     old = _push(
@@ -368,12 +399,15 @@ def test_lease_is_atomic_across_processes(backend: Backend) -> None:
 
     code = (
         "import sys; from registry.api import Registry; "
-        "r = Registry.open(); print(r.acquire_lease('shared-key', sys.argv[1], 60))"
+        "r = Registry.open(sys.argv[2], sys.argv[3]); print(r.acquire_lease('shared-key', sys.argv[1], 60))"
     )
     env = {**os.environ, **backend.env}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, f"holder{i}"], env=env, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", code, f"holder{i}", backend.db_url, backend.store_url],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for i in range(8)
     ]
@@ -392,14 +426,17 @@ def test_cli_show_ls_json(backend: Backend, tmp_path: Path) -> None:
         "v1",
         "--json",
         "--metadata",
-        json.dumps(ENGINE_META),
+        json.dumps(ENGINE_META.to_dict()),
         "--provenance",
-        '{"host": "h", "extra": [1, 2]}',
+        '{"host": "h", "steps_run": ["build"]}',
     )
     assert r.returncode == 0, r.stderr
     h = json.loads(r.stdout)["hash"]
     shown = json.loads(backend.cli("show", "cli:v1", "--json").stdout)
-    assert shown["hash"] == h and shown["provenance"]["extra"] == [1, 2] and shown["tags"] == ["cli:v1"]
+    assert (
+        shown["hash"] == h and shown["provenance"]["steps_run"] == ["build"] and shown["tags"] == ["cli:v1"]
+    )
+    assert shown["metadata"] == ENGINE_META.to_dict() and shown["columns"]["tp"] == 1
     listed = json.loads(backend.cli("ls", "--name", "cli", "--json").stdout)
     assert [x["hash"] for x in listed] == [h]
     r = backend.cli("show", "cli:missing")

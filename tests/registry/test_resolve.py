@@ -65,3 +65,32 @@ def test_rank_prefers_known_driver_then_newest() -> None:
     best, notes, rejected = rank([unknown, known_old, bad], H100)
     assert best["hash"] == known_old["hash"]
     assert [c["hash"] for c, _ in rejected] == [bad["hash"]]
+
+
+def test_unknown_runtime_version_is_no_match() -> None:
+    """A host whose TensorRT-LLM runtime is unknown fits no engine (it was a note, and resolve then picked
+    the newest engine of any release)."""
+    unknown = HostFacts(gpu_arch="sm90", driver_version="570.124.06", gpu_count=8, gpu_mem_gib=79.6)
+    failures = evaluate(cand(), unknown).failures
+    assert len(failures) == 1 and "TensorRT-LLM version of the host runtime unknown" in failures[0]
+    best, _, rejected = rank([cand()], unknown)
+    assert best is None and len(rejected) == 1
+
+
+def test_resolve_and_bake_share_one_runtime_rule() -> None:
+    """bake's base check and resolve's runtime check are the same function (registry.compat)."""
+    import pytest
+
+    from registry.compat import runtime_verdict
+    from trtbuild.bake.versions import check_base_version
+    from trtbuild.errors import InputError
+
+    assert runtime_verdict("1.0", "1.0.0", "host runtime").ok  # PEP 440 equality, both ways
+    assert evaluate(cand(trtllm_version="1.0"), H100).failures == []
+    for engine, base in (("1.0.0", "1.1.0"), ("1.0.0", "")):
+        with pytest.raises(InputError) as exc:
+            check_base_version(engine, "img", base, "label")
+        assert (
+            str(exc.value).splitlines()[0] == runtime_verdict(engine, base, "base image img (label)").reason
+        )
+    check_base_version("1.0.0", "img", "1.0", "label")

@@ -9,22 +9,23 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from registry.api import Registry
+from registry.api import Registry, StoreTuning
 from tests.registry.conftest import ENGINE_META, make_engine
 
 MIB = 1 << 20
 
 
-@pytest.fixture
-def small_parts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("TRTBUILD_S3_MULTIPART_MIB", "8")
-    monkeypatch.setenv("TRTBUILD_S3_PART_MIB", "5")
-    monkeypatch.setenv("TRTBUILD_HASH_CACHE", "0")  # every push reads and hashes every byte
-    monkeypatch.setenv("TRTBUILD_HOME", str(tmp_path / "home"))
+SMALL_PARTS = StoreTuning(s3_multipart_mib=8, s3_part_mib=5)  # MiB-sized files take the multipart path
+
+
+def _open(tmp_path: Path, s3_url: str, tuning: StoreTuning = SMALL_PARTS) -> Registry:
+    # no hash cache: every push reads and hashes every byte
+    return Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url, tuning=tuning)
 
 
 def _keys(store, sub: str) -> list[str]:  # noqa: ANN001
@@ -36,16 +37,14 @@ def _uploads(store) -> list[dict]:  # noqa: ANN001
     return res.get("Uploads", [])
 
 
-def test_staged_push_publishes_by_digest_and_leaves_no_staging(
-    small_parts: None, s3_url: str, tmp_path: Path
-) -> None:
-    reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
+def test_staged_push_publishes_by_digest_and_leaves_no_staging(s3_url: str, tmp_path: Path) -> None:
+    reg = _open(tmp_path, s3_url)
     assert reg.store.can_ingest
     src = make_engine(
         tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 23 * MIB + 7, "small.bin": 3 * MIB}
     )
     art = reg.push(src, name="staged", metadata=ENGINE_META)
-    assert reg.last_push.uploaded_bytes == art.size and reg.last_push.reused_bytes == 0
+    assert art.pushed is not None and art.pushed.uploaded_bytes == art.size and art.pushed.reused_bytes == 0
     big = (src / "rank0.engine").read_bytes()
     digest = hashlib.sha256(big).hexdigest()
     assert reg.store.has_blob(digest, len(big))
@@ -53,18 +52,15 @@ def test_staged_push_publishes_by_digest_and_leaves_no_staging(
     assert _keys(reg.store, "tmp/") == [] and _uploads(reg.store) == []
     # same content under another artifact (new config), digests unknown again: nothing new is stored
     (src / "config.json").write_bytes(b'{"v": 2}')
-    reg.push(src, name="staged", metadata=ENGINE_META)
-    assert reg.last_push.uploaded_bytes == len(b'{"v": 2}')
+    again = reg.push(src, name="staged", metadata=ENGINE_META)
+    assert again.pushed is not None and again.pushed.uploaded_bytes == len(b'{"v": 2}')
     assert _keys(reg.store, "tmp/") == [] and _uploads(reg.store) == []
     reg.pull(art.hash, tmp_path / "out")
     assert (tmp_path / "out" / "rank0.engine").read_bytes() == big
 
 
-def test_hash_first_mode_still_works(
-    small_parts: None, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TRTBUILD_S3_STAGED_PUSH", "0")
-    reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
+def test_hash_first_mode_still_works(s3_url: str, tmp_path: Path) -> None:
+    reg = _open(tmp_path, s3_url, replace(SMALL_PARTS, s3_staged_push=False))
     assert not reg.store.can_ingest
     src = make_engine(tmp_path / "eng", {"config.json": b"{}", "rank0.engine": 12 * MIB})
     art = reg.push(src, name="hashfirst", metadata=ENGINE_META)
@@ -73,14 +69,12 @@ def test_hash_first_mode_still_works(
     assert _keys(reg.store, "tmp/") == []
 
 
-def test_multipart_copy_fallback(
-    small_parts: None, s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_multipart_copy_fallback(s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """UploadPartCopy (used where a server refuses one CopyObject, e.g. AWS above 5 GiB) yields the same bytes."""
     import registry.store.s3 as s3mod
 
     monkeypatch.setattr(s3mod, "COPY_PART", 5 * MIB)  # S3's minimum part size: 3 copy parts for 12 MiB + 1
-    reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
+    reg = _open(tmp_path, s3_url)
     data = os.urandom(12 * MIB + 1)
     reg.store._client.put_object(Bucket=reg.store.bucket, Key=reg.store._key("tmp/src"), Body=data)
     reg.store._copy_multipart(
@@ -90,10 +84,8 @@ def test_multipart_copy_fallback(
     assert got == data
 
 
-def test_clean_staging_removes_leftovers_only_when_old(
-    small_parts: None, s3_url: str, tmp_path: Path
-) -> None:
-    reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
+def test_clean_staging_removes_leftovers_only_when_old(s3_url: str, tmp_path: Path) -> None:
+    reg = _open(tmp_path, s3_url)
     st = reg.store
     st._client.put_object(Bucket=st.bucket, Key=st._key("tmp/abandoned"), Body=b"x" * 100)
     st._client.create_multipart_upload(Bucket=st.bucket, Key=st._key("tmp/abandoned-mp"))
@@ -104,10 +96,10 @@ def test_clean_staging_removes_leftovers_only_when_old(
     assert report.staging_cleaned == 0
 
 
-def test_ranged_pull_detects_a_corrupt_large_blob(small_parts: None, s3_url: str, tmp_path: Path) -> None:
+def test_ranged_pull_detects_a_corrupt_large_blob(s3_url: str, tmp_path: Path) -> None:
     from registry.errors import IntegrityError
 
-    reg = Registry.open(f"sqlite:///{tmp_path / 'r.db'}", s3_url)
+    reg = _open(tmp_path, s3_url)
     src = make_engine(tmp_path / "eng", {"rank0.engine": 17 * MIB + 3})
     art = reg.push(src, name="c", metadata=ENGINE_META)
     reg.pull(art.hash, tmp_path / "good")  # 4 ranged parts, hashed in order from the written file

@@ -23,7 +23,9 @@ def _fails_plainly(r: subprocess.CompletedProcess, *needles: str) -> None:
 
 def _pushed(backend: Backend, tmp_path: Path) -> str:
     src = make_engine(tmp_path / "src", FILES)
-    r = backend.cli("push", str(src), "--name", "faulty", "--tag", "t", "--metadata", json.dumps(ENGINE_META))
+    r = backend.cli(
+        "push", str(src), "--name", "faulty", "--tag", "t", "--metadata", json.dumps(ENGINE_META.to_dict())
+    )
     assert r.returncode == 0, r.stderr
     return "faulty:t"
 

@@ -23,7 +23,7 @@ import pytest
 
 import registry.transfer
 from registry.errors import RegistryError
-from tests.registry.conftest import Backend, make_engine
+from tests.registry.conftest import ENGINE_META, Backend, make_engine
 from tests.reliability.conftest import trials
 
 
@@ -93,14 +93,14 @@ def test_gc_racing_repush_loses_nothing(
         files: dict[str, bytes | int] = {f"rank{j}.engine": 4096 + j for j in range(12)}
         files["config.json"] = f'{{"trial": {i}}}'.encode()
         src = make_engine(tmp_path / f"e{i}", files, seed=i)
-        first = setup.push(src, name="race")
+        first = setup.push(src, name="race", metadata=ENGINE_META)
         if backend.kind == "local-sqlite" and grace == "default":
             _age_store(store_root, 7200)
         gc_reg, push_reg = backend.open(), backend.open()
         errors: list[BaseException] = []
         report = race(
             lambda: gc_reg.gc(keep_last=0, grace_s=grace_s),  # noqa: B023
-            lambda: push_reg.push(src, name="race", tag=f"t{i}"),  # noqa: B023 - run before the next trial
+            lambda: push_reg.push(src, name="race", tag=f"t{i}", metadata=ENGINE_META),  # noqa: B023
             rng.uniform(0, 0.25),
             errors,
         )

@@ -135,11 +135,11 @@ def test_names_and_tags_follow_one_grammar(local: Backend, tmp_path: Path) -> No
     reg = local.open()
     for name in BAD_NAMES:
         with pytest.raises(InvalidReference, match="invalid artifact name"):
-            reg.push(src, name=name)
+            reg.push(src, name=name, metadata=ENGINE_META)
     for tag in BAD_TAGS:
         with pytest.raises(InvalidReference, match="invalid tag"):
-            reg.push(src, name="ok", tag=tag)
-    good = reg.push(src, name="team/llama-3.1-8b__fp8", tag="v1.0_rc-2")
+            reg.push(src, name="ok", tag=tag, metadata=ENGINE_META)
+    good = reg.push(src, name="team/llama-3.1-8b__fp8", tag="v1.0_rc-2", metadata=ENGINE_META)
     for tag in BAD_TAGS:
         with pytest.raises(InvalidReference):
             reg.tag(good.hash, f"team/llama-3.1-8b__fp8:{tag}")
@@ -154,12 +154,14 @@ def test_names_and_tags_follow_one_grammar(local: Backend, tmp_path: Path) -> No
 @pytest.mark.parametrize(
     "metadata, match",
     [
-        ('{"n": ' + "9" * 30 + "}", "64-bit"),
+        ('{"max_seq_len": ' + "9" * 30 + "}", "out of range"),
         ("[" * 5000 + "]" * 5000, "not valid JSON"),
-        ('{"a": ' * 40 + "1" + "}" * 40, "deeper than"),
-        ('{"x": NaN}', "finite"),
-        ('{"x": "a\\u0000b"}', "NUL"),
-        ('{"tp": 99999999999}', "tp"),
+        ('{"model_source": ' + '{"a": ' * 40 + "1" + "}" * 41, "must be a string"),
+        ('{"tp": NaN}', "must be an integer"),
+        ('{"model_source": "a\\u0000b"}', "NUL"),
+        ('{"tp": 99999999999}', "out of range"),
+        ('{"tp": -1}', "out of range"),
+        ('{"gpu_arch": "sm90", "mystery": 1}', "unknown field"),
         ("@/nonexistent/meta.json", "cannot read"),
         ("@/", "cannot read"),
         ("[1]", "expected a JSON object"),
@@ -171,6 +173,8 @@ def test_names_and_tags_follow_one_grammar(local: Backend, tmp_path: Path) -> No
         "nan",
         "nul",
         "int-column",
+        "negative",
+        "unknown",
         "missing",
         "dir",
         "list",

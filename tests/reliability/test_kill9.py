@@ -53,7 +53,7 @@ def _holds(dest: Path, art) -> bool:  # noqa: ANN001
 
 def test_kill9_push_pull_gc(backend: Backend, tmp_path: Path) -> None:
     rng = random.Random(99)
-    meta = json.dumps(ENGINE_META)
+    meta = json.dumps(ENGINE_META.to_dict())
     a_src, b_src = make_engine(tmp_path / "a", FILES, seed=1), make_engine(tmp_path / "b", FILES, seed=2)
     push_s = _timed(backend, "push", str(a_src), "--name", "k", "--tag", "a", "--metadata", meta)
     _timed(backend, "push", str(b_src), "--name", "k", "--tag", "b", "--metadata", meta)

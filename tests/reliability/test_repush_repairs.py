@@ -13,7 +13,7 @@ def test_repush_restores_lost_blob_and_manifest(backend: Backend, tmp_path: Path
     src = make_engine(
         tmp_path / "src", {"config.json": b"{}", "rank0.engine": 300_000, "rank1.engine": 200_000}
     )
-    meta = json.dumps(ENGINE_META)
+    meta = json.dumps(ENGINE_META.to_dict())
     first = json.loads(
         backend.cli("push", str(src), "--name", "r", "--tag", "t", "--metadata", meta, "--json").stdout
     )

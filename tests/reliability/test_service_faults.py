@@ -170,7 +170,9 @@ def test_s3_gateway_killed_mid_pull_and_mid_push(tmp_path: Path, pg_url: str) ->
         }
         b = Backend("s3-postgres", pg_url, store, env)
         src = make_engine(tmp_path / "src", {"config.json": b"{}", "rank0.engine": 96 << 20})
-        r = b.cli("push", str(src), "--name", "g", "--tag", "t", "--metadata", json.dumps(ENGINE_META))
+        r = b.cli(
+            "push", str(src), "--name", "g", "--tag", "t", "--metadata", json.dumps(ENGINE_META.to_dict())
+        )
         assert r.returncode == 0, r.stderr
         pidfile = Path(rgw["RGW_PIDFILE"])
         conf = pidfile.parent.parent / "ceph.conf"

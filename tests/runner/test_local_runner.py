@@ -41,11 +41,11 @@ def test_resolved_spec_translates_argv_env_and_workdir(tmp_path):
     spec = RunSpec(
         name="x",
         image="img@sha256:" + "0" * 64,
-        argv=["tool", "--dir", "/work/a", "--o=/work/b"],
-        mounts=[Mount(tmp_path, "/work", False)],
-        env={"DATA": "/work/d", "TOKEN": "s3cr3t-value"},
+        argv=["tool", "--dir", "/ctr/a", "--o=/ctr/b"],
+        mounts=[Mount(tmp_path, "/ctr", False)],
+        env={"DATA": "/ctr/d", "TOKEN": "s3cr3t-value"},
         secret_env=("TOKEN",),
-        workdir="/work",
+        workdir="/ctr",
     )
     argv, env, workdir = LocalRunner().resolved(spec)
     assert argv == ["tool", "--dir", f"{tmp_path}/a", f"--o={tmp_path}/b"]
@@ -61,7 +61,7 @@ def double_root(tmp_path) -> dict[str, str]:
     """The double's tools runnable on the host: its package on PYTHONPATH, its data under a root dir."""
     root = tmp_path / "double-root"
     root.mkdir()
-    shutil.copy(REPO / "trtbuild" / "data" / "trtllm_cli_spec.json", root / "cli_spec.json")
+    shutil.copy(REPO / "trtbuild" / "data" / "cli_specs" / "1.1.json", root / "cli_spec.json")
     (root / "VERSION").write_text("1.1.0\n")
     return {"TOOLCHAIN_DOUBLE_ROOT": str(root), "PYTHONPATH": str(DOUBLE_SRC)}
 

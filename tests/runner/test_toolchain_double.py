@@ -14,9 +14,13 @@ from trtbuild.errors import StepFailed
 from trtbuild.runner import Mount, RunSpec
 
 pytestmark = pytest.mark.docker
-SPEC = json.loads(
-    (Path(__file__).resolve().parents[2] / "trtbuild" / "data" / "trtllm_cli_spec.json").read_text()
-)
+SPECS = Path(__file__).resolve().parents[2] / "trtbuild" / "data" / "cli_specs"
+
+
+def spec_flags(family: str, tool: str) -> list[dict]:
+    return json.loads((SPECS / f"{family}.json").read_text())["tools"][tool]["flags"]
+
+
 CONVERT = "/app/tensorrt_llm/examples/models/core/llama/convert_checkpoint.py"
 
 
@@ -81,20 +85,23 @@ PARSE_EACH = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, "/opt/toolchain_double")
     from trtllm_double.cli import parser_for
-    tool, version = sys.argv[1], sys.argv[2]
-    for argv in json.loads(sys.argv[3]):
-        parser_for(tool, version, tool).parse_args(argv)
+    tool = sys.argv[1]
+    for argv in json.loads(sys.argv[2]):
+        parser_for(tool, tool).parse_args(argv)
         print("accepted", " ".join(argv))
 """)
 
 
 @pytest.mark.parametrize(
-    "tool,extra",
-    [("trtllm-build", None), ("convert_checkpoint_llama", None), ("trtllm-build", "trtllm-build_0.2x_extra")],
+    "tool,version,family",
+    [
+        ("trtllm-build", "1.1.0", "1.1"),
+        ("convert_checkpoint", "1.1.0", "1.1"),
+        ("trtllm-build", "0.21.0", "0.21"),
+    ],
 )
-def test_every_flag_of_the_spec_is_accepted(runner, toolchain_double, tmp_path, tool, extra):
-    version = "0.21.0" if extra else "1.1.0"
-    entries = SPEC[extra] if extra else SPEC[tool]
+def test_every_flag_of_the_spec_is_accepted(runner, toolchain_double, tmp_path, tool, version, family):
+    entries = spec_flags(family, tool)
     argvs = []
     for e in entries:
         for name in [e["flag"], *e.get("aliases", [])]:
@@ -102,20 +109,36 @@ def test_every_flag_of_the_spec_is_accepted(runner, toolchain_double, tmp_path, 
     _, lines = run(
         runner,
         toolchain_double[version],
-        ["python3", "-c", PARSE_EACH, tool, version, json.dumps(argvs)],
+        ["python3", "-c", PARSE_EACH, tool, json.dumps(argvs)],
         tmp_path,
     )
     assert len([ln for ln in lines if ln.startswith("accepted")]) == len(argvs)
 
 
-def test_0_2x_flags_exist_only_in_the_0_2x_double(runner, toolchain_double, tmp_path):
+@pytest.mark.parametrize("version", ["1.1.0", "0.21.0"])
+def test_pre_8329_parsers_keep_auto_parallel(runner, toolchain_double, tmp_path, version):
+    """0.21-1.2 were cut before PR #8329 removed --auto_parallel: their doubles parse it (and then fail on the
+    missing checkpoint, exit 1, not 2). The 1.3 spec has no such flag (tests/recipes/test_cli_spec.py)."""
     argv = ["trtllm-build", "--checkpoint_dir", "/c", "--auto_parallel", "2"]
-    assert "unrecognized arguments: --auto_parallel 2" in failure(
-        runner, toolchain_double["1.1.0"], argv, tmp_path
-    )
-    # 0.21.0 parses it and then fails on the missing checkpoint (exit 1, not 2)
-    msg = failure(runner, toolchain_double["0.21.0"], argv, tmp_path)
+    msg = failure(runner, toolchain_double[version], argv, tmp_path)
     assert "exit code 1" in msg and "No such file or directory: '/c/config.json'" in msg
+
+
+def test_main_rules_raise_like_main(runner, double, tmp_path):
+    argv = [
+        "trtllm-build",
+        "--checkpoint_dir",
+        "/c",
+        "--multiple_profiles",
+        "enable",
+        "--opt_num_tokens",
+        "8",
+    ]
+    msg = failure(runner, double, argv, tmp_path)
+    assert (
+        "exit code 1" in msg
+        and "RuntimeError: multiple_profiles is enabled, while opt_num_tokens is set" in msg
+    )
 
 
 def _convert(runner, image, model: Path, out: Path, tmp_path, *args: str) -> list[str]:
@@ -236,10 +259,13 @@ def test_build_writes_engines_and_the_engine_config(runner, double, tiny_llama, 
     assert cfg["pretrained_config"] == json.loads((out / "ckpt" / "config.json").read_text())
     b = cfg["build_config"]
     assert b["max_seq_len"] == 512  # deduced: 256 positions × linear rope factor 2
-    assert b["max_input_len"] == 512 and b["max_batch_size"] == 8 and b["max_num_tokens"] == 8192
-    assert b["kv_cache_type"] == "PAGED" and b["max_beam_width"] == 1
+    # normalised as trtllm-build does: 8192 (default) capped at 8 × 512; opt = min(8 × 1, 4096)
+    assert b["max_input_len"] == 512 and b["max_batch_size"] == 8 and b["max_num_tokens"] == 4096
+    assert b["opt_num_tokens"] == 8 and b["kv_cache_type"] == "PAGED" and b["max_beam_width"] == 1
     p = b["plugin_config"]
-    assert p["gemm_plugin"] == "auto" and p["context_fmha"] is False and p["use_paged_context_fmha"] is True
+    # context FMHA off turns paged (and FP8) context FMHA off, as builder.build() does
+    assert p["gemm_plugin"] == "auto" and p["context_fmha"] is False and p["use_paged_context_fmha"] is False
+    assert p["use_fp8_context_fmha"] is False
     assert p["gpt_attention_plugin"] == "auto" and p["lora_plugin"] is None and p["dtype"] == "float16"
     for r in (0, 1):
         weights = (out / "ckpt" / f"rank{r}.safetensors").stat().st_size

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.toolchain_double import publish
+from trtbuild.recipe.cli_spec import family_for_version
 from trtbuild.runner import Mount
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +32,6 @@ DOUBLE_SRC = HERE / "context"  # put on PYTHONPATH to run the double's tools on 
 HOST_SITE_TARGET = "/opt/host-site-packages"
 # archs the real toolchains of these versions are pinned with in recipes/toolchains.toml
 SUPPORTED_ARCHS = ("sm80", "sm86", "sm89", "sm90")
-CLI_FAMILY = {"1.1.0": "1.x", "0.21.0": "0.2x"}
 LLAMA_SCRIPT = "/app/tensorrt_llm/examples/models/core/llama/convert_checkpoint.py"
 
 
@@ -128,7 +128,7 @@ def write_toolchains_toml(
             lines.append(f'min_driver = "{min_driver}"')
         lines += [
             f"supported_archs = {json.dumps(list(SUPPORTED_ARCHS))}",
-            f'cli_spec = "{CLI_FAMILY.get(ver, "1.x")}"',
+            f'cli_spec = "{family_for_version(ver)}"',
             'trtllm_build = ["trtllm-build"]',
             'python = "python3"',
             'examples_dir = "/app/tensorrt_llm/examples"',

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -20,12 +21,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 CONTEXT = HERE / "context"
-CLI_SPEC = REPO_ROOT / "trtbuild" / "data" / "trtllm_cli_spec.json"
+CLI_SPECS = REPO_ROOT / "trtbuild" / "data" / "cli_specs"
 BASE_IMAGE = "trtbuild-test/debian-python:bookworm"
 REGISTRY = "127.0.0.1:5000"
-REPOSITORY = f"{REGISTRY}/trtbuild-test/toolchain-double"
-# The TensorRT-LLM versions the double stands in for: 1.1.0 uses the main flag listing of cli_spec.json,
-# 0.21.0 the 0.2x listing (main + trtllm-build_0.2x_extra).
+# TRTBUILD_TEST_DOUBLE_REPOSITORY publishes a changed double beside the shared one (a branch's own images).
+REPOSITORY = os.environ.get("TRTBUILD_TEST_DOUBLE_REPOSITORY") or f"{REGISTRY}/trtbuild-test/toolchain-double"
+# The TensorRT-LLM versions the double stands in for; each image parses the recorded CLI spec of its release
+# family (trtbuild/data/cli_specs/<family>.json, e.g. 1.1.json for 1.1.0).
 VERSIONS = ("1.1.0", "0.21.0")
 # The double's TensorRT metadata: a version that names itself as the double's, not a real TensorRT.
 TENSORRT_VERSION = "0.0.0+double"
@@ -43,12 +45,22 @@ def registry_up(registry: str = REGISTRY, timeout: float = 2.0) -> bool:
         return False
 
 
+def spec_path(version: str) -> Path:
+    """The recorded CLI spec the double of ``version`` parses with."""
+    from trtbuild.recipe.cli_spec import family_for_version
+
+    family = family_for_version(version)
+    if family is None:
+        raise PublishError(f"no recorded CLI spec family for TensorRT-LLM {version} in {CLI_SPECS}")
+    return CLI_SPECS / f"{family}.json"
+
+
 def context_digest(version: str) -> str:
     h = hashlib.sha256(f"{version}\0{TENSORRT_VERSION}\0".encode())
     for p in sorted(CONTEXT.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(CONTEXT)).encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update(CLI_SPEC.read_bytes())
+    h.update(spec_path(version).read_bytes())
     return h.hexdigest()
 
 
@@ -72,7 +84,7 @@ def build(client, version: str) -> str:
     with tempfile.TemporaryDirectory(prefix="toolchain-double-ctx-") as tmp:
         ctx = Path(tmp) / "ctx"
         shutil.copytree(CONTEXT, ctx, ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(CLI_SPEC, ctx / "cli_spec.json")
+        shutil.copy(spec_path(version), ctx / "cli_spec.json")
         with open(ctx / "Dockerfile", "a") as fh:
             fh.write(f'LABEL org.trtbuild.recipe.toolchain-double.context="{digest}"\n')
         try:

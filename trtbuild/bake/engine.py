@@ -1,8 +1,8 @@
 """What a baked image needs to know about an engine: read from its ``config.json`` and checked against
 the registry metadata, so a serving config can never promise more than the engine was built for.
 
-Engine layout (../shared/trtllm/engine_layout.md): ``config.json`` = ``{"version", "pretrained_config",
-"build_config"}`` written by ``Engine.save``, plus one ``rank{N}.engine`` per rank. trtbuild stores the
+Engine layout (TensorRT-LLM's ``Engine.save`` in ``tensorrt_llm/builder.py``): ``config.json`` =
+``{"version", "pretrained_config", "build_config"}`` written by rank 0, plus one ``rank{N}.engine`` per rank. trtbuild stores the
 tokenizer files of the model in a ``tokenizer/`` subdirectory of the artifact.
 """
 
@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import InputError
+
+if TYPE_CHECKING:
+    from registry.api import EngineMetadata
 
 TOKENIZER_SUBDIR = "tokenizer"
 
@@ -163,12 +166,12 @@ def read_engine(engine_dir: Path) -> EngineInfo:
     )
 
 
-def check_metadata(info: EngineInfo, metadata: dict[str, Any]) -> None:
-    """The registry row and the engine's own config.json must agree on everything both record."""
-    from trtbuild.bake.versions import same_version
+def check_metadata(info: EngineInfo, metadata: EngineMetadata) -> None:
+    """The registry's metadata and the engine's own config.json must agree on everything both record."""
+    from registry.api import same_version
 
     problems = []
-    meta_version = metadata.get("trtllm_version")
+    meta_version = metadata.trtllm_version
     if meta_version is not None and not same_version(str(meta_version), info.trtllm_version):
         problems.append(
             f"trtllm_version: registry says {meta_version!r}, config.json says {info.trtllm_version!r}"
@@ -179,7 +182,7 @@ def check_metadata(info: EngineInfo, metadata: dict[str, Any]) -> None:
         ("tp", info.tp),
         ("pp", info.pp),
     ):
-        meta_value = metadata.get(key)
+        meta_value = getattr(metadata, key)
         if meta_value is not None and meta_value != engine_value:
             problems.append(f"{key}: registry says {meta_value!r}, config.json says {engine_value!r}")
     if problems:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtbuild.bake import render
 from trtbuild.bake.engine import EngineInfo, check_metadata, read_engine
@@ -18,6 +19,9 @@ from trtbuild.bake.serve import ServeOptions, serve_command
 from trtbuild.bake.triton_repo import TritonOptions, fill_locally, substitutions, write_fill_inputs
 from trtbuild.bake.versions import VERSION_LABEL, check_base_version, ensure_image, probe_base_version
 from trtbuild.errors import InputError
+
+if TYPE_CHECKING:
+    from registry.api import EngineMetadata
 
 RELEASE_IMAGE = "nvcr.io/nvidia/tensorrt-llm/release:{version}"  # docker/release.md: ships trtllm-serve
 TRITON_TEMPLATES_IN_IMAGE = (
@@ -27,13 +31,15 @@ TRITON_TEMPLATES_IN_IMAGE = (
 
 @dataclass
 class BakeRequest:
-    """Everything ``bake`` needs; ``engine_dir`` + ``metadata`` are what ``Registry.pull`` returns."""
+    """Everything ``bake`` needs; ``engine_dir`` + ``metadata`` (+ hash, name, created_at) are what
+    ``Registry.pull`` returns."""
 
     engine_dir: Path
-    metadata: dict[str, Any]
+    metadata: EngineMetadata
     template: str
     artifact_hash: str | None = None
     artifact_name: str | None = None
+    created_at: datetime | None = None  # when the artifact was published (the image's "created" label)
     tag: str | None = None
     base_image: str | None = None
     tokenizer_dir: Path | None = None
@@ -73,40 +79,14 @@ class BakeResult:
         }
 
 
-def _pinned_images(trtllm_version: str) -> dict[str, str]:
-    """serve/triton images of the toolchain pin with this TensorRT-LLM version (when the pins module
-    exists)."""
-    try:
-        from trtbuild.recipe.toolchain import load_toolchains
-    except ImportError:
-        return {}
-    from trtbuild.bake.versions import same_version
-
-    try:
-        pins = load_toolchains()
-    except InputError:
-        return {}
-    for pin in pins.values():
-        if same_version(pin.trtllm_version, trtllm_version):
-            found = {
-                "trtllm-serve": getattr(pin, "serve_image", None),
-                "triton": getattr(pin, "triton_image", None),
-            }
-            return {k: v for k, v in found.items() if v}
-    return {}
-
-
-def choose_base(template: str, explicit: str | None, info: EngineInfo, metadata: dict[str, Any]) -> str:
-    """--base, else the pinned serving image of the engine's TensorRT-LLM version, else (trtllm-serve
-    only) the
-    toolchain image that built the engine, else the NGC release image of that version."""
+def choose_base(template: str, explicit: str | None, info: EngineInfo, metadata: EngineMetadata) -> str:
+    """--base, else (trtllm-serve) the release image that built the engine (it ships trtllm-serve:
+    docker/release.md), else the NGC release image of the engine's version. Triton needs --base: the
+    tags of NGC's Triton TensorRT-LLM images are not verified anywhere, so no pin records one."""
     if explicit:
         return explicit
-    pinned = _pinned_images(info.trtllm_version).get(template)
-    if pinned:
-        return pinned
     if template == "trtllm-serve":
-        return metadata.get("toolchain_image") or RELEASE_IMAGE.format(version=info.trtllm_version)
+        return metadata.toolchain_image or RELEASE_IMAGE.format(version=info.trtllm_version)
     raise InputError(
         f"no Triton TensorRT-LLM image is pinned for TensorRT-LLM {info.trtllm_version} "
         "(the NGC tritonserver tag that carries each backend release is not verified)",
@@ -120,14 +100,13 @@ def image_labels(
 ) -> dict[str, str]:
     """OCI annotations plus trtbuild's own: enough to trace the image back to the artifact and its recipe."""
     meta = req.metadata
-    created = meta.get("created_at") or ""
-    title = req.artifact_name or meta.get("name") or "trtbuild engine"
+    title = req.artifact_name or "trtbuild engine"
     labels: dict[str, Any] = {
         "org.opencontainers.image.title": title,
         "org.opencontainers.image.description": (
             f"{req.template} serving image for TensorRT-LLM engine {req.artifact_hash or '(unregistered)'}"
         ),
-        "org.opencontainers.image.created": str(created) if created else None,
+        "org.opencontainers.image.created": req.created_at.isoformat() if req.created_at else None,
         "org.opencontainers.image.base.name": base_image,
         "org.opencontainers.image.base.digest": (
             base_digest.split("@", 1)[1] if base_digest and "@" in base_digest else None
@@ -136,16 +115,16 @@ def image_labels(
         "ai.trtbuild.artifact.name": req.artifact_name,
         "ai.trtbuild.template": req.template,
         VERSION_LABEL: info.trtllm_version,
-        "ai.trtbuild.gpu_arch": meta.get("gpu_arch"),
-        "ai.trtbuild.recipe_digest": meta.get("recipe_digest"),
+        "ai.trtbuild.gpu_arch": meta.gpu_arch,
+        "ai.trtbuild.recipe_digest": meta.recipe_digest,
         "ai.trtbuild.tp": info.tp,
         "ai.trtbuild.pp": info.pp,
         "ai.trtbuild.max_batch_size": info.max_batch_size,
         "ai.trtbuild.max_beam_width": info.max_beam_width,
-        "ai.trtbuild.quant_format": meta.get("quant_format") or info.quant_algo,
-        "ai.trtbuild.model_source": meta.get("model_source"),
-        "ai.trtbuild.model_revision": meta.get("model_revision"),
-        "ai.trtbuild.toolchain_image": meta.get("toolchain_image"),
+        "ai.trtbuild.quant_format": meta.quant_format or info.quant_algo,
+        "ai.trtbuild.model_source": meta.model_source,
+        "ai.trtbuild.model_revision": meta.model_revision,
+        "ai.trtbuild.toolchain_image": meta.toolchain_image,
     }
     return {k: str(v) for k, v in labels.items() if v is not None and v != ""}
 
@@ -232,7 +211,8 @@ def prepare(
         {
             "hash": req.artifact_hash,
             "name": req.artifact_name,
-            "metadata": req.metadata,
+            "created_at": req.created_at.isoformat() if req.created_at else None,
+            "metadata": req.metadata.to_dict(),
             "trtllm_version": info.trtllm_version,
         },
     )

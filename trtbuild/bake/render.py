@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,11 @@ from trtbuild.bake.engine import TOKENIZER_SUBDIR
 from trtbuild.errors import InputError
 
 TEMPLATES = {"trtllm-serve": "trtllm-serve.Dockerfile.j2", "triton": "triton.Dockerfile.j2"}
+# PyTorch-backend artifacts (a serve config + its HF checkpoint): trtbuild.bake.pytorch
+PYTORCH_TEMPLATES = {
+    "trtllm-serve-pytorch": "trtllm-serve-pytorch.Dockerfile.j2",
+    "triton-llmapi": "triton-llmapi.Dockerfile.j2",
+}
 IMAGE_ROOT = "/opt/trtbuild"
 ENGINE_PATH = f"{IMAGE_ROOT}/engine"
 TOKENIZER_PATH = f"{IMAGE_ROOT}/tokenizer"
@@ -34,16 +38,9 @@ ARTIFACT_JSON = "trtbuild-artifact.json"
 def dockerfiles_dir() -> Path:
     """``$TRTBUILD_DOCKERFILES``, else ``dockerfiles/`` of the source tree trtbuild runs from, else of the
     current directory (a CI job in a checkout after a non-editable ``pip install .``)."""
-    env = os.environ.get("TRTBUILD_DOCKERFILES")
-    candidates = (
-        [Path(env)]
-        if env
-        else [
-            Path(__file__).resolve().parents[2] / "dockerfiles",
-            Path(sys.prefix) / "share/trtbuild/dockerfiles",
-            Path.cwd() / "dockerfiles",
-        ]
-    )
+    from trtbuild.settings import dockerfiles_candidates
+
+    candidates = dockerfiles_candidates()
     for path in candidates:
         if (path / TEMPLATES["trtllm-serve"]).is_file():
             return path
@@ -95,21 +92,20 @@ def render_dockerfile(template: str, variables: dict[str, Any], directory: Path 
     """The Dockerfile text; a variable the template needs but was not given is a plain InputError."""
     import jinja2
 
-    if template not in TEMPLATES:
+    files = {**TEMPLATES, **PYTORCH_TEMPLATES}
+    if template not in files:
         raise InputError(f"unknown template {template!r}", hint=f"use one of {', '.join(TEMPLATES)}")
     directory = directory or dockerfiles_dir()
     try:
-        return _environment(directory).get_template(TEMPLATES[template]).render(**variables)
+        return _environment(directory).get_template(files[template]).render(**variables)
     except jinja2.UndefinedError as exc:
-        where = _template_line(exc) or TEMPLATES[template]
+        where = _template_line(exc) or files[template]
         raise InputError(
             f"{where}: template variable missing: {exc.message}",
             hint="the template and trtbuild bake disagree; pass the value or fix the template",
         ) from None
     except jinja2.TemplateError as exc:
-        raise InputError(
-            f"{TEMPLATES[template]}: cannot render: {exc}", hint="fix the template syntax"
-        ) from None
+        raise InputError(f"{files[template]}: cannot render: {exc}", hint="fix the template syntax") from None
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

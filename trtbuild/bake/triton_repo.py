@@ -19,12 +19,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trtbuild.bake import triton_params
 from trtbuild.bake.engine import EngineInfo, check_runtime_limit
 from trtbuild.errors import InputError
 
 MODELS = ("preprocessing", "tensorrt_llm", "postprocessing", "ensemble")
-BATCHING_STRATEGIES = ("inflight_fused_batching", "inflight_batching", "V1")
-SCHEDULER_POLICIES = ("guaranteed_no_evict", "max_utilization")
 # Keys trtbuild derives from the engine; --triton-param may not override them.
 ENGINE_DERIVED = frozenset(
     {"triton_max_batch_size", "max_beam_width", "engine_dir", "tokenizer_dir", "triton_backend"}
@@ -60,31 +59,27 @@ def check_fraction(value: float, flag: str) -> float:
     return value
 
 
+# dedicated bake options and the template parameter each one fills (for messages)
+OPTION_OF_PARAM = {
+    "batching_strategy": "--batching-strategy",
+    "batch_scheduler_policy": "--batch-scheduler-policy",
+    "kv_cache_free_gpu_mem_fraction": "--kv-cache-free-gpu-mem-fraction",
+    "decoupled_mode": "--decoupled/--no-decoupled",
+    "exclude_input_in_output": "exclude_input_in_output",
+    "max_queue_delay_microseconds": "max_queue_delay_microseconds",
+    "max_queue_size": "max_queue_size",
+    "preprocessing_instance_count": "--instance-count",
+    "postprocessing_instance_count": "--instance-count",
+}
+
+
 def substitutions(
     info: EngineInfo, opts: TritonOptions, *, engine_path: str, tokenizer_path: str
 ) -> dict[str, str]:
-    """Every ``${name}`` value for the four configs, validated against what the engine was built for."""
+    """Every ``${name}`` value for the four configs, validated against what the engine was built for and
+    against what the backend accepts (``triton_params``): dedicated options and ``--triton-param`` alike."""
     batch = check_runtime_limit(info, "max_batch_size", opts.triton_max_batch_size)
     beam = check_runtime_limit(info, "max_beam_width", opts.max_beam_width)
-    if opts.batching_strategy not in BATCHING_STRATEGIES:
-        raise InputError(
-            f"batching strategy {opts.batching_strategy!r} is not one the backend accepts",
-            hint=f"use one of {', '.join(BATCHING_STRATEGIES)}",
-        )
-    if opts.batch_scheduler_policy not in SCHEDULER_POLICIES:
-        raise InputError(
-            f"batch scheduler policy {opts.batch_scheduler_policy!r} is not one the backend accepts",
-            hint=f"use one of {', '.join(SCHEDULER_POLICIES)}",
-        )
-    check_fraction(opts.kv_cache_free_gpu_mem_fraction, "--kv-cache-free-gpu-mem-fraction")
-    for name, value in (
-        ("max_queue_delay_microseconds", opts.max_queue_delay_microseconds),
-        ("max_queue_size", opts.max_queue_size),
-    ):
-        if value < 0:
-            raise InputError(f"{name} must be >= 0 (got {value})", hint="0 means no delay / no queue limit")
-    if opts.instance_count < 1:
-        raise InputError(f"instance count must be >= 1 (got {opts.instance_count})", hint="use 1 or more")
     values = {
         "triton_backend": "tensorrtllm",
         "triton_max_batch_size": str(batch),
@@ -116,12 +111,29 @@ def substitutions(
                 f"--triton-param {name}: trtbuild sets it from the engine",
                 hint="use --max-batch-size / --max-beam-width, which are checked against the engine",
             )
+        typo = triton_params.near_miss(name)
+        if typo is not None:
+            raise InputError(
+                f"--triton-param {name}: not a parameter of the inflight_batcher_llm templates "
+                "(the backend would ignore it)",
+                hint=f"did you mean {typo}?",
+            )
         if any(c in value for c in '"\n\r\\'):
             raise InputError(
                 f"--triton-param {name}: the value may not contain quotes, backslashes or newlines",
                 hint="pass a plain value",
             )
         values[name] = value
+    for name, value in values.items():
+        problem = triton_params.check_value(name, value)
+        if problem is None:
+            continue
+        given = f"--triton-param {name}" if name in opts.extra else OPTION_OF_PARAM.get(name, name)
+        raise InputError(
+            f"{given}: {problem} (template parameter ${{{name}}}; the backend would refuse to load the "
+            "model or silently use its default)",
+            hint=f"give {name} a value the TensorRT-LLM backend accepts",
+        )
     return values
 
 

@@ -19,18 +19,6 @@ PROBE_MARK = "trtbuild-probe:"
 PROBE_CODE = f"import importlib.metadata as m; print({PROBE_MARK!r} + m.version('tensorrt_llm'))"
 
 
-def same_version(a: str, b: str) -> bool:
-    """Equal as PEP 440 versions (``1.0`` == ``1.0.0``), else as trimmed strings."""
-    try:
-        from packaging.version import InvalidVersion, Version
-    except ImportError:  # packaging is near-universal; fall back to text equality
-        return a.strip() == b.strip()
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a.strip() == b.strip()
-
-
 def at_least(version: str, minimum: str) -> bool:
     from packaging.version import InvalidVersion, Version
 
@@ -100,11 +88,36 @@ def probe_base_version(client: Any, image: str) -> tuple[str, str]:
 
 
 def check_base_version(engine_version: str, base_image: str, base_version: str, how: str) -> None:
-    """Refuse a base whose TensorRT-LLM differs from the engine's, before anything is built."""
-    if not same_version(engine_version, base_version):
+    """Refuse a base whose TensorRT-LLM differs from the engine's, before anything is built (the rule
+    ``resolve`` applies to hosts: ``registry.compat.runtime_verdict``)."""
+    from registry.api import runtime_verdict
+
+    verdict = runtime_verdict(engine_version, base_version, f"base image {base_image} ({how})")
+    if not verdict.ok:
         raise InputError(
-            f"base image {base_image} has TensorRT-LLM {base_version} ({how}) but the engine was built with "
-            f"TensorRT-LLM {engine_version}: it would fail at start with a serialization version mismatch",
+            verdict.reason,
             hint=f"use a base with TensorRT-LLM {engine_version} (e.g. nvcr.io/nvidia/tensorrt-llm/release:"
             f"{engine_version}), or rebuild the engine with the toolchain of the base",
         )
+
+
+def serving_image_version(image: str, client: Any = None) -> tuple[str, str]:
+    """(TensorRT-LLM version, how it was read) of a serving image present in the Docker Engine: its trtbuild
+    label, else a probe container. Never pulls (a deploy step asks about the image it runs next to)."""
+    import docker.errors
+
+    from trtbuild.bake.build import docker_client
+
+    client = client or docker_client()
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise InputError(
+            f"serving image {image} is not present in the Docker Engine",
+            hint=f"docker pull {image} first, or pass --trtllm VERSION (the image's TensorRT-LLM version)",
+        ) from None
+    except docker.errors.APIError as exc:
+        raise RunnerUnavailable(
+            f"Docker Engine error while looking up {image}: {exc.explanation or exc}"
+        ) from None
+    return probe_base_version(client, image)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from registry.canonical import digest_of
+from registry.api import HashCache, digest_of, hash_file
 from trtbuild.errors import InputError, TrtbuildError
+from trtbuild.fsutil import clean_path_on_failure, fresh_dir
+
+if TYPE_CHECKING:
+    from trtbuild.build.context import BuildContext
 
 _SKIP_DIRS = {".git", ".cache", "__pycache__"}
 
@@ -17,13 +22,14 @@ def local_tree_digest(root: Path) -> str:
     File digests come from the registry's stat-keyed hash cache, so re-planning a 140 GB checkpoint does
     not read it again unless it changed.
     """
-    from registry.hashcache import HashCache
-    from registry.hashing import hash_file
+    from trtbuild.settings import hash_cache_path
 
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"model.source: {root} is not a directory", hint="point file:// at a checkpoint directory")
-    cache = HashCache()
+        raise InputError(
+            f"model.source: {root} is not a directory", hint="point file:// at a checkpoint directory"
+        )
+    cache = HashCache(hash_cache_path())
     entries = []
     try:
         for dirpath, dirnames, filenames in os.walk(root):
@@ -45,19 +51,31 @@ def local_tree_digest(root: Path) -> str:
     return digest_of(entries)
 
 
+def fetch_model(ctx: BuildContext) -> Path:
+    """The model directory of the plan: a file:// source as is, else downloaded once per fetch key."""
+    step, model = ctx.plan.step("fetch"), ctx.recipe.model
+    if model.scheme == "file":
+        return Path(model.location)
+    dest = ctx.plan.dirs.model
+    marker = dest / ".trtbuild-fetched"
+    if marker.exists() and marker.read_text() == step.key:
+        return dest
+    with clean_path_on_failure(fresh_dir(dest)):
+        ctx.event(f"fetching {model.source}@{step.params.get('revision')}")
+        if model.scheme == "hf":
+            fetch_hf(model.location, step.params["revision"], dest, step.params["allow_patterns"])
+        else:
+            fetch_s3(model.location, dest)
+        marker.write_text(step.key)
+    ctx.steps_run.append("fetch")
+    return dest
+
+
 def fetch_hf(repo_id: str, revision: str, dest: Path, allow_patterns: list[str]) -> Path:
     """Download ``repo_id`` at commit ``revision`` into ``dest`` (weights, configs, tokenizer only)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from trtbuild import hub
 
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, local_dir=dest, allow_patterns=allow_patterns))
-    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise InputError(f"hf://{repo_id}@{revision}: {exc.__class__.__name__}",
-                         hint="check model.source / model.revision; for gated repos set HF_TOKEN") from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise TrtbuildError(f"downloading hf://{repo_id}@{revision} failed: {exc}",
-                            hint="check network access to the Hub (or pre-fetch and use a file:// source)") from None
+    return hub.download_snapshot(repo_id, revision, dest, allow_patterns)
 
 
 def fetch_s3(location: str, dest: Path) -> Path:
@@ -70,13 +88,15 @@ def fetch_s3(location: str, dest: Path) -> Path:
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                rel = obj["Key"][len(prefix):].lstrip("/")
+                rel = obj["Key"][len(prefix) :].lstrip("/")
                 if not rel or ".." in Path(rel).parts:
                     continue
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, obj["Key"], str(target))
     except (BotoCoreError, ClientError) as exc:
-        raise TrtbuildError(f"downloading s3://{location} failed: {exc}",
-                            hint="check AWS credentials / AWS_ENDPOINT_URL and the prefix") from None
+        raise TrtbuildError(
+            f"downloading s3://{location} failed: {exc}",
+            hint="check AWS credentials / AWS_ENDPOINT_URL and the prefix",
+        ) from None
     return dest

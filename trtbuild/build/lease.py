@@ -1,7 +1,8 @@
 """Build leases: builders of one key on any number of machines build it once.
 
 A lease is a catalog row (build_key, holder, expires_at). The holder renews it from a background thread
-while it works; a crashed builder stops renewing, its lease expires and the next builder takes over.
+while it works; a crashed builder stops renewing, its lease expires and the next builder takes over. A
+builder that finds the lease taken waits, polling for the artifact the holder publishes.
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from trtbuild.errors import TrtbuildError
 
 
 class LeaseStore(Protocol):
@@ -33,7 +38,7 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self.lost = False
 
-    def start(self) -> "LeaseKeeper":
+    def start(self) -> LeaseKeeper:
         self._thread = threading.Thread(target=self._renew, name=f"lease-{self.build_key[:15]}", daemon=True)
         self._thread.start()
         return self
@@ -51,3 +56,33 @@ class LeaseKeeper:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.store.release_lease(self.build_key, self.holder)
+
+
+def acquire_or_wait(
+    store: LeaseStore,
+    build_key: str,
+    holder: str,
+    *,
+    ttl_s: float,
+    timeout_s: float,
+    poll_s: float,
+    find: Callable[[], Any | None],
+    on_wait: Callable[[str], None] = lambda message: None,
+) -> tuple[Any | None, bool]:
+    """(artifact, waited): take the lease on ``build_key`` and return (None, waited); or, while another
+    builder holds it, return what ``find`` finds once that builder has published it."""
+    waited = False
+    deadline = time.monotonic() + timeout_s
+    while not store.acquire_lease(build_key, holder, ttl_s):
+        waited = True
+        if time.monotonic() > deadline:
+            raise TrtbuildError(
+                f"gave up waiting for another builder of {build_key}",
+                hint="check `trtbuild ls`; the other build may be stuck (its lease expires)",
+            )
+        on_wait("another builder holds the lease for this engine key; waiting")
+        time.sleep(poll_s)
+        found = find()
+        if found is not None:
+            return found, waited
+    return None, waited

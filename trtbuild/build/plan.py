@@ -10,22 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trtbuild
-from registry.canonical import digest_of
-from registry.hashing import hash_file
-from trtbuild.recipe import cli_spec
-from trtbuild.errors import InputError, LockError
-from trtbuild.recipe.lock import Lock, is_fresh, lock_path_for, read_lock
-from trtbuild.settings import cache_home, work_root
-from trtbuild.recipe.load import LoadedRecipe, load_recipe
-from trtbuild.recipe.checks import resolve_dataset
-from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, SHA_RE, STORE_TRUE_SWITCHES, Recipe
+from registry.api import digest_of, hash_file
 from trtbuild.build.fetch import local_tree_digest
+from trtbuild.build.verify import Prediction, expectations, planned_checkpoint, predict
+from trtbuild.errors import InputError, LockError
+from trtbuild.recipe import cli_spec
+from trtbuild.recipe.checks import resolve_dataset
+from trtbuild.recipe.load import LoadedRecipe, load_recipe
+from trtbuild.recipe.lock import Lock, is_fresh, lock_path_for, read_lock
+from trtbuild.recipe.schema import SHA_RE, Recipe, build_switch_flags
 from trtbuild.recipe.toolchain import load_toolchains
+from trtbuild.settings import torch_extensions_dir, work_root
 
 # Bump a step's version whenever its implementation changes the bytes it produces.
-STEP_VERSIONS = {"fetch": 1, "quantize": 1, "convert": 1, "build": 1, "verify": 1, "publish": 1}
+STEP_VERSIONS = {
+    "fetch": 1,
+    "quantize": 1,
+    "convert": 1,
+    "build": 1,
+    "verify": 2,
+    "publish": 1,
+    "package": 1,
+    "serve_config": 1,
+}  # the last two: backend = "pytorch" (build/plan_pytorch.py)
 
 # Paths inside the toolchain container.
 C_MODEL = "/trtbuild/model"
@@ -65,20 +75,28 @@ class Step:
     env: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "key": self.key, "image": self.image, "argv": self.argv,
-                "mounts": [m.to_dict() for m in self.mounts], "gpus": self.gpus, "env": self.env,
-                "inputs": self.inputs}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "key": self.key,
+            "image": self.image,
+            "argv": self.argv,
+            "mounts": [m.to_dict() for m in self.mounts],
+            "gpus": self.gpus,
+            "env": self.env,
+            "inputs": self.inputs,
+        }
 
 
 @dataclass(frozen=True)
 class Pins:
     """What the plan is pinned to, and what is still floating."""
 
-    image: str                 # repo@sha256:... when pinned, else the tag
+    image: str  # repo@sha256:... when pinned, else the tag
     image_pinned: bool
-    revision: str | None       # commit sha / listing digest when pinned
+    revision: str | None  # commit sha / listing digest when pinned
     revision_pinned: bool
-    lock_state: str            # "none", "fresh", "stale"
+    lock_state: str  # "none", "fresh", "stale"
 
     @property
     def floating(self) -> list[str]:
@@ -94,29 +112,60 @@ class Pins:
 class Plan:
     recipe: LoadedRecipe
     pins: Pins
-    dirs: "WorkDirs"
+    dirs: WorkDirs
     steps: list[Step]
     checkpoint_key: str
     engine_key: str
 
+    backend = "engine"
+    artifact_kind = "engine"  # what the plan publishes last (the artifact `build` returns)
+
+    @property
+    def artifact_key(self) -> str:
+        return self.engine_key
+
     def step(self, kind: str) -> Step:
         return next(s for s in self.steps if s.kind == kind)
+
+    @property
+    def engine_prediction(self) -> Prediction:
+        """The limits and switches trtllm-build will save, from the model's config.json when at hand."""
+        facts = self.recipe.facts
+        expect = self.step("verify").params["expect"]
+        ckpt = planned_checkpoint(expect, facts.raw if facts else None)
+        return predict(expect, ckpt, checkpoint_known=facts is not None)
 
     @property
     def checkpoint_step(self) -> Step:
         return next(s for s in self.steps if s.kind in ("quantize", "convert"))
 
     def to_dict(self) -> dict:
-        return {"recipe": str(self.recipe.path), "name": self.recipe.recipe.name,
-                "toolchain": self.recipe.toolchain.name, "image": self.pins.image,
-                "pinned": not self.pins.floating, "floating": self.pins.floating, "lock": self.pins.lock_state,
-                "checkpoint_key": self.checkpoint_key, "engine_key": self.engine_key,
-                "steps": [s.to_dict() for s in self.steps]}
+        return {
+            "recipe": str(self.recipe.path),
+            "name": self.recipe.recipe.name,
+            "toolchain": self.recipe.toolchain.name,
+            "image": self.pins.image,
+            "pinned": not self.pins.floating,
+            "floating": self.pins.floating,
+            "lock": self.pins.lock_state,
+            "checkpoint_key": self.checkpoint_key,
+            "engine_key": self.engine_key,
+            "engine_limits": self.engine_prediction.limits.to_dict(),
+            "builder_changes": [c.to_dict() for c in self.engine_prediction.changes],
+            "steps": [s.to_dict() for s in self.steps],
+        }
 
 
 def content_key(kind: str, params: dict, inputs: list[str], toolchain: str | None) -> str:
-    return digest_of({"kind": kind, "version": STEP_VERSIONS[kind], "params": params, "inputs": inputs,
-                      "toolchain": toolchain})
+    return digest_of(
+        {
+            "kind": kind,
+            "version": STEP_VERSIONS[kind],
+            "params": params,
+            "inputs": inputs,
+            "toolchain": toolchain,
+        }
+    )
 
 
 def current_pins(loaded: LoadedRecipe, lock: Lock | None) -> Pins:
@@ -132,13 +181,19 @@ def current_pins(loaded: LoadedRecipe, lock: Lock | None) -> Pins:
         revision, rev_pinned = usable.revision, True
     else:
         revision, rev_pinned = model.revision, False
-    return Pins(image=image or tc.image, image_pinned=image is not None, revision=revision,
-                revision_pinned=rev_pinned, lock_state=lock_state)
+    return Pins(
+        image=image or tc.image,
+        image_pinned=image is not None,
+        revision=revision,
+        revision_pinned=rev_pinned,
+        lock_state=lock_state,
+    )
 
 
 @dataclass(frozen=True)
 class WorkDirs:
-    """Where each step writes on the host: one folder per content key, so plans sharing a checkpoint share it."""
+    """Where each step writes on the host: one folder per content key (plans sharing a checkpoint share
+    it)."""
 
     model: Path
     checkpoint: Path
@@ -151,8 +206,14 @@ def _short(key: str) -> str:
     return key.split(":", 1)[1][:16]
 
 
-def make_plan(loaded: LoadedRecipe, *, workdir: Path, lock: Lock | None = None,
-              source_digest: str | None = None, src_root: Path | None = None) -> Plan:
+def make_plan(
+    loaded: LoadedRecipe,
+    *,
+    workdir: Path,
+    lock: Lock | None = None,
+    source_digest: str | None = None,
+    src_root: Path | None = None,
+) -> Plan:
     """Plan ``loaded`` with step outputs under ``workdir``.
 
     ``source_digest`` is the content digest of a file:// model (see trtbuild.build.fetch).
@@ -170,26 +231,74 @@ def make_plan(loaded: LoadedRecipe, *, workdir: Path, lock: Lock | None = None,
     ckpt_key = content_key(kind, params, [fetch_key], toolchain_id)
     build_params, build_argv = _build(loaded)
     build_key = content_key("build", build_params, [ckpt_key], toolchain_id)
-    verify_params = {"expect": _expectations(loaded)}
+    verify_params = {
+        "expect": expectations(recipe, loaded.toolchain, loaded.facts, quantized=kind == "quantize")
+    }
     verify_key = content_key("verify", verify_params, [build_key], None)
 
     dirs = WorkDirs(
-        model=Path(recipe.model.location) if recipe.model.scheme == "file" else workdir / "models" / _short(fetch_key),
-        checkpoint=workdir / "checkpoints" / _short(ckpt_key), engine=workdir / "engines" / _short(build_key),
-        cache=workdir / "timing-caches" / _short(build_key), logs=workdir / "logs" / _short(build_key))
+        model=Path(recipe.model.location)
+        if recipe.model.scheme == "file"
+        else workdir / "models" / _short(fetch_key),
+        checkpoint=workdir / "checkpoints" / _short(ckpt_key),
+        engine=workdir / "engines" / _short(build_key),
+        cache=workdir / "timing-caches" / _short(build_key),
+        logs=workdir / "logs" / _short(build_key),
+    )
     engine_mount = [PlanMount(str(dirs.engine), str(dirs.engine))]
     steps = [
-        Step("fetch", "fetch", fetch_key, None, None, [PlanMount(str(dirs.model), str(dirs.model), False)],
-             fetch_params, []),
-        Step(kind, kind, ckpt_key, pins.image, argv,
-             [PlanMount(str(dirs.model), C_MODEL), PlanMount(str(dirs.checkpoint), C_CHECKPOINT, False),
-              *extra_mounts], params, [fetch_key], gpus=world, env=env),
-        Step("build", "build", build_key, pins.image, build_argv,
-             [PlanMount(str(dirs.checkpoint), C_CHECKPOINT), PlanMount(str(dirs.engine), C_ENGINE, False),
-              PlanMount(str(dirs.cache), C_CACHE, False)], build_params, [ckpt_key], gpus=world),
+        Step(
+            "fetch",
+            "fetch",
+            fetch_key,
+            None,
+            None,
+            [PlanMount(str(dirs.model), str(dirs.model), False)],
+            fetch_params,
+            [],
+        ),
+        Step(
+            kind,
+            kind,
+            ckpt_key,
+            pins.image,
+            argv,
+            [
+                PlanMount(str(dirs.model), C_MODEL),
+                PlanMount(str(dirs.checkpoint), C_CHECKPOINT, False),
+                *extra_mounts,
+            ],
+            params,
+            [fetch_key],
+            gpus=world,
+            env=env,
+        ),
+        Step(
+            "build",
+            "build",
+            build_key,
+            pins.image,
+            build_argv,
+            [
+                PlanMount(str(dirs.checkpoint), C_CHECKPOINT),
+                PlanMount(str(dirs.engine), C_ENGINE, False),
+                PlanMount(str(dirs.cache), C_CACHE, False),
+            ],
+            build_params,
+            [ckpt_key],
+            gpus=world,
+        ),
         Step("verify", "verify", verify_key, None, None, engine_mount, verify_params, [build_key]),
-        Step("publish", "publish", content_key("publish", {}, [verify_key], None), None, None, engine_mount, {},
-             [verify_key]),
+        Step(
+            "publish",
+            "publish",
+            content_key("publish", {}, [verify_key], None),
+            None,
+            None,
+            engine_mount,
+            {},
+            [verify_key],
+        ),
     ]
     return Plan(loaded, pins, dirs, steps, ckpt_key, build_key)
 
@@ -198,8 +307,10 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
     model = recipe.model
     if model.scheme == "file":
         if source_digest is None:
-            raise InputError(f"model.source {model.source}: the local checkpoint's content digest is needed to plan",
-                             hint="plan through trtbuild.build.plan.plan_recipe, which hashes the directory")
+            raise InputError(
+                f"model.source {model.source}: the local checkpoint's content digest is needed to plan",
+                hint="plan through trtbuild.build.plan.plan_recipe, which hashes the directory",
+            )
         return {"source": "file", "content": source_digest}
     params = {"source": model.source, "revision": pins.revision}
     if model.scheme == "hf":
@@ -207,14 +318,22 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
     return params
 
 
-def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[str], list[PlanMount], dict]:
-    """trtbuild's ModelOpt driver (``python3 -m trtbuild.quantize``) with quantize.py's flag names."""
+def _quantize(
+    loaded: LoadedRecipe, src_root: Path | None, *, hf: bool = False
+) -> tuple[dict, list[str], list[PlanMount], dict]:
+    """trtbuild's ModelOpt driver (``python3 -m trtbuild.quantize``) with quantize.py's flag names.
+
+    ``hf``: the unified Hugging Face checkpoint of the PyTorch backend (``--export_format hf``), which is not
+    split by TP/PP: the parallel sizes are neither passed nor part of the key.
+    """
     from trtbuild.quantize import QuantizeOptions, build_argv, build_env
 
     recipe, tc = loaded.recipe, loaded.toolchain
     q, par, cal = recipe.quantization, recipe.parallelism, recipe.quantization.calibration
-    mounts = [PlanMount(str(src_root or Path(trtbuild.__file__).resolve().parent.parent), C_SRC),
-              PlanMount(str(cache_home() / "torch-extensions"), C_TORCH_EXT, read_only=False)]
+    mounts = [
+        PlanMount(str(src_root or Path(trtbuild.__file__).resolve().parent.parent), C_SRC),
+        PlanMount(str(torch_extensions_dir()), C_TORCH_EXT, read_only=False),
+    ]
     if cal.dataset == "builtin":
         dataset_arg, dataset_id = "builtin", "builtin"
     else:
@@ -222,68 +341,122 @@ def _quantize(loaded: LoadedRecipe, src_root: Path | None) -> tuple[dict, list[s
         mounts.append(PlanMount(str(path), f"{C_CALIB}/{path.name}"))
         dataset_arg, dataset_id = f"{C_CALIB}/{path.name}", "sha256:" + hash_file(path)[0]
     options = QuantizeOptions(
-        model_dir=C_MODEL, output_dir=C_CHECKPOINT, qformat=q.qformat,
-        kv_cache_dtype=None if q.kv_cache == "none" else q.kv_cache, tp_size=par.tp, pp_size=par.pp,
-        calib_dataset=dataset_arg, calib_size=cal.samples, batch_size=cal.batch_size,
-        calib_max_seq_length=cal.max_seq_len, awq_block_size=q.awq_block_size, dtype=recipe.model.dtype,
-        device=q.device, seed=QUANTIZE_SEED, min_top1=q.accuracy.min_top1_agreement,
-        max_kl=q.accuracy.max_kl_divergence)
+        model_dir=C_MODEL,
+        output_dir=C_CHECKPOINT,
+        qformat=q.qformat,
+        kv_cache_dtype=None if q.kv_cache == "none" else q.kv_cache,
+        tp_size=1 if hf else par.tp,
+        pp_size=1 if hf else par.pp,
+        export_format="hf" if hf else "tensorrt_llm",
+        calib_dataset=dataset_arg,
+        calib_size=cal.samples,
+        batch_size=cal.batch_size,
+        calib_max_seq_length=cal.max_seq_len,
+        awq_block_size=q.awq_block_size,
+        dtype=recipe.model.dtype,
+        device=q.device,
+        seed=QUANTIZE_SEED,
+        min_top1=q.accuracy.min_top1_agreement,
+        max_kl=q.accuracy.max_kl_divergence,
+        max_gpu_memory_gib=q.max_gpu_memory_gib,
+        cpu_offload=q.cpu_offload,
+    )
     flags = build_argv(options)
-    _ensure_valid(flags, "quantize", tc.cli_spec, "quantize")
-    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it)
-    params = {"format": q.format, "kv_cache": q.kv_cache, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp,
-              "calibration": {"samples": cal.samples, "batch_size": cal.batch_size, "max_seq_len": cal.max_seq_len,
-                              "dataset": dataset_id, "tokenizer_max_seq_length": options.tokenizer_max_seq_length},
-              "awq_block_size": q.awq_block_size if q.format == "int4_awq" else None, "seed": QUANTIZE_SEED,
-              "device": q.device}
+    if hf:  # not a quantize.py run: only the driver's own parser (quantize.py@059c97c1's flag names) reads it
+        _ensure_driver_accepts(flags)
+    else:
+        _ensure_valid(flags, "quantize", tc.spec_family, "quantize")
+    # the key: what changes the checkpoint's bytes (not the gate thresholds, which only pass or fail it).
+    # CPU offload does: offloaded layers are exported on the CPU, whose rounding of some scales differs
+    # from CUDA's by one ulp (bench/quantize_gpu/RESULTS.md), and the GPU budget decides which layers
+    # those are; without offload the budget only moves layers between GPUs and stays out of the key.
+    params: dict[str, object] = {
+        "format": q.format,
+        "kv_cache": q.kv_cache,
+        "dtype": recipe.model.dtype,
+        "tp": par.tp,
+        "pp": par.pp,
+        "calibration": {
+            "samples": cal.samples,
+            "batch_size": cal.batch_size,
+            "max_seq_len": cal.max_seq_len,
+            "dataset": dataset_id,
+            "tokenizer_max_seq_length": options.tokenizer_max_seq_length,
+        },
+        "awq_block_size": q.awq_block_size if q.format == "int4_awq" else None,
+        "seed": QUANTIZE_SEED,
+        "device": q.device,
+    }
+    if q.cpu_offload:
+        params["cpu_offload"] = {"max_gpu_memory_gib": q.max_gpu_memory_gib}
+    if hf:
+        params.pop("tp"), params.pop("pp")
+        params["export"] = "hf"
     env = {"PYTHONPATH": C_SRC, **build_env(options, torch_extensions_dir=C_TORCH_EXT)}
     return params, [tc.python, "-m", "trtbuild.quantize", *flags], mounts, env
 
 
 def _convert(loaded: LoadedRecipe) -> tuple[dict, list[str], list[PlanMount], dict]:
     recipe, tc = loaded.recipe, loaded.toolchain
-    arch = recipe.model.architecture or (loaded.facts.architecture if loaded.facts else None) or "LlamaForCausalLM"
+    arch = (
+        recipe.model.architecture
+        or (loaded.facts.architecture if loaded.facts else None)
+        or "LlamaForCausalLM"
+    )
     script = tc.convert_scripts.get(arch)
     if script is None:
         raise InputError(
-            f"{loaded.path}: model.architecture: toolchain {tc.name} has no convert script recorded for {arch}",
-            hint="quantize it instead (quantization.format = \"fp8\" ...) or add the script to toolchains.toml")
+            f"{loaded.path}: model.architecture: toolchain {tc.name} has no convert script "
+            f"recorded for {arch}",
+            hint='quantize it instead (quantization.format = "fp8" ...) or add the script to toolchains.toml',
+        )
     par = recipe.parallelism
-    flags = ["--model_dir", C_MODEL, "--output_dir", C_CHECKPOINT, "--dtype", recipe.model.dtype,
-             "--tp_size", str(par.tp), "--pp_size", str(par.pp)]
-    _ensure_valid(flags, "convert_checkpoint", tc.cli_spec, "convert")
+    flags = [
+        "--model_dir",
+        C_MODEL,
+        "--output_dir",
+        C_CHECKPOINT,
+        "--dtype",
+        recipe.model.dtype,
+        "--tp_size",
+        str(par.tp),
+        "--pp_size",
+        str(par.pp),
+    ]
+    _ensure_valid(flags, "convert_checkpoint", tc.spec_family, "convert")
     params = {"architecture": arch, "script": script, "dtype": recipe.model.dtype, "tp": par.tp, "pp": par.pp}
     return params, [tc.python, script, *flags], [], {}
-
-
-def build_switch_flags(recipe: Recipe) -> list[str]:
-    """The recipe's [build] switches as trtllm-build flags (explicit values only)."""
-    flags: list[str] = []
-    for name, flag in BUILD_SWITCH_FLAGS.items():
-        value = getattr(recipe.build, name)
-        if value is None or (name in STORE_TRUE_SWITCHES and value is False):
-            continue
-        if name in STORE_TRUE_SWITCHES:
-            flags.append(flag)
-        elif isinstance(value, bool):
-            flags += [flag, "enable" if value else "disable"]
-        else:
-            flags += [flag, str(value)]
-    return flags
 
 
 def _build(loaded: LoadedRecipe) -> tuple[dict, list[str]]:
     recipe, tc = loaded.recipe, loaded.toolchain
     lim = recipe.limits
-    shape = ["--max_batch_size", str(lim.max_batch_size), "--max_input_len", str(lim.max_input_len),
-             "--max_num_tokens", str(lim.max_num_tokens), "--max_beam_width", str(lim.max_beam_width)]
+    shape = [
+        "--max_batch_size",
+        str(lim.max_batch_size),
+        "--max_input_len",
+        str(lim.max_input_len),
+        "--max_num_tokens",
+        str(lim.max_num_tokens),
+        "--max_beam_width",
+        str(lim.max_beam_width),
+    ]
     if lim.max_seq_len is not None:
         shape += ["--max_seq_len", str(lim.max_seq_len)]
-    shape += build_switch_flags(recipe) + list(recipe.build.extra_args)
+    shape += build_switch_flags(recipe.build) + list(recipe.build.extra_args)
     # Outside the key: paths, parallel workers and the timing cache change where and how fast, not what.
-    flags = ["--checkpoint_dir", C_CHECKPOINT, "--output_dir", C_ENGINE, *shape,
-             "--workers", str(recipe.parallelism.world_size), "--output_timing_cache", f"{C_CACHE}/{TIMING_CACHE}"]
-    _ensure_valid(flags, "trtllm-build", tc.cli_spec, "build")
+    flags = [
+        "--checkpoint_dir",
+        C_CHECKPOINT,
+        "--output_dir",
+        C_ENGINE,
+        *shape,
+        "--workers",
+        str(recipe.parallelism.world_size),
+        "--output_timing_cache",
+        f"{C_CACHE}/{TIMING_CACHE}",
+    ]
+    _ensure_valid(flags, "trtllm-build", tc.spec_family, "build")
     return {"flags": shape, "gpu_arch": recipe.target.gpu_arch}, [*tc.trtllm_build, *flags]
 
 
@@ -292,38 +465,62 @@ def with_timing_cache(argv: list[str]) -> list[str]:
     return [*argv, "--input_timing_cache", f"{C_CACHE}/{TIMING_CACHE}"]
 
 
-def _expectations(loaded: LoadedRecipe) -> dict:
-    recipe = loaded.recipe
-    return {"trtllm_version": loaded.toolchain.trtllm_version, "tp": recipe.parallelism.tp,
-            "pp": recipe.parallelism.pp, "format": recipe.quantization.format,
-            "kv_cache": recipe.quantization.kv_cache, "limits": recipe.limits.model_dump(mode="json")}
-
-
 def _ensure_valid(flags: list[str], tool: str, family: str, step: str) -> None:
     problems = cli_spec.check_argv(flags, tool, family)
     if problems:  # a planner bug, never a user error: the spec check guards every emitted flag
         raise AssertionError(f"{step} step would pass flags {tool} ({family}) rejects: {problems}")
 
 
-def plan_recipe(recipe_path: Path | str, *, toolchains_path: Path | None = None, locked: bool = False,
-                workdir: Path | None = None) -> Plan:
+def _ensure_driver_accepts(flags: list[str]) -> None:
+    from trtbuild.quantize.options import ArgvError, parse_argv, validate_options
+
+    try:
+        problems = validate_options(parse_argv(flags, env={}))
+    except ArgvError as exc:
+        problems = [str(exc)]
+    if problems:  # a planner bug, never a user error
+        raise AssertionError(f"quantize step would pass flags the driver rejects: {problems}")
+
+
+def plan_recipe(
+    recipe_path: Path | str,
+    *,
+    toolchains_path: Path | None = None,
+    locked: bool = False,
+    workdir: Path | None = None,
+) -> Plan | PytorchPlan:
     """Validate ``recipe_path`` and plan it (hashing a file:// checkpoint by content)."""
     loaded = load_recipe(recipe_path, load_toolchains(toolchains_path))
     lock = read_lock(loaded)
     plan = _plan(loaded, lock, workdir)
     if locked:
         if plan.pins.lock_state == "none":
-            raise LockError(f"{lock_path_for(loaded.path)}: no lock file (--locked)",
-                            hint=f"run: trtbuild lock {loaded.path}")
+            raise LockError(
+                f"{lock_path_for(loaded.path)}: no lock file (--locked)",
+                hint=f"run: trtbuild lock {loaded.path}",
+            )
         if plan.pins.lock_state == "stale":
-            raise LockError(f"{lock_path_for(loaded.path)}: stale: the recipe's toolchain or model changed since "
-                            "it was locked (--locked)", hint=f"run: trtbuild lock {loaded.path}")
+            raise LockError(
+                f"{lock_path_for(loaded.path)}: stale: the recipe's toolchain or model changed since "
+                "it was locked (--locked)",
+                hint=f"run: trtbuild lock {loaded.path}",
+            )
     return plan
 
 
-def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> Plan:
+def _plan(loaded: LoadedRecipe, lock, workdir: Path | None) -> Plan | PytorchPlan:
     model = loaded.recipe.model
     source_digest = None
     if model.scheme == "file":
         source_digest = local_tree_digest(Path(model.location))
+    if loaded.backend == "pytorch":
+        from trtbuild.build.plan_pytorch import make_pytorch_plan
+
+        return make_pytorch_plan(
+            loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest
+        )
     return make_plan(loaded, workdir=workdir or work_root(), lock=lock, source_digest=source_digest)
+
+
+if TYPE_CHECKING:
+    from trtbuild.build.plan_pytorch import PytorchPlan

@@ -13,8 +13,7 @@ toolchains_option = click.option(
     "toolchains_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    envvar="TRTBUILD_TOOLCHAINS",
-    help="Toolchain pins file (default: recipes/toolchains.toml).",
+    help="Toolchain pins file [env TRTBUILD_TOOLCHAINS; default: recipes/toolchains.toml].",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 

@@ -8,21 +8,23 @@ from typing import Any
 
 import click
 
+from registry.api import KIND_TYPES
+
 F = Callable[..., Any]
+ARTIFACT_KINDS = tuple(KIND_TYPES)  # the kinds of the registry's artifact contract
 
 
 def registry_options(fn: F) -> F:
-    """Add --db-url and --store-url (defaults: TRTBUILD_DB_URL / TRTBUILD_STORE_URL, then the cache dir)."""
+    """Add --db-url and --store-url (defaults: TRTBUILD_DB_URL / TRTBUILD_STORE_URL, then the cache dir;
+    see trtbuild.settings)."""
     fn = click.option(
         "--store-url",
-        envvar="TRTBUILD_STORE_URL",
         default=None,
         metavar="URL",
         help="Store: file:///dir or s3://bucket/prefix [env TRTBUILD_STORE_URL].",
     )(fn)
     fn = click.option(
         "--db-url",
-        envvar="TRTBUILD_DB_URL",
         default=None,
         metavar="URL",
         help="Catalog: sqlite:///file or postgresql+psycopg://... [env TRTBUILD_DB_URL].",
@@ -37,9 +39,9 @@ def json_option(fn: F) -> F:
 
 
 def open_registry(db_url: str | None, store_url: str | None) -> Any:
-    from registry.api import Registry
+    from trtbuild import settings
 
-    return Registry.open(db_url=db_url, store_url=store_url)
+    return settings.open_registry(db_url, store_url)
 
 
 def emit_json(obj: Any) -> None:
@@ -55,10 +57,9 @@ def human_size(n: float) -> str:
 
 
 def table(columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(*columns, box=None, pad_edge=False, header_style="bold")
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
-    Console(highlight=False, soft_wrap=True).print(t)
+    """Columns padded to their widest cell, never truncated or wrapped (stable for ``awk``/``cut`` when
+    piped); an unknown value prints as ``-`` so every row has every column."""
+    cells = [columns] + [["-" if v is None or v == "" else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

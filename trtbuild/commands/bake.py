@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from trtbuild.errors import InputError, TrtbuildError
+from trtbuild.errors import InputError
 
 TEMPLATE_CHOICES = ("trtllm-serve", "triton")
 
@@ -28,13 +30,23 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _local_artifact(
-    engine_dir: Path, metadata_file: Path | None
-) -> tuple[dict[str, Any], str | None, str | None]:
-    """(metadata, hash, name) for --from-dir: a JSON file shaped like the registry's artifact, or
-    plain metadata."""
+@dataclass
+class _Record:
+    """What bake knows of the artifact it bakes: its typed metadata, hash, name and publish time."""
+
+    metadata: Any  # registry.api.EngineMetadata
+    hash: str | None = None
+    name: str | None = None
+    created_at: datetime | None = None
+
+
+def _local_artifact(metadata_file: Path | None) -> _Record:
+    """For --from-dir: a JSON file shaped like the registry's artifact (``trtbuild show --json``:
+    hash, name, created_at, metadata), or the engine metadata fields alone."""
+    from registry.api import EngineMetadata, RegistryError
+
     if metadata_file is None:
-        return {}, None, None
+        return _Record(EngineMetadata())
     try:
         data = json.loads(metadata_file.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
@@ -45,22 +57,74 @@ def _local_artifact(
         raise InputError(
             f"--metadata {metadata_file}: expected a JSON object", hint='{"hash": ..., "metadata": {...}}'
         )
-    if isinstance(data.get("metadata"), dict):
-        return data["metadata"], data.get("hash"), data.get("name")
-    return data, data.get("hash"), data.get("name")
-
-
-def _pull(ref: str, dest: Path) -> tuple[dict[str, Any], str | None, str | None]:
-    """Registry.pull (verified, atomic) into ``dest``; returns (metadata, hash, name)."""
+    record = {k: data.pop(k, None) for k in ("hash", "name", "created_at")}
+    fields = data["metadata"] if isinstance(data.get("metadata"), dict) else data
     try:
-        from registry.api import Registry
-    except ImportError:
-        raise TrtbuildError(
-            "the artifact registry (registry.api) is not installed in this environment",
-            hint="install trtbuild with its registry, or bake a pulled directory with --from-dir",
+        created = datetime.fromisoformat(record["created_at"]) if record["created_at"] else None
+    except (TypeError, ValueError):
+        raise InputError(
+            f"--metadata {metadata_file}: created_at {record['created_at']!r} is not an ISO 8601 time",
+            hint="use the created_at of `trtbuild show REF --json`",
         ) from None
-    art = Registry.open().pull(ref, dest)
-    return dict(art.metadata or {}), getattr(art, "hash", None), getattr(art, "name", None)
+    try:
+        metadata = EngineMetadata.from_dict(fields)
+    except RegistryError as exc:
+        raise InputError(f"--metadata {metadata_file}: {exc.args[0]}", hint=exc.hint) from None
+    return _Record(metadata, record["hash"], record["name"], created)
+
+
+def _pull(ref: str, dest: Path) -> _Record:
+    """Registry.pull (verified, atomic) of the engine REF into ``dest``."""
+    from trtbuild.settings import open_registry
+
+    art = open_registry().pull(ref, dest)
+    if art.kind != "engine":
+        raise InputError(
+            f"{ref} is a {art.kind} artifact; bake takes engines", hint="pass an engine reference"
+        )
+    return _Record(art.metadata, art.hash, art.name, art.created_at)
+
+
+def _kind_of(ref: str) -> str:
+    from trtbuild.settings import open_registry
+
+    return str(open_registry().get(ref).kind)
+
+
+def _pytorch_request(ref: str, pulled: Path, opts: dict, port: int, decoupled: bool, progress: Any) -> Any:
+    """Pull the serve config REF, the checkpoint it points at and the AutoTuner caches captured for it."""
+    from trtbuild.bake.pytorch import PytorchBakeRequest
+    from trtbuild.build.autotuner import caches_for
+    from trtbuild.settings import open_registry
+
+    reg = open_registry()
+    progress(f"pulling {ref}")
+    art = reg.pull(ref, pulled / "config")
+    checkpoint = art.metadata.checkpoint
+    progress(f"pulling its checkpoint {checkpoint}")
+    reg.pull(str(checkpoint), pulled / "checkpoint")
+    caches = []
+    for meta, cache_ref in caches_for(reg, art):
+        progress(f"pulling AutoTuner cache {cache_ref} ({meta.gpu_name})")
+        dest = pulled / "autotuner" / cache_ref.split(":", 1)[1][:16]
+        reg.pull(cache_ref, dest)
+        caches.append((meta, dest))
+    return PytorchBakeRequest(
+        config_dir=pulled / "config",
+        checkpoint_dir=pulled / "checkpoint",
+        metadata=art.metadata,
+        template=opts["template"],
+        artifact_hash=art.hash,
+        artifact_name=art.name,
+        tag=opts["tag"],
+        base_image=opts["base_image"],
+        port=port,
+        decoupled=decoupled,
+        health=opts["health"],
+        pull_base=opts["pull_base"],
+        check_base=opts["check_base"],
+        caches=caches,
+    )
 
 
 @click.command(
@@ -76,7 +140,9 @@ def _pull(ref: str, dest: Path) -> tuple[dict[str, Any], str | None, str | None]
 )
 @click.option("--tag", help="Image reference to build, IMAGE:TAG (required unless --context-only).")
 @click.option(
-    "--base", help="Serving base image; default: the pinned image of the engine's TensorRT-LLM version."
+    "--base",
+    help="Serving base image; trtllm-serve default: the release image that built the engine; "
+    "triton: required.",
 )
 @click.option("--push", is_flag=True, help="Push --tag after building.")
 @click.option(
@@ -96,7 +162,7 @@ def _pull(ref: str, dest: Path) -> tuple[dict[str, Any], str | None, str | None]
     "--metadata",
     "metadata_file",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="With --from-dir: artifact JSON ({hash, name, metadata}) for the labels and checks.",
+    help="With --from-dir: artifact JSON (`trtbuild show --json`: hash, name, created_at, metadata).",
 )
 @click.option(
     "--tokenizer",
@@ -190,7 +256,11 @@ def command(
     no_base_check: bool,
     health_start_period: str,
 ) -> None:
-    """Bake the engine REF (hash or name:tag) into a serving image labelled with its artifact hash."""
+    """Bake the engine REF (hash or name:tag) into a serving image labelled with its artifact hash.
+
+    A serve config REF (backend = "pytorch") is baked with the checkpoint it points at and the AutoTuner
+    caches captured for it: `trtllm-serve CHECKPOINT --config config.yaml`, or Triton's LLM-API backend.
+    """
     from rich.console import Console
 
     from trtbuild.bake import BakeRequest, ServeOptions, TritonOptions, bake, prepare
@@ -255,25 +325,35 @@ def command(
     with tempfile.TemporaryDirectory(prefix="trtbuild-bake-") as tmp:
         context = context_only or Path(tmp) / "context"
         try:
-            if from_dir is not None:
-                engine_dir = from_dir
-                metadata, art_hash, art_name = _local_artifact(from_dir, metadata_file)
+            if ref is not None and from_dir is None and _kind_of(ref) == "serve-config":
+                from trtbuild.bake.pytorch import bake_pytorch, prepare_pytorch
+
+                preq = _pytorch_request(ref, Path(tmp) / "pulled", opts, port, decoupled, progress)
+                if context_only is not None:
+                    result = prepare_pytorch(preq, context, progress=progress)
+                else:
+                    result = bake_pytorch(preq, context_dir=context, push=push, progress=progress)
             else:
-                context.mkdir(parents=True, exist_ok=True)
-                engine_dir = context / "engine"
-                progress(f"pulling {ref}")
-                metadata, art_hash, art_name = _pull(ref, engine_dir)
-            req = BakeRequest(
-                engine_dir=engine_dir,
-                metadata=metadata,
-                artifact_hash=art_hash,
-                artifact_name=art_name or ref,
-                **opts,
-            )
-            if context_only is not None:
-                result = prepare(req, context, progress=progress)
-            else:
-                result = bake(req, context_dir=context, push=push, progress=progress)
+                if from_dir is not None:
+                    engine_dir = from_dir
+                    record = _local_artifact(metadata_file)
+                else:
+                    context.mkdir(parents=True, exist_ok=True)
+                    engine_dir = context / "engine"
+                    progress(f"pulling {ref}")
+                    record = _pull(ref, engine_dir)
+                req = BakeRequest(
+                    engine_dir=engine_dir,
+                    metadata=record.metadata,
+                    artifact_hash=record.hash,
+                    artifact_name=record.name or ref,
+                    created_at=record.created_at,
+                    **opts,
+                )
+                if context_only is not None:
+                    result = prepare(req, context, progress=progress)
+                else:
+                    result = bake(req, context_dir=context, push=push, progress=progress)
         except BaseException:
             if created_context:
                 shutil.rmtree(context_only, ignore_errors=True)

@@ -98,10 +98,15 @@ def command(
     """Build the TensorRT-LLM engine of RECIPE, or return the one already built for its key."""
     if dry_run:
         from trtbuild.build.plan import plan_recipe
+        from trtbuild.build.registry_state import registry_state_or_unknown
         from trtbuild.commands.plan import show_plan
 
         plan = plan_recipe(recipe, toolchains_path=toolchains_path, locked=locked)
-        print_json(plan.to_dict()) if as_json else show_plan(plan)
+        state = registry_state_or_unknown(plan)
+        if as_json:
+            print_json(plan.to_dict() | {"registry": state.to_dict()})
+        else:
+            show_plan(plan, state)
         return 0
 
     from trtbuild.build.orchestrator import BuildOptions, build_recipe
@@ -125,6 +130,11 @@ def command(
     def event(message: str) -> None:
         click.echo(f"{click.style('›', fg='cyan')} {message}", err=True)
 
+    def json_event(message: str) -> None:  # --json: stdout stays one JSON document; events are lines
+        import json
+
+        click.echo(json.dumps({"event": message}), err=True)
+
     options = BuildOptions(
         runner=runner,
         allow_unpinned=allow_unpinned,
@@ -140,7 +150,7 @@ def command(
         toolchains_path=toolchains_path,
         memlock_limit=memlock_limit,
         on_line=None if as_json else stream,
-        on_event=None if as_json else event,
+        on_event=json_event if as_json else event,
     )
     result = build_recipe(recipe, options)
     if as_json:
@@ -150,11 +160,13 @@ def command(
     if result.cache_hit:
         click.echo(
             f"{click.style('cache hit', fg='green')} {result.artifact.name} {result.artifact.hash} "
-            f"(engine key {short(result.plan.engine_key)}; nothing was built)"
+            f"({result.plan.artifact_kind} key {short(result.plan.artifact_key)}; nothing was built)"
         )
     else:
         click.echo(
             f"{click.style('built', fg='green')} {result.artifact.name} {result.artifact.hash} in "
             f"{result.seconds:.1f} s (steps: {', '.join(result.steps_run)})"
         )
+    for warning in result.warnings:  # again at the end, where they are read
+        click.echo(f"{click.style('warning:', fg='yellow')} {warning}", err=True)
     return 0

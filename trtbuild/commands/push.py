@@ -7,30 +7,43 @@ from pathlib import Path
 
 import click
 
-from trtbuild.commands._registry import emit_json, human_size, json_option, open_registry, registry_options
+from trtbuild.commands._registry import (
+    ARTIFACT_KINDS,
+    emit_json,
+    human_size,
+    json_option,
+    open_registry,
+    registry_options,
+)
 
 
 def _json_object(value: str | None, flag: str) -> dict:
     if not value:
         return {}
-    from registry.errors import InvalidInput
-    from registry.limits import MAX_JSON_BYTES
+    from registry.api import MAX_JSON_BYTES, InvalidInput
 
-    hint = f'pass {flag} \'{{"key": "value"}}\' or {flag} @file.json'
-    text = value
     if value.startswith("@"):
-        path = Path(value[1:])
         try:
-            if path.stat().st_size > MAX_JSON_BYTES:
-                raise InvalidInput(f"{flag}: {path} is larger than {MAX_JSON_BYTES} bytes", hint=hint)
-            text = path.read_text("utf-8")
+            if Path(value[1:]).stat().st_size > MAX_JSON_BYTES:
+                raise InvalidInput(
+                    f"{flag} {value}: larger than {MAX_JSON_BYTES} bytes",
+                    hint=f"{flag} takes a small JSON object",
+                )
+            text = Path(value[1:]).read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise InvalidInput(f"{flag}: cannot read {path}: {why}", hint=hint) from None
+            raise InvalidInput(
+                f"{flag} {value}: cannot read {value[1:]}: {getattr(exc, 'strerror', None) or exc}",
+                hint=f"give the path of a JSON file after @, or the JSON itself: {flag} '{{...}}'",
+            ) from None
+    else:
+        text = value
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError) as exc:
-        raise InvalidInput(f"{flag}: not valid JSON: {str(exc)[:200]}", hint=hint) from None
+        raise InvalidInput(
+            f"{flag}: not valid JSON: {str(exc)[:200]}",
+            hint=f'pass {flag} \'{{"key": "value"}}\' or {flag} @file.json',
+        ) from None
     if not isinstance(obj, dict):
         raise InvalidInput(f"{flag}: expected a JSON object, got {type(obj).__name__}")
     return obj
@@ -40,14 +53,18 @@ def _json_object(value: str | None, flag: str) -> dict:
 @click.argument("src", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Artifact name, e.g. llama-3.1-8b-fp8-h100.")
 @click.option("--tag", default=None, help="Also point NAME:TAG at the pushed artifact.")
+@click.option("--kind", type=click.Choice(ARTIFACT_KINDS), default="engine", show_default=True)
 @click.option(
-    "--kind", type=click.Choice(["engine", "checkpoint", "timing-cache"]), default="engine", show_default=True
+    "--metadata",
+    default=None,
+    metavar="JSON|@FILE",
+    help="Identity fields of the kind (registry/metadata.py), stored in the manifest.",
 )
 @click.option(
-    "--metadata", default=None, metavar="JSON|@FILE", help="Identity fields stored in the manifest."
-)
-@click.option(
-    "--provenance", default=None, metavar="JSON|@FILE", help="Per-build facts stored in the catalog only."
+    "--provenance",
+    default=None,
+    metavar="JSON|@FILE",
+    help="Build facts (host, gpu_name, driver_version, build_seconds, ...), stored in the catalog only.",
 )
 @click.option("--build-key", default=None, help="Content key of the build that produced it.")
 @registry_options
@@ -65,18 +82,19 @@ def command(
     as_json: bool,
 ) -> None:
     """Push SRC (a directory) to the registry; prints the artifact hash."""
+    from registry.api import BuildFacts, InvalidInput, parse_metadata
+
+    fields = _json_object(metadata, "--metadata")
+    if build_key is not None:
+        if fields.get("build_key", build_key) != build_key:
+            raise InvalidInput("--build-key and the build_key in --metadata differ", hint="give it once")
+        fields["build_key"] = build_key
+    identity = parse_metadata(kind, fields)
+    facts = BuildFacts.from_dict(_json_object(provenance, "--provenance"))
     reg = open_registry(db_url, store_url)
-    art = reg.push(
-        src,
-        name=name,
-        kind=kind,
-        metadata=_json_object(metadata, "--metadata"),
-        provenance=_json_object(provenance, "--provenance"),
-        build_key=build_key,
-        tag=tag,
-        progress=not as_json,
-    )
-    res = reg.last_push
+    art = reg.push(src, name=name, metadata=identity, provenance=facts, tag=tag, progress=not as_json)
+    res = art.pushed
+    assert res is not None  # Registry.push always reports what it did
     if as_json:
         emit_json(
             {

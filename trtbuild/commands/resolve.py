@@ -11,7 +11,8 @@ from trtbuild.commands._registry import emit_json, json_option, open_registry, r
 
 
 def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--gpu-arch --driver --gpus --gpu-mem-gib --trtllm (defaults: nvidia-smi and the installed tensorrt_llm)."""
+    """--gpu-arch --driver --gpus --gpu-mem-gib --trtllm --serving-image (defaults: nvidia-smi and the
+    installed tensorrt_llm; an unknown TensorRT-LLM version is refused, never guessed)."""
     for decl, kw in reversed(
         [
             ("--gpu-arch", {"default": None, "help": "SM arch, e.g. sm90 [default: nvidia-smi]."}),
@@ -30,7 +31,21 @@ def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             (
                 "--trtllm",
-                {"default": None, "help": "TensorRT-LLM runtime version [default: installed tensorrt_llm]."},
+                {
+                    "default": None,
+                    "metavar": "VERSION",
+                    "help": "TensorRT-LLM version of the serving runtime, e.g. 1.0.0 (required unless "
+                    "--serving-image or an installed tensorrt_llm tells it).",
+                },
+            ),
+            (
+                "--serving-image",
+                {
+                    "default": None,
+                    "metavar": "IMAGE",
+                    "help": "Read the runtime's TensorRT-LLM version from this image (its "
+                    "ai.trtbuild.trtllm_version label, else a probe container; needs a Docker Engine).",
+                },
             ),
         ]
     ):
@@ -38,29 +53,34 @@ def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def resolve_or_fail(
-    reg: Any,
-    name: str,
-    gpu_arch: str | None,
-    driver: str | None,
-    gpus: int | None,
-    gpu_mem_gib: float | None,
-    trtllm: str | None,
-) -> Any:
-    """The best artifact, or NotFound listing each candidate with the constraint it failed."""
-    from registry.errors import NotFound
-    from registry.host import detect
+KINDS = ("engine", "serve-config", "hf-checkpoint")
 
-    res = reg.resolve(name, detect(gpu_arch, driver, gpus, gpu_mem_gib, trtllm))
+
+def kind_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--kind",
+        type=click.Choice(KINDS),
+        default="engine",
+        show_default=True,
+        help="engine, or serve-config (PyTorch backend: the config and the checkpoint it points at).",
+    )(fn)
+
+
+def resolve_or_fail(reg: Any, name: str, host: Any, kind: str = "engine") -> Any:
+    """The best artifact, or NotFound listing each candidate with the constraint it failed."""
+    from registry.api import NotFound
+
+    res = reg.resolve(name, host, kind=kind)
     if res.best is None:
         lines = "\n".join(f"  {a.hash[:19]}: {reason}" for a, reason in res.rejected)
-        raise NotFound(f"no engine named {name!r} fits this host:\n{lines}")
+        raise NotFound(f"no {kind} named {name!r} fits this host:\n{lines}")
     return res.best
 
 
 @click.command("resolve")
 @click.argument("name")
 @host_options
+@kind_option
 @registry_options
 @json_option
 def command(
@@ -70,16 +90,18 @@ def command(
     gpus: int | None,
     gpu_mem_gib: float | None,
     trtllm: str | None,
+    serving_image: str | None,
+    kind: str,
     db_url: str | None,
     store_url: str | None,
     as_json: bool,
 ) -> None:
-    """Pick the best engine of NAME for this host (or the host the flags describe)."""
-    from registry.host import detect
+    """Pick the best engine (or serve config) of NAME for this host (or the host the flags describe)."""
+    from trtbuild.host.serving import serving_host
 
     reg = open_registry(db_url, store_url)
-    host = detect(gpu_arch, driver, gpus, gpu_mem_gib, trtllm)
-    res = reg.resolve(name, host)
+    host = serving_host(gpu_arch, driver, gpus, gpu_mem_gib, trtllm, serving_image)
+    res = reg.resolve(name, host, kind=kind)
     if as_json:
         emit_json({"host": host.__dict__, **res.to_dict()})
     else:

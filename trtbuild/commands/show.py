@@ -24,7 +24,7 @@ def command(ref: str, db_url: str | None, store_url: str | None, as_json: bool) 
     click.echo(f"size:      {human_size(art.size)} in {len(art.files)} files")
     click.echo(f"created:   {art.created_at.isoformat()}")
     click.echo(f"build key: {art.build_key or '-'}")
-    for title, data in (("metadata", art.metadata), ("provenance", art.provenance)):
+    for title, data in (("metadata", art.metadata.to_dict()), ("provenance", art.provenance.to_dict())):
         click.echo(f"{title}:")
         for k in sorted(data):
             click.echo(f"  {k}: {data[k]}")

@@ -262,17 +262,10 @@ def check_resources(est: Estimate | None, work: Path) -> list[Check]:
 
 def check_registry() -> Check:
     """Open the registry and touch both halves: one catalog query and one store listing."""
-    from registry.api import Registry
+    from trtbuild.settings import open_registry
 
     try:
-        reg = Registry.open()
-        artifacts = len(reg.list(limit=1000))
-        next(iter(reg.store.list_manifests()), None)
-        db = reg.catalog.engine.url.render_as_string(hide_password=True)
-        shown = (
-            f"catalog {db} ({artifacts}{'+' if artifacts == 1000 else ''} artifacts), store {reg.store.url}"
-        )
-        return Check("registry", "ok", f"registry reachable: {shown}")
+        return Check("registry", "ok", f"registry reachable: {open_registry().check().describe()}")
     except Exception as exc:  # any failure to open store or catalog is a failed check
         return Check(
             "registry",

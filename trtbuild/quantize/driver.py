@@ -1,4 +1,5 @@
-"""The quantize driver: HF checkpoint -> ModelOpt PTQ -> accuracy gate -> TensorRT-LLM checkpoint.
+"""The quantize driver: HF checkpoint -> ModelOpt PTQ -> accuracy gate -> TensorRT-LLM checkpoint (engine
+path) or, with ``--export_format hf``, a unified Hugging Face checkpoint (PyTorch backend).
 
 ``run_quantize(options)`` does, in order:
  1. checks options, the model directory, the calibration source and the output directory, and the
@@ -9,8 +10,12 @@
  4. ``mtq.quantize`` with the format's ModelOpt config (+ KV-cache entries), timed;
  5. checks that every enabled quantizer got a scale, then runs the accuracy gate;
  6. ``export_tensorrt_llm_checkpoint(..., inference_tensor_parallel=tp, inference_pipeline_parallel=pp)``
-    into a staging folder, checks its config.json against the request, saves the tokenizer beside it,
-    moves everything into the output directory and writes ``quantize_report.json`` last.
+    into a staging folder, checks that its config.json keeps the source model's numerics (rope base and
+    scaling, norm epsilon, heads, KV heads, vocab, hidden sizes, positions: ``numerics``) and says what was
+    asked (format, KV cache, mapping, ranks), saves the tokenizer beside it,
+    moves everything into the output directory and writes ``quantize_report.json`` last. With
+    ``--export_format hf``: ``export_hf_checkpoint`` instead (safetensors + ``hf_quant_config.json`` + the HF
+    config; not split by TP/PP), checked by ``_check_hf_export``.
 
 Imports only the stdlib, torch, transformers, modelopt, safetensors and numpy (it runs inside the
 toolchain container with trtbuild/ mounted read-only on PYTHONPATH).
@@ -26,10 +31,13 @@ Report (``quantize_report.json``, schema ``trtbuild.quantize_report/1``)::
                amax_max, amax_mean, ...}, ...}},
   accuracy: {enforced, passed, prompts, positions, top1_agreement, mean_kl, max_kl, ref_entropy,
              min_top1_agreement, max_kl_divergence, failures} (null when nothing was quantized),
-  export: {quantization: <config.json "quantization">, mapping: <config.json "mapping">, seconds,
-           bytes, files: [{path, size}]},
+  export: {quantization: <config.json "quantization">, mapping: <config.json "mapping">, numerics: {the
+           fields compared with the source config.json}, seconds, bytes, files: [{path, size}]},
+  compat: {transformers_dtype_kwarg, quant_cfg_layout, restored: [repairs of the export]},
   shape_warnings: [...], timings: {import_s, load_s, calibrate_s, gate_s, export_s, total_s},
-  memory: {device, peak_gpu_bytes}, versions: {python, torch, cuda, modelopt, transformers, ...}
+  memory: {device, peak_gpu_bytes (largest per-GPU peak), peak_gpu_bytes_per_gpu, gpu_name,
+           placement: {device_map, max_memory, gpus, weights_bytes, reserve_bytes, cpu_offload, notes},
+           devices_used}, versions: {python, torch, cuda, modelopt, transformers, ...}
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trtbuild.quantize import calib as calib_mod
-from trtbuild.quantize import formats, gate, shapes
+from trtbuild.quantize import compat, formats, gate, numerics, placement, shapes
 from trtbuild.quantize.errors import (
     AccuracyGateFailed,
     CalibrationError,
@@ -92,8 +100,12 @@ def read_model_config(model_dir: str) -> tuple[dict, str]:
 
 def export_dtype_of(options: QuantizeOptions, config: dict) -> tuple[str, list[str]]:
     """The dtype of unquantized weights in the export (ModelOpt exports float16 or bfloat16 only)."""
+    return export_dtype(options.dtype, config)
+
+
+def export_dtype(want: str, config: dict) -> tuple[str, list[str]]:
+    """``--dtype want`` of a model with HF ``config`` -> (export dtype, notes); the verify step expects it."""
     notes = []
-    want = options.dtype
     if want == "auto":
         want = str(config.get("dtype") or config.get("torch_dtype") or "float16")
     if want not in SUPPORTED_DTYPES:
@@ -154,8 +166,69 @@ def _versions() -> dict:
 
 
 def _sync(torch, device: str) -> None:
+    """Wait for every visible GPU (a split model runs on several; ``synchronize()`` waits for one)."""
     if device == "cuda":
-        torch.cuda.synchronize()
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.synchronize(i)
+
+
+def _visible_gpus(torch) -> list[placement.Gpu]:
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        free, total = torch.cuda.mem_get_info(i)
+        gpus.append(placement.Gpu(i, torch.cuda.get_device_name(i), int(total), int(free)))
+    return gpus
+
+
+def _load_model(auto_model, torch, options: QuantizeOptions, load_kw: dict, config: dict, calib_dtype: str):
+    """Load the model for calibration; on CUDA placed by ``placement.plan_placement`` (returned too)."""
+    if options.device != "cuda":
+        return auto_model.from_pretrained(options.model_dir, **load_kw), None
+    plan = placement.plan_placement(
+        _visible_gpus(torch),
+        placement.checkpoint_weight_bytes(options.model_dir, calib_dtype),
+        placement.activation_reserve(
+            shapes.model_dims(config),
+            options.batch_size,
+            options.calib_max_seq_length,
+            placement.DTYPE_BYTES[calib_dtype],
+        ),
+        max_gpu_memory_gib=options.max_gpu_memory_gib,
+        cpu_offload=options.cpu_offload,
+    )
+    if importlib.util.find_spec("accelerate") is None:
+        if isinstance(plan.device_map, dict):  # one GPU: load, then move (device_map needs accelerate)
+            return auto_model.from_pretrained(options.model_dir, **load_kw).to("cuda"), plan
+        raise MissingDependency(
+            "splitting the model over several GPUs or offloading it to the CPU needs accelerate",
+            hint="pip install accelerate (the TensorRT-LLM images have it)",
+        )
+    kw = {"max_memory": plan.max_memory} if plan.max_memory else {}
+    model = auto_model.from_pretrained(options.model_dir, **load_kw, device_map=plan.device_map, **kw)
+    return model, plan
+
+
+def _input_device(model, plan) -> str:
+    """Where calibration batches and gate prompts go (the input embedding's execution device)."""
+    if plan is None:
+        return "cpu"
+    embed = model.get_input_embeddings()
+    embed_name = next((n for n, m in model.named_modules() if m is embed), "")
+    return placement.input_device(getattr(model, "hf_device_map", None) or {"": 0}, embed_name)
+
+
+def _memory_report(torch, device: str, plan, model) -> dict:
+    if device != "cuda":
+        return {"device": device, "peak_gpu_bytes": None, "gpu_name": None}
+    peaks = [int(torch.cuda.max_memory_allocated(i)) for i in range(torch.cuda.device_count())]
+    return {
+        "device": device,
+        "peak_gpu_bytes": max(peaks),  # the largest of the per-GPU peaks
+        "peak_gpu_bytes_per_gpu": peaks,
+        "gpu_name": torch.cuda.get_device_name(0),
+        "placement": plan.as_dict() if plan is not None else None,
+        "devices_used": placement.devices_used(getattr(model, "hf_device_map", None)),
+    }
 
 
 def _check_export(out: Path, options: QuantizeOptions) -> dict:
@@ -193,6 +266,67 @@ def _check_export(out: Path, options: QuantizeOptions) -> dict:
         "mapping": mapping,
         "architecture": cfg.get("architecture"),
         "dtype": cfg.get("dtype"),
+        "numerics": {k: cfg.get(k) for k in numerics.NUMERIC_FIELDS},
+    }
+
+
+def _check_numerics(staging: Path, source: dict, options: QuantizeOptions) -> list[str]:
+    """Repair what the export is known to drop (``numerics.restore_rope_fields``), then refuse an export whose
+    numerics differ from the source config.json; returns the repairs made."""
+    cfg_path = staging / "config.json"
+    if not cfg_path.is_file():
+        raise ExportError(f"ModelOpt wrote no config.json into {staging}")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    restored = numerics.restore_rope_fields(cfg, source)
+    if restored:
+        _write_json_atomic(cfg_path, cfg)
+    problems = numerics.check_numerics(cfg, source, options.qformat)
+    if problems:
+        raise ExportError(
+            "the exported checkpoint does not keep the source model's numerics: " + "; ".join(problems),
+            hint="an engine built from it would compute with other values; nothing was written. Report the "
+            "ModelOpt / transformers versions of the toolchain (quantize_report.json: versions)",
+        )
+    return restored
+
+
+HF_QUANT_CONFIG = "hf_quant_config.json"
+
+
+def _check_hf_export(out: Path, options: QuantizeOptions) -> dict:
+    """The unified HF checkpoint: config.json, safetensors weights and (when quantized) hf_quant_config.json
+    naming the requested algorithms; return its quantization section."""
+    cfg_path = out / "config.json"
+    if not cfg_path.is_file():
+        raise ExportError(f"ModelOpt wrote no config.json into {out}")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if not sorted(out.glob("*.safetensors")):
+        raise ExportError(f"ModelOpt wrote no *.safetensors weights into {out}")
+    problems = []
+    quant: dict = {}
+    qpath = out / HF_QUANT_CONFIG
+    quantized = options.qformat != "full_prec" or options.kv_cache_dtype is not None
+    if quantized and not qpath.is_file():
+        problems.append(f"no {HF_QUANT_CONFIG}")
+    elif qpath.is_file():
+        quant = json.loads(qpath.read_text(encoding="utf-8")).get("quantization") or {}
+        want_algo = formats.EXPECTED_QUANT_ALGO[options.qformat]
+        if quant.get("quant_algo") != want_algo:
+            problems.append(f"quant_algo {quant.get('quant_algo')!r} != {want_algo!r}")
+        want_kv = formats.EXPECTED_KV_ALGO[options.kv_cache_dtype]
+        if quant.get("kv_cache_quant_algo") != want_kv:
+            problems.append(f"kv_cache_quant_algo {quant.get('kv_cache_quant_algo')!r} != {want_kv!r}")
+        if options.qformat == "int4_awq" and quant.get("group_size") != options.awq_block_size:
+            problems.append(f"group_size {quant.get('group_size')!r} != {options.awq_block_size}")
+    if problems:
+        raise ExportError(
+            "the exported Hugging Face checkpoint does not match the request: " + "; ".join(problems)
+        )
+    return {
+        "format": "hf",
+        "quantization": quant,
+        "architecture": (cfg.get("architectures") or [None])[0],
+        "dtype": cfg.get("dtype") or cfg.get("torch_dtype"),
     }
 
 
@@ -200,6 +334,7 @@ def run_quantize(
     options: QuantizeOptions,
     *,
     post_calibration_hook: Callable | None = None,
+    post_export_hook: Callable[[Path], None] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict:
     """Quantize ``options.model_dir`` into a TensorRT-LLM checkpoint in ``options.output_dir``.
@@ -207,7 +342,9 @@ def run_quantize(
     Returns the report (also written as ``quantize_report.json``). Raises ``QuantizeInputError`` /
     ``ShapeError`` (exit 2) before any weight is loaded, ``CalibrationError`` / ``ExportError`` (exit 1),
     ``AccuracyGateFailed`` (exit 1; the report is written, no checkpoint). ``post_calibration_hook(model)``
-    runs right after calibration (tests use it to corrupt scales and prove the gate catches it).
+    runs right after calibration (tests use it to corrupt scales and prove the gate catches it);
+    ``post_export_hook(staging_dir)`` right after ModelOpt's export (tests change the exported config.json to
+    prove the numerics check catches it).
     """
     log = log or _default_log
     t_start = time.perf_counter()
@@ -233,7 +370,7 @@ def run_quantize(
         import modelopt.torch.quantization as mtq
         import torch
         import transformers
-        from modelopt.torch.export import export_tensorrt_llm_checkpoint
+        from modelopt.torch.export import export_hf_checkpoint, export_tensorrt_llm_checkpoint
         from modelopt.torch.export.model_utils import get_model_type
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
@@ -249,7 +386,8 @@ def run_quantize(
     device = options.device
     calib_dtype = "float32" if device == "cpu" else export_dtype
     if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(i)
 
     # --- load
     t0 = time.perf_counter()
@@ -262,29 +400,24 @@ def run_quantize(
             f"--model_dir {options.model_dir}: cannot load its tokenizer ({exc})",
             hint="the checkpoint directory must include the tokenizer files",
         ) from None
-    major_minor = tuple(int(x) for x in transformers.__version__.split(".")[:2])
-    dtype_kw = "dtype" if major_minor >= (4, 56) else "torch_dtype"
+    dtype_kw = compat.transformers_dtype_kwarg(transformers.__version__)
     load_kw = {dtype_kw: getattr(torch, calib_dtype)}
-    if device == "cuda" and importlib.util.find_spec("accelerate") is not None:
-        # straight onto the GPU(s); several GPUs share a model too big for one
-        model = AutoModelForCausalLM.from_pretrained(
-            options.model_dir, **load_kw, device_map="auto" if torch.cuda.device_count() > 1 else "cuda"
-        )
-    elif device == "cuda":  # transformers needs accelerate for device_map: load, then move
-        model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw).to("cuda")
-    else:
-        model = AutoModelForCausalLM.from_pretrained(options.model_dir, **load_kw)
+    # CUDA: one GPU, or split over all visible GPUs (+ CPU offload when allowed); see placement.py
+    model, plan = _load_model(AutoModelForCausalLM, torch, options, load_kw, config, calib_dtype)
     model = model.eval()
     decoder_type = get_model_type(model)
-    if decoder_type is None:
+    if decoder_type is None and options.export_format != "hf":
         raise QuantizeInputError(
             f"--model_dir {options.model_dir}: {type(model).__name__} is not a model "
             "ModelOpt can export to a TensorRT-LLM checkpoint",
             hint="use a Llama-architecture checkpoint",
         )
-    in_device = next(model.parameters()).device
+    in_device = _input_device(model, plan)
     load_s = time.perf_counter() - t0
     log(f"loaded {type(model).__name__} ({decoder_type}) in {calib_dtype} on {device} in {load_s:.1f}s")
+    if plan is not None:
+        used = placement.devices_used(getattr(model, "hf_device_map", None))
+        log(f"placement: {used or {'cuda:0': 1}}; inputs on {in_device}; " + "; ".join(plan.notes))
 
     # --- calibration data and gate reference
     batches = calib_mod.pack_calibration(
@@ -418,29 +551,62 @@ def run_quantize(
             raise AccuracyGateFailed(
                 f"accuracy gate failed for {options.qformat}: " + "; ".join(failures),
                 report=report,
-                hint="check the calibration data and format; relax quantization.accuracy.min_top1_agreement / "
-                "max_kl_divergence only if the figures are acceptable, or disable the gate",
+                hint="check the calibration data and format; relax "
+                "quantization.accuracy.min_top1_agreement / max_kl_divergence only if the figures are "
+                "acceptable, or disable the gate",
             )
 
     # --- export
     staging = out / STAGING_NAME
-    log(f"exporting TensorRT-LLM checkpoint ({export_dtype}, tp {options.tp_size}, pp {options.pp_size})")
+    hf = options.export_format == "hf"
+    log(
+        f"exporting unified Hugging Face checkpoint ({export_dtype})"
+        if hf
+        else f"exporting TensorRT-LLM checkpoint ({export_dtype}, tp {options.tp_size}, pp {options.pp_size})"
+    )
     t0 = time.perf_counter()
+    if set((getattr(model, "hf_device_map", None) or {}).values()) & {"cpu", "disk"}:
+        moved = placement.materialize_offloaded(model)  # the export reads weights, not meta tensors
+        log(f"{len(moved)} offloaded modules given their CPU weights for the export")
     try:
         with torch.no_grad():
-            export_tensorrt_llm_checkpoint(
-                model,
-                decoder_type=decoder_type,
-                dtype=getattr(torch, export_dtype),
-                export_dir=staging,
-                inference_tensor_parallel=options.tp_size,
-                inference_pipeline_parallel=options.pp_size,
-            )
+            if hf:
+                if qcfg is None:  # nothing quantized: the model itself, in the export dtype
+                    model.to(getattr(torch, export_dtype)).save_pretrained(str(staging))
+                else:
+                    export_hf_checkpoint(model, dtype=getattr(torch, export_dtype), export_dir=staging)
+            else:
+                export_tensorrt_llm_checkpoint(
+                    model,
+                    decoder_type=decoder_type,
+                    dtype=getattr(torch, export_dtype),
+                    export_dir=staging,
+                    inference_tensor_parallel=options.tp_size,
+                    inference_pipeline_parallel=options.pp_size,
+                )
     except Exception as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise ExportError(f"ModelOpt export failed: {type(exc).__name__}: {exc}") from exc
     export_s = time.perf_counter() - t0
-    exported = _check_export(staging, options)
+    if post_export_hook is not None:
+        post_export_hook(staging)
+    restored: list[str] = []
+    try:
+        if hf:
+            exported = _check_hf_export(staging, options)
+        else:
+            restored = _check_numerics(staging, config, options)
+            exported = _check_export(staging, options)
+    except ExportError:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-made is left for a later step to pick up
+        raise
+    for note in restored:
+        log(note)
+    report["compat"] = {
+        "transformers_dtype_kwarg": dtype_kw,
+        "quant_cfg_layout": compat.quant_cfg_layout(qcfg["quant_cfg"]) if qcfg is not None else None,
+        "restored": restored,
+    }
     tokenizer.save_pretrained(str(staging))
     files = []
     for p in sorted(staging.iterdir()):
@@ -448,7 +614,6 @@ def run_quantize(
             files.append({"path": p.name, "size": p.stat().st_size})
             os.replace(p, out / p.name)
     shutil.rmtree(staging, ignore_errors=True)
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else None
     report["export"] = {
         **exported,
         "seconds": round(export_s, 4),
@@ -463,11 +628,10 @@ def run_quantize(
         "export_s": round(export_s, 4),
         "total_s": round(time.perf_counter() - t_start, 4),
     }
-    report["memory"] = {
-        "device": device,
-        "peak_gpu_bytes": peak,
-        "gpu_name": torch.cuda.get_device_name() if device == "cuda" else None,
-    }
+    report["memory"] = _memory_report(torch, device, plan, model)
+    # a library that caches an exception raised by an import made in here keeps this frame alive, and
+    # with it the model: drop it so a process that quantizes again gets the memory back
+    del model
     _write_json_atomic(out / REPORT_NAME, report)
     log(
         f"wrote {len(files)} files ({report['export']['bytes'] / 1e6:.1f} MB) to {out} in "

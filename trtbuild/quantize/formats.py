@@ -1,12 +1,14 @@
 """ModelOpt quantization configs for trtbuild's formats, and what the export must say about them.
 
-Works with both shapes of ModelOpt's ``quant_cfg``: a list of ``{"quantizer_name", "cfg"|"enable"}``
-entries (0.4x) and the older ``{pattern: attributes}`` dict.
+Works with both shapes of ModelOpt's ``quant_cfg`` (``compat.quant_cfg_layout``): a list of
+``{"quantizer_name", "cfg"|"enable"}`` entries (0.4x) and the ``{pattern: attributes}`` dict of 0.31-0.37.
 """
 
 from __future__ import annotations
 
 import copy
+
+from trtbuild.quantize.compat import quant_cfg_layout
 
 BASE_CONFIGS = {"fp8": "FP8_DEFAULT_CFG", "int8_sq": "INT8_SMOOTHQUANT_CFG", "int4_awq": "INT4_AWQ_CFG"}
 
@@ -25,7 +27,7 @@ def _kv_entries(mtq, kv_cache_dtype: str, list_form: bool):
     """KV-cache quantizer entries: ModelOpt's own FP8_KV_CFG, with 8-bit integers for ``int8``."""
     fp8_kv = copy.deepcopy(mtq.FP8_KV_CFG["quant_cfg"])
     num_bits = (4, 3) if kv_cache_dtype == "fp8" else 8
-    if isinstance(fp8_kv, list):
+    if quant_cfg_layout(fp8_kv) == "list":
         entries = fp8_kv
         for e in entries:
             e.setdefault("cfg", {})["num_bits"] = num_bits
@@ -55,7 +57,7 @@ def quant_config(mtq, qformat: str, kv_cache_dtype: str | None, awq_block_size: 
         if kv_cache_dtype is None:
             return None
         base = copy.deepcopy(mtq.FP8_DEFAULT_CFG)
-        list_form = isinstance(base["quant_cfg"], list)
+        list_form = quant_cfg_layout(base["quant_cfg"]) == "list"
         cfg = {
             "quant_cfg": [{"quantizer_name": "*", "enable": False}]
             if list_form
@@ -64,7 +66,7 @@ def quant_config(mtq, qformat: str, kv_cache_dtype: str | None, awq_block_size: 
         }
     else:
         cfg = copy.deepcopy(getattr(mtq, BASE_CONFIGS[qformat]))
-        list_form = isinstance(cfg["quant_cfg"], list)
+        list_form = quant_cfg_layout(cfg["quant_cfg"]) == "list"
     if qformat == "int4_awq":
         _set_awq_block_size(cfg["quant_cfg"], awq_block_size)
     if kv_cache_dtype is not None:
@@ -80,7 +82,7 @@ def _set_awq_block_size(quant_cfg, block: int) -> None:
     found = False
     items = (
         [e.get("cfg") for e in quant_cfg if e.get("quantizer_name") == "*weight_quantizer"]
-        if isinstance(quant_cfg, list)
+        if quant_cfg_layout(quant_cfg) == "list"
         else [quant_cfg.get("*weight_quantizer")]
     )
     for attrs in items:

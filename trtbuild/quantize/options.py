@@ -4,7 +4,7 @@ Stdlib only: the builder imports this to write the step's command line, the driv
 
 Every flag that ``build_argv`` emits and ``parse_argv`` accepts is a flag of TensorRT-LLM's
 ``examples/quantization/quantize.py`` with the same name and value meaning (see
-``trtbuild/data/trtllm_cli_spec.json``, listing ``quantize``), with two narrowings:
+``trtbuild/data/cli_specs/*.json``, tool ``quantize``), with two narrowings:
 ``--calib_dataset`` is a local JSON/JSONL/text file or ``builtin`` (never a hub download), and
 ``--qformat``/``--kv_cache_dtype`` accept only the formats trtbuild supports.
 
@@ -16,6 +16,13 @@ variables (``build_env``), documented here:
   TRTBUILD_QUANT_MAX_KL         maximum mean KL(unquantized || quantized) in nats (default per format)
   TRTBUILD_QUANT_GATE_PROMPTS   held-out prompts the gate compares (default 16)
   TRTBUILD_QUANT_GATE_TOKENS    tokens per held-out prompt (default 32)
+  TRTBUILD_QUANT_MAX_GPU_MEMORY_GIB  GiB of each GPU the model's weights may take while calibrating
+                                (accelerate's max_memory; default: the GPU's free memory less a reserve
+                                for the CUDA context and the calibration batch; see placement.py)
+  TRTBUILD_QUANT_CPU_OFFLOAD    "1": layers that do not fit the GPUs go to host memory (slow); "0"
+                                (default): such a model is refused before loading, naming the fixes
+  CUDA_VISIBLE_DEVICES          which GPUs: the driver calibrates on all it sees, one GPU whole, several
+                                split evenly (the builder's quantize step gets tp x pp GPUs)
   TORCH_EXTENSIONS_DIR          where torch keeps compiled extensions; point it at a persistent cache so
                                 ModelOpt's ``modelopt_cuda_ext`` (INT4 AWQ on CUDA) compiles only once
 """
@@ -27,11 +34,25 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
+from trtbuild.settings import (
+    QUANT_ACCURACY_GATE,
+    QUANT_CPU_OFFLOAD,
+    QUANT_GATE_PROMPTS,
+    QUANT_GATE_TOKENS,
+    QUANT_MAX_GPU_MEMORY_GIB,
+    QUANT_MAX_KL,
+    QUANT_MIN_TOP1,
+)
+
 BUILTIN_DATASET = "builtin"
 QFORMATS = ("fp8", "int8_sq", "int4_awq", "full_prec")
 KV_CACHE_DTYPES = ("fp8", "int8")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 DEVICES = ("cuda", "cpu")
+# quantize.py@059c97c1's --export_format: a TensorRT-LLM checkpoint (the engine path) or a unified Hugging
+# Face checkpoint with hf_quant_config.json (the PyTorch backend; TP/PP are chosen at deployment)
+EXPORT_FORMATS = ("tensorrt_llm", "hf")
+HF_QFORMATS = ("fp8", "int4_awq", "full_prec")
 
 # Accuracy-gate defaults per format: (min top-1 agreement, max mean KL in nats). Measured on the tiny
 # random Llama of tests/tiny_models.py (16 held-out prompts x 32 tokens, seeds 0 and 1, FP8 KV cache on):
@@ -48,11 +69,16 @@ GATE_DEFAULTS: dict[str, tuple[float, float]] = {
     "full_prec": (0.90, 0.02),  # only a quantized KV cache is in play
 }
 
-ENV_GATE = "TRTBUILD_QUANT_ACCURACY_GATE"
-ENV_MIN_TOP1 = "TRTBUILD_QUANT_MIN_TOP1"
-ENV_MAX_KL = "TRTBUILD_QUANT_MAX_KL"
-ENV_GATE_PROMPTS = "TRTBUILD_QUANT_GATE_PROMPTS"
-ENV_GATE_TOKENS = "TRTBUILD_QUANT_GATE_TOKENS"
+# The names are defined (and documented) with every other setting in trtbuild.settings (stdlib only, so
+# the driver imports it inside the toolchain container); the driver reads their values here.
+ENV_GATE = QUANT_ACCURACY_GATE
+ENV_MIN_TOP1 = QUANT_MIN_TOP1
+ENV_MAX_KL = QUANT_MAX_KL
+ENV_GATE_PROMPTS = QUANT_GATE_PROMPTS
+ENV_GATE_TOKENS = QUANT_GATE_TOKENS
+ENV_MAX_GPU_MEMORY = QUANT_MAX_GPU_MEMORY_GIB
+ENV_CPU_OFFLOAD = QUANT_CPU_OFFLOAD
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
 @dataclass
@@ -74,12 +100,15 @@ class QuantizeOptions:
     device: str = "cuda"
     seed: int = 1234
     tokenizer_max_seq_length: int = 2048
+    export_format: str = "tensorrt_llm"
     # not quantize.py flags: environment variables in the container (see module docstring)
     accuracy_gate: bool = True
     min_top1: float | None = None
     max_kl: float | None = None
     gate_prompts: int = 16
     gate_tokens: int = 32
+    max_gpu_memory_gib: float | None = None  # per-GPU weight budget (placement.py); None: free - reserve
+    cpu_offload: bool = False  # layers that do not fit the GPUs may go to host memory
 
     def thresholds(self) -> tuple[float, float]:
         """(min top-1 agreement, max mean KL) in force: explicit values, else the format's defaults."""
@@ -110,19 +139,27 @@ ARGV_FLAGS: tuple[tuple[str, str], ...] = (
     ("--device", "device"),
     ("--seed", "seed"),
     ("--tokenizer_max_seq_length", "tokenizer_max_seq_length"),
+    ("--export_format", "export_format"),
 )
+# flags the HF export leaves out: the checkpoint is not split by TP/PP
+_NOT_FOR_HF = ("tp_size", "pp_size")
 
 
 def build_argv(options: QuantizeOptions) -> list[str]:
     """The driver's argv for ``options`` (flags and values only; prefix ``python3 -m trtbuild.quantize``).
 
     ``--kv_cache_dtype`` is left out when no KV-cache quantization is wanted (quantize.py's default is
-    none); ``--awq_block_size`` only for int4_awq.
+    none); ``--awq_block_size`` only for int4_awq; ``--export_format`` only for ``hf`` (the TensorRT-LLM
+    checkpoint is quantize.py's default, and the engine toolchains' quantize.py listing has no such flag),
+    which also leaves out ``--tp_size`` / ``--pp_size``.
     """
     argv: list[str] = []
+    hf = options.export_format == "hf"
     for flag, name in ARGV_FLAGS:
         value = getattr(options, name)
         if value is None or (name == "awq_block_size" and options.qformat != "int4_awq"):
+            continue
+        if (name == "export_format" and not hf) or (hf and name in _NOT_FOR_HF):
             continue
         argv += [flag, str(value)]
     return argv
@@ -139,6 +176,10 @@ def build_env(options: QuantizeOptions, *, torch_extensions_dir: str | None = No
         env[ENV_MIN_TOP1] = repr(float(options.min_top1))
     if options.max_kl is not None:
         env[ENV_MAX_KL] = repr(float(options.max_kl))
+    if options.max_gpu_memory_gib is not None:
+        env[ENV_MAX_GPU_MEMORY] = repr(float(options.max_gpu_memory_gib))
+    if options.cpu_offload:
+        env[ENV_CPU_OFFLOAD] = "1"
     if torch_extensions_dir:
         env["TORCH_EXTENSIONS_DIR"] = torch_extensions_dir
     return env
@@ -180,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="cuda")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--tokenizer_max_seq_length", type=int, default=2048)
+    p.add_argument("--export_format", choices=EXPORT_FORMATS, default="tensorrt_llm")
     return p
 
 
@@ -191,6 +233,15 @@ def _env_float(env: Mapping[str, str], key: str) -> float | None:
         return float(raw)
     except ValueError:
         raise ArgvError(f"environment variable {key}={raw!r} is not a number") from None
+
+
+def _env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in _TRUE + _FALSE:
+        raise ArgvError(f"environment variable {key}={raw!r}: use 1 or 0")
+    return raw in _TRUE
 
 
 def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -207,13 +258,14 @@ def parse_argv(argv: list[str], env: Mapping[str, str] | None = None) -> Quantiz
     """Options from the driver's argv (quantize.py flag names) and environment; ``ArgvError`` if invalid."""
     env = os.environ if env is None else env
     ns = _parser().parse_args(argv)
-    gate = env.get(ENV_GATE, "1").strip().lower()
-    if gate not in ("0", "1", "true", "false", "yes", "no"):
-        raise ArgvError(f"environment variable {ENV_GATE}={gate!r}: use 1 or 0")
+    gate = _env_bool(env, ENV_GATE, True)
+    offload = _env_bool(env, ENV_CPU_OFFLOAD, False)
     values = {f.name: getattr(ns, f.name) for f in fields(QuantizeOptions) if hasattr(ns, f.name)}
     return QuantizeOptions(
         **values,
-        accuracy_gate=gate in ("1", "true", "yes"),
+        accuracy_gate=gate,
+        max_gpu_memory_gib=_env_float(env, ENV_MAX_GPU_MEMORY),
+        cpu_offload=offload,
         min_top1=_env_float(env, ENV_MIN_TOP1),
         max_kl=_env_float(env, ENV_MAX_KL),
         gate_prompts=_env_int(env, ENV_GATE_PROMPTS, 16),
@@ -232,6 +284,24 @@ def validate_options(options: QuantizeOptions) -> list[str]:
         problems.append(f"--dtype {options.dtype!r}: use one of {', '.join(DTYPES)}")
     if options.device not in DEVICES:
         problems.append(f"--device {options.device!r}: use cuda or cpu")
+    if options.export_format not in EXPORT_FORMATS:
+        problems.append(f"--export_format {options.export_format!r}: use tensorrt_llm or hf")
+    elif options.export_format == "hf":
+        if options.qformat not in HF_QFORMATS:
+            problems.append(
+                f"--qformat {options.qformat} with --export_format hf: the unified HF checkpoint "
+                f"(PyTorch backend) takes {', '.join(HF_QFORMATS)}; INT8 SmoothQuant exists only as a "
+                "TensorRT-LLM checkpoint"
+            )
+        if options.kv_cache_dtype not in (None, "fp8"):
+            problems.append(
+                "--kv_cache_dtype int8 with --export_format hf: the PyTorch backend has an FP8 KV cache only"
+            )
+        if (options.tp_size, options.pp_size) != (1, 1):
+            problems.append(
+                "--tp_size/--pp_size with --export_format hf: the HF checkpoint is not split; "
+                "choose tensor/pipeline parallelism when serving it"
+            )
     for name, flag in (
         ("tp_size", "--tp_size"),
         ("pp_size", "--pp_size"),
@@ -252,4 +322,6 @@ def validate_options(options: QuantizeOptions) -> list[str]:
         problems.append(f"minimum top-1 agreement {options.min_top1}: must be between 0 and 1")
     if options.max_kl is not None and options.max_kl < 0:
         problems.append(f"maximum KL divergence {options.max_kl}: must be >= 0")
+    if options.max_gpu_memory_gib is not None and not options.max_gpu_memory_gib > 0:
+        problems.append(f"{ENV_MAX_GPU_MEMORY}={options.max_gpu_memory_gib}: must be > 0 (GiB per GPU)")
     return problems

@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from trtbuild.recipe import cli_spec
+from trtbuild.recipe.build_rules import check_build_rules
 from trtbuild.recipe.model_config import ModelFacts
+from trtbuild.recipe.problem import Problem
 from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, Recipe
-from trtbuild.recipe.toolchain import Toolchain, arch_number
+from trtbuild.recipe.toolchain import (
+    Toolchain,
+    arch_number,
+)
 
 MAX_GPUS_PER_NODE = 8
 FP8_MIN_ARCH = 89
@@ -39,12 +43,7 @@ MANAGED_BUILD_FLAGS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Problem:
-    field: str
-    message: str
-    fix: str
-    value: object = None
+__all__ = ["Problem", "check_recipe", "did_you_mean", "resolve_dataset"]
 
 
 def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
@@ -55,14 +54,31 @@ def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
 def check_recipe(
     recipe: Recipe, toolchains: dict[str, Toolchain], facts: ModelFacts | None, recipe_dir: Path
 ) -> list[Problem]:
+    from trtbuild.recipe import pytorch_checks
+
+    tc = toolchains.get(recipe.target.toolchain)
+    if pytorch_checks.effective_backend(recipe, tc) == "pytorch":
+        return [
+            problem
+            for check in (
+                _check_toolchain(recipe, toolchains),
+                _check_calibration(recipe, recipe_dir),
+                _check_architecture(recipe, facts),
+                pytorch_checks.check_pytorch(recipe, tc, facts),
+            )
+            for problem in check
+        ]
+    engine_tc = tc if tc is not None and tc.builds_engines else None
     checks = (
         _check_toolchain(recipe, toolchains),
+        pytorch_checks.check_engine_backend(recipe, tc),
         _check_parallelism(recipe, facts),
         _check_limits(recipe, facts),
         _check_quantization(recipe, facts),
         _check_calibration(recipe, recipe_dir),
         _check_architecture(recipe, facts),
-        _check_extra_args(recipe, toolchains.get(recipe.target.toolchain)),
+        _check_extra_args(recipe, engine_tc),
+        check_build_rules(recipe, engine_tc, facts) if engine_tc else iter(()),
     )
     return [problem for check in checks for problem in check]
 
@@ -192,13 +208,6 @@ def _check_quantization(recipe: Recipe, facts: ModelFacts | None) -> Iterator[Pr
             'set quantization.kv_cache = "none" or build.kv_cache_type = "paged"',
             q.kv_cache,
         )
-    if b.use_fp8_context_fmha and not q.uses_fp8:
-        yield Problem(
-            "build.use_fp8_context_fmha",
-            "FP8 context FMHA needs FP8 weights or an FP8 KV cache",
-            'set quantization.format or quantization.kv_cache to "fp8", or drop the switch',
-            True,
-        )
     for field, used, value in fp8_uses[2:5]:
         if used and q.format != "fp8":
             yield Problem(
@@ -272,7 +281,7 @@ def _check_extra_args(recipe: Recipe, tc: Toolchain | None) -> Iterator[Problem]
     args = recipe.build.extra_args
     if not args or tc is None:
         return
-    known = cli_spec.flags("trtllm-build", tc.cli_spec)
+    known = cli_spec.flags("trtllm-build", tc.spec_family)
     for token in args:
         name = token.partition("=")[0]
         if name.startswith("--") and name in MANAGED_BUILD_FLAGS:
@@ -300,6 +309,6 @@ def _extra_arg_value_problems(args: list[str], tc: Toolchain) -> list[str]:
     """Value problems only; unknown and managed flags are reported above."""
     return [
         p
-        for p in cli_spec.check_argv(list(args), "trtllm-build", tc.cli_spec)
+        for p in cli_spec.check_argv(list(args), "trtllm-build", tc.spec_family)
         if not p.startswith("unrecognized argument")
     ]

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from trtbuild.errors import RecipeError, RecipeIssue
 from trtbuild.recipe.checks import Problem, check_recipe, did_you_mean
-from trtbuild.recipe.model_config import ModelFacts, find_model_config
+from trtbuild.recipe.model_config import ModelFacts, locate_model_config, pinned_revision
 from trtbuild.recipe.schema import SHA_RE, Recipe
 from trtbuild.recipe.toolchain import Toolchain, load_toolchains
 
@@ -30,6 +30,14 @@ class LoadedRecipe:
     recipe: Recipe
     toolchain: Toolchain
     facts: ModelFacts | None
+    facts_missing: str | None = None  # why the model's config.json was not at hand (its checks did not run)
+
+    @property
+    def backend(self) -> str:
+        """``engine`` or ``pytorch`` (the recipe's, else the toolchain's default)."""
+        from trtbuild.recipe.pytorch_checks import effective_backend
+
+        return effective_backend(self.recipe, self.toolchain)
 
     @property
     def revision_is_pinned(self) -> bool:
@@ -75,11 +83,17 @@ def load_recipe(path: Path | str, toolchains: dict[str, Toolchain] | None = None
         ) from None
 
     toolchains = toolchains if toolchains is not None else load_toolchains()
-    facts = _model_facts(recipe)
+    facts, missing = _model_facts(recipe, path)
     problems = check_recipe(recipe, toolchains, facts, path.parent)
     if problems:
         raise RecipeError([_issue(shown, p) for p in problems])
-    return LoadedRecipe(path=path, recipe=recipe, toolchain=toolchains[recipe.target.toolchain], facts=facts)
+    return LoadedRecipe(
+        path=path,
+        recipe=recipe,
+        toolchain=toolchains[recipe.target.toolchain],
+        facts=facts,
+        facts_missing=missing,
+    )
 
 
 def is_pins_file(path: Path) -> bool:
@@ -91,14 +105,19 @@ def is_pins_file(path: Path) -> bool:
     return isinstance(data.get("toolchain"), dict) and "model" not in data and "name" not in data
 
 
-def _model_facts(recipe: Recipe) -> ModelFacts | None:
-    found = find_model_config(recipe.model.scheme, recipe.model.location, recipe.model.revision)
-    if found is None:
-        return None
+def _model_facts(recipe: Recipe, path: Path) -> tuple[ModelFacts | None, str | None]:
+    """(facts, None), or (None, why the config.json is not at hand)."""
+    model = recipe.model
+    revision = model.revision
+    if model.scheme == "hf":
+        revision = pinned_revision(path, model.source, model.revision) or model.revision
+    found = locate_model_config(model.scheme, model.location, revision)
+    if found.path is None:
+        return None, found.missing
     try:
-        return ModelFacts.from_file(found)
-    except (OSError, ValueError):
-        return None
+        return ModelFacts.from_file(found.path), None
+    except (OSError, ValueError) as exc:
+        return None, f"{found.path} cannot be read: {exc}"
 
 
 def _issue(file: str, p: Problem) -> RecipeIssue:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from registry.canonical import digest_of
+from registry.api import digest_of
 from trtbuild.errors import LockError
 from trtbuild.recipe.load import LoadedRecipe
 from trtbuild.recipe.schema import SHA_RE
@@ -224,29 +224,12 @@ def resolve_image_digest(image: str) -> str:
 
 def resolve_hf_revision(repo_id: str, revision: str | None) -> str:
     """Commit sha of a Hugging Face branch or tag."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from trtbuild import hub
 
-    try:
-        info = HfApi().model_info(repo_id, revision=revision or "main")
-    except RevisionNotFoundError:
-        raise LockError(
-            f"hf://{repo_id}: revision {revision!r} not found",
-            hint="set model.revision to an existing branch, tag or commit",
-        ) from None
-    except RepositoryNotFoundError:
-        raise LockError(
-            f"hf://{repo_id}: repository not found or gated",
-            hint="check model.source; for gated repos set HF_TOKEN in the environment",
-        ) from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise LockError(
-            f"cannot reach the Hugging Face Hub for hf://{repo_id}: {exc}",
-            hint="run trtbuild lock on a machine with Hub access, or pin model.revision to a sha",
-        ) from None
-    if not info.sha or not SHA_RE.match(info.sha):
+    sha = hub.commit_of(repo_id, revision)
+    if not sha or not SHA_RE.match(sha):
         raise LockError(f"hf://{repo_id}@{revision}: the Hub returned no commit sha")
-    return info.sha
+    return sha
 
 
 def resolve_s3_listing(location: str, revision: str | None) -> str:

@@ -1,12 +1,14 @@
 """Facts about a model read from its Hugging Face ``config.json`` (when one is at hand).
 
 Used to validate a recipe before any GPU time is spent: heads vs TP, AWQ block divisibility,
-max_seq_len vs position embeddings. Stdlib only.
+max_seq_len vs position embeddings. Stdlib only at import time.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,19 +70,90 @@ class ModelFacts:
         return int(self.max_position_embeddings * max(factor, 1.0))
 
 
-def find_model_config(scheme: str, location: str, revision: str | None) -> Path | None:
+# The rules that read the model's config.json (checks.py); named when they could not run.
+MODEL_CHECKS = (
+    "attention heads and layers vs tp/pp, max_seq_len vs the model's positions, quantization shapes, "
+    "architecture"
+)
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class ConfigLookup:
+    """Where the model's config.json is, or why it is not at hand (``missing``)."""
+
+    path: Path | None
+    missing: str | None = None
+
+
+def locked_revision(recipe_path: Path, source: str, requested: str | None) -> str | None:
+    """The commit the lock beside the recipe pins for this model source and requested revision (a lock
+    for other model inputs, or a lock that cannot be read, pins nothing here)."""
+    try:
+        lock = tomllib.loads(recipe_path.with_suffix(".lock").read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if lock.get("model_source") != source or lock.get("requested_revision") != requested:
+        return None
+    revision = lock.get("revision")
+    return revision if isinstance(revision, str) and _SHA_RE.match(revision) else None
+
+
+def pinned_revision(recipe_path: Path, source: str, revision: str | None) -> str | None:
+    """The model's commit: the recipe's revision when it is a commit sha, else the lock's."""
+    if revision and _SHA_RE.match(revision):
+        return revision
+    return locked_revision(recipe_path, source, revision)
+
+
+def locate_model_config(scheme: str, location: str, revision: str | None) -> ConfigLookup:
     """The checkpoint's config.json when available without network: a local dir or the HF cache."""
     if scheme == "file":
         candidate = Path(location) / "config.json"
         try:
-            return candidate if candidate.is_file() else None
-        except OSError:  # a name too long for the file system ...: not available here
-            return None
-    if scheme == "hf" and revision:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:  # pragma: no cover - huggingface_hub is a dependency
-            return None
-        found = try_to_load_from_cache(location, "config.json", revision=revision)
-        return Path(found) if isinstance(found, str) else None
-    return None
+            if candidate.is_file():
+                return ConfigLookup(candidate)
+        except OSError as exc:  # a name too long for the file system ...: not available here
+            return ConfigLookup(None, f"{candidate}: {exc.strerror}")
+        return ConfigLookup(None, f"{candidate} does not exist")
+    if scheme == "hf":
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(location, "config.json", revision=revision or "main")
+        if isinstance(found, str):
+            return ConfigLookup(Path(found))
+        pinned = revision and _SHA_RE.match(revision)
+        how = (
+            "run validate --fetch-config to download it (config files only)"
+            if pinned
+            else "pin model.revision to a commit (or run trtbuild lock), then validate --fetch-config"
+        )
+        return ConfigLookup(
+            None,
+            f"config.json of hf://{location}@{revision or 'main'} is not in the Hugging Face cache: {how}",
+        )
+    return ConfigLookup(None, f"validate does not read {scheme}:// sources (the build reads config.json)")
+
+
+def fetch_model_config(recipe_path: Path) -> Path | None:
+    """Download the config files of the recipe's Hugging Face model at its pinned commit into the cache
+    (nothing for other sources). Raises InputError when the revision is not pinned, HubUnavailable when
+    the Hub cannot be reached."""
+    from trtbuild import hub
+    from trtbuild.errors import InputError
+
+    try:
+        model = tomllib.loads(recipe_path.read_text("utf-8")).get("model") or {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # validation reports the file itself
+    source, revision = model.get("source"), model.get("revision")
+    if not isinstance(source, str) or not source.startswith("hf://"):
+        return None
+    pinned = pinned_revision(recipe_path, source, revision if isinstance(revision, str) else None)
+    if pinned is None:
+        raise InputError(
+            f"{recipe_path}: model.revision {revision or '(default branch)'} is not a commit and no lock "
+            "pins it: --fetch-config downloads only a pinned revision",
+            hint=f"set model.revision to a commit sha, or run trtbuild lock {recipe_path}",
+        )
+    return hub.download_config(source.removeprefix("hf://"), pinned)

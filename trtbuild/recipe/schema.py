@@ -7,11 +7,9 @@ Cross-field rules (parallelism vs heads, FP8 vs arch, flags vs the toolchain's r
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from registry.refs import name_problem
 
 # The recipe name is the artifact name: registry.refs' grammar, lowercase, at most 128 characters.
 NAME_RE = re.compile(r"^(?=.{1,128}\Z)[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
@@ -94,6 +92,10 @@ class Quantization(_Table):
     kv_cache: KvCacheQuant = "none"
     awq_block_size: Literal[64, 128] = 128
     device: Literal["cuda", "cpu"] = "cuda"  # where calibration runs; "cpu" for small models without a GPU
+    # CUDA placement (trtbuild/quantize/placement.py): the step's tp x pp GPUs share the model; these cap
+    # each GPU's weights (GiB) and allow layers that do not fit them into host memory (slow)
+    max_gpu_memory_gib: float | None = Field(default=None, gt=0)
+    cpu_offload: bool = False
     calibration: Calibration = Calibration()
     accuracy: AccuracyGate = AccuracyGate()
 
@@ -155,6 +157,22 @@ BUILD_SWITCH_FLAGS: dict[str, str] = {
 STORE_TRUE_SWITCHES = frozenset({"strip_plan", "weight_streaming", "gather_context_logits"})
 
 
+def build_switch_flags(build: Build) -> list[str]:
+    """The [build] switches as trtllm-build flags (explicit values only), without extra_args."""
+    flags: list[str] = []
+    for name, flag in BUILD_SWITCH_FLAGS.items():
+        value = getattr(build, name)
+        if value is None or (name in STORE_TRUE_SWITCHES and value is False):
+            continue
+        if name in STORE_TRUE_SWITCHES:
+            flags.append(flag)
+        elif isinstance(value, bool):
+            flags += [flag, "enable" if value else "disable"]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
 class Build(_Table):
     gemm_plugin: Literal["auto", "float16", "float32", "bfloat16", "fp8", "disable"] | None = "auto"
     gpt_attention_plugin: PluginDtype | None = "auto"
@@ -186,9 +204,14 @@ class Build(_Table):
         return v
 
 
+Backend = Literal["engine", "pytorch"]
+
+
 class Target(_Table):
     gpu_arch: str = "sm90"
     toolchain: str
+    # None: the toolchain's default (engine where it has trtllm-build, else pytorch); see pytorch_checks
+    backend: Backend | None = None
 
     @field_validator("gpu_arch")
     @classmethod
@@ -206,6 +229,9 @@ class Recipe(_Table):
     limits: Limits = Limits()
     build: Build = Build()
     target: Target
+    # backend = "pytorch": LLM-API options for `trtllm-serve --config` (checked against the pinned release's
+    # recorded TorchLlmArgs in trtbuild.recipe.pytorch_checks); refused for engine recipes
+    serve: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -215,6 +241,8 @@ class Recipe(_Table):
                 "must be lowercase letters and digits joined by single '.', '_', '__' or '-' (at most 128), "
                 "starting and ending alphanumeric"
             )
+        from registry.api import name_problem  # the registry's one grammar of names
+
         if name_problem(v) is not None:
             raise ValueError("must not be 7-64 hex digits: that reads as an artifact hash")
         return v

@@ -73,8 +73,12 @@ class DockerRunner(Runner):
         stop_grace_s: int = 10,
         labels: dict[str, str] | None = None,
         ulimits: dict[str, tuple[int, int]] | None = None,
+        gpu_devices: list[str] | None = None,
     ) -> None:
         self._client = client
+        # GPUs a scheduler allocated to this job (Slurm: $SLURM_JOB_GPUS): containers get these devices,
+        # never "any N GPUs" of a node other jobs share
+        self.gpu_devices = list(gpu_devices or [])
         self.allow_unpinned = allow_unpinned
         self.user = user or calling_user()
         self.pull = pull
@@ -157,7 +161,11 @@ class DockerRunner(Runner):
         for name, (soft, hard) in self.ulimits.items():
             cmd += ["--ulimit", f"{name}={soft}:{hard}"]
         if spec.gpus:
-            cmd += ["--gpus", "all" if spec.gpus < 0 else str(spec.gpus)]
+            ids = self._device_ids(spec)
+            cmd += [
+                "--gpus",
+                f'"device={",".join(ids)}"' if ids else ("all" if spec.gpus < 0 else str(spec.gpus)),
+            ]
         for m in spec.mounts:
             ro = ",readonly" if m.read_only else ""
             cmd += ["--mount", f"type=bind,source={m.source},target={m.target}{ro}"]
@@ -198,11 +206,29 @@ class DockerRunner(Runner):
         if spec.workdir:
             kwargs["working_dir"] = spec.workdir
         if spec.gpus:
-            kwargs["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+            ids = self._device_ids(spec)
+            request = (
+                DeviceRequest(device_ids=ids, capabilities=[["gpu"]])
+                if ids
+                else DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])
+            )
+            kwargs["device_requests"] = [request]
         try:
             return self.client().containers.create(**kwargs)
         except docker.errors.APIError as exc:
             raise self._translate(exc, spec) from exc
+
+    def _device_ids(self, spec: RunSpec) -> list[str]:
+        """The allocated GPUs this step gets (its first ``gpus`` of them; all for -1); [] = no allocation."""
+        if not self.gpu_devices:
+            return []
+        if spec.gpus > len(self.gpu_devices):
+            raise RunnerUnavailable(
+                f"step {spec.name!r} needs {spec.gpus} GPU(s) but the scheduler allocated "
+                f"{len(self.gpu_devices)} ({','.join(self.gpu_devices)})",
+                hint="request tp × pp GPUs for the job (trtbuild farm does), or pass --gpus",
+            )
+        return self.gpu_devices if spec.gpus < 0 else self.gpu_devices[: spec.gpus]
 
     def _translate(self, exc: Exception, spec: RunSpec) -> Exception:
         text = mask_secrets(str(exc), spec.secret_values())

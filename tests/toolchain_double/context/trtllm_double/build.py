@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from trtllm_double import log, st, version
-from trtllm_double.cli import parser_for, plugin_flags
+from trtllm_double.cli import main_rule_errors, parser_for, plugin_flags
 from trtllm_double.nvidia_smi import gpus
 
 ENGINE_MAGIC = b"TRTBUILD-TOOLCHAIN-DOUBLE-ENGINE\n"
@@ -31,16 +32,87 @@ class BuildError(Exception):
 
 
 def init_max_seq_len(pretrained: dict[str, Any], max_seq_len: int | None) -> int:
-    """builder._init_max_seq_len: max_position_embeddings (fallback 2048) × rotary factor."""
+    """builder._init_max_seq_len: max_position_embeddings (fallback 2048) × rotary factor, rounded up."""
     if max_seq_len is not None:
         return max_seq_len
     deduced = pretrained.get("max_position_embeddings") or 2048
     scaling = pretrained.get("rotary_scaling")
+    factor = 1.0
     if scaling:
-        kind = scaling.get("type") or scaling.get("rope_type")
-        if kind not in ROPE_FACTOR_IGNORED:
-            deduced = int(deduced * float(scaling.get("factor", 1.0)))
-    return deduced
+        kind = scaling.get("type", scaling.get("rope_type"))
+        factor = 1.0 if kind in ROPE_FACTOR_IGNORED else float(scaling.get("factor", 1.0))
+    if factor != 1:
+        deduced = math.ceil(deduced * factor)
+        log("W", f"max_seq_len is scaled to {deduced} by rotary scaling {factor}")
+    log("I", f"max_seq_len is not specified, using deduced value {deduced}")
+    return int(deduced)
+
+
+def check_max_num_tokens(max_num_tokens: int | None, opt_num_tokens: int | None, max_batch_size: int,
+                         max_input_len: int, max_seq_len: int, max_beam_width: int, remove_input_padding: bool,
+                         enable_context_fmha: bool, tokens_per_block: int,
+                         multiple_profiles: bool) -> tuple[int | None, int | None]:
+    """_common.check_max_num_tokens, as trtllm-build runs it before saving build_config."""
+    if not remove_input_padding:
+        if max_num_tokens is not None or opt_num_tokens is not None:
+            max_num_tokens = max_batch_size * max_seq_len
+            log("W", "remove_input_padding is not enabled, the specified max_num_tokens/opt_num_tokens "
+                     "will be ignored.")
+        return max_num_tokens, opt_num_tokens
+    if max_num_tokens is None:
+        max_num_tokens = max_seq_len * max_batch_size
+    if opt_num_tokens is None and not multiple_profiles:
+        opt_num_tokens = min(max_batch_size * max_beam_width, max_num_tokens)
+    if max_num_tokens > max_seq_len * max_batch_size:
+        log("W", f"max_num_tokens ({max_num_tokens}) shouldn't be greater than max_seq_len * max_batch_size "
+                 f"({max_seq_len * max_batch_size}), specifying to max_seq_len * max_batch_size")
+        max_num_tokens = max_seq_len * max_batch_size
+    if max_num_tokens < max_input_len and not enable_context_fmha:
+        max_num_tokens = max_input_len
+    elif max_num_tokens < tokens_per_block and enable_context_fmha:
+        max_num_tokens = tokens_per_block
+    if opt_num_tokens is not None and opt_num_tokens > max_num_tokens:
+        opt_num_tokens = max_num_tokens
+    return max_num_tokens, opt_num_tokens
+
+
+def apply_builder_overrides(plugin: dict[str, Any], pretrained: dict[str, Any], sm: int) -> None:
+    """The switches builder.build() overrides for this checkpoint before the engine config is saved."""
+    arch = pretrained.get("architecture")
+    quant = pretrained.get("quantization") or {}
+    algo, kv = quant.get("quant_algo"), quant.get("kv_cache_quant_algo")
+    tp = (pretrained.get("mapping") or {}).get("tp_size", 1)
+    if plugin["reduce_fusion"] and (tp == 1 or arch not in ("LlamaForCausalLM", "Gemma2ForCausalLM",
+                                                             "MedusaForCausalLM")):
+        log("W", "Overriding reduce_fusion to False")
+        plugin["reduce_fusion"] = False
+    if plugin["user_buffer"] and not plugin["reduce_fusion"]:
+        log("W", "Overriding user_buffer to False")
+        plugin["user_buffer"] = False
+    if plugin["norm_quant_fusion"] and (plugin["reduce_fusion"] or arch != "LlamaForCausalLM"
+                                        or algo != "NVFP4"):
+        log("W", "Overriding norm_quant_fusion to False")
+        plugin["norm_quant_fusion"] = False
+    if not plugin["context_fmha"]:
+        plugin["use_fp8_context_fmha"] = False
+        plugin["use_paged_context_fmha"] = False
+    elif algo not in ("FP8", "W4A8_AWQ", "NVFP4") or sm < 89:
+        if plugin["use_fp8_context_fmha"]:
+            log("W", "FP8 Context FMHA is disabled because it must be used together with the fp8 "
+                     "quantization workflow.")
+            plugin["use_fp8_context_fmha"] = False
+        if plugin["use_paged_context_fmha"] and kv == "FP8":
+            log("W", "FP8 Paged Context FMHA is disabled because FP8 context FMHA is disabled.")
+            plugin["use_paged_context_fmha"] = False
+    elif plugin["use_paged_context_fmha"]:
+        if kv != "FP8" and plugin["use_fp8_context_fmha"]:
+            plugin["use_fp8_context_fmha"] = False
+        elif kv == "FP8" and not plugin["use_fp8_context_fmha"]:
+            log("W", "FP8 Context FMHA is enabled to support FP8 Paged Context FMHA.")
+            plugin["use_fp8_context_fmha"] = True
+    if plugin["use_paged_context_fmha"] and kv == "INT8":
+        log("W", "Paged Context FMHA is disabled because it doesn't work with int8 kv cache currently.")
+        plugin["use_paged_context_fmha"] = False
 
 
 def plugin_config(args: Any, dtype: str) -> dict[str, Any]:
@@ -69,21 +141,33 @@ def resolve_kv_cache_type(args: Any) -> str:
     return kv or "PAGED"
 
 
-def build_config(args: Any, pretrained: dict[str, Any]) -> dict[str, Any]:
+def build_config(args: Any, pretrained: dict[str, Any], sm: int) -> dict[str, Any]:
     args.kv_cache_type = resolve_kv_cache_type(args)
     max_seq_len = init_max_seq_len(pretrained, args.max_seq_len)
     max_input_len = min(args.max_input_len, max_seq_len)
     if args.max_input_len > max_seq_len:
         log("W", f"max_input_len {args.max_input_len} is larger than max_seq_len {max_seq_len}, "
                  f"clipping it to {max_seq_len}")
+    plugin = plugin_config(args, pretrained.get("dtype", "float16"))
+    max_num_tokens, opt_num_tokens = check_max_num_tokens(
+        args.max_num_tokens, args.opt_num_tokens, args.max_batch_size, max_input_len, max_seq_len,
+        args.max_beam_width, plugin["remove_input_padding"], plugin["context_fmha"], plugin["tokens_per_block"],
+        plugin["multiple_profiles"])
+    mode = (args.speculative_decoding_mode or "none").upper()
+    if mode != "NONE":
+        if mode == "EAGLE" and "num_eagle_layers" not in pretrained:
+            raise BuildError("AssertionError: an EAGLE build needs num_eagle_layers in the checkpoint config")
+        max_seq_len += args.max_draft_len + int(pretrained.get("num_eagle_layers", 0) if mode == "EAGLE" else 0)
+        max_num_tokens = max(max_num_tokens or 0, args.max_batch_size * (args.max_draft_len + 1))
+    apply_builder_overrides(plugin, pretrained, sm)
     cfg: dict[str, Any] = {
         "max_input_len": max_input_len,
         "max_seq_len": max_seq_len,
         "opt_batch_size": 8,
         "max_batch_size": args.max_batch_size,
         "max_beam_width": args.max_beam_width,
-        "max_num_tokens": args.max_num_tokens,
-        "opt_num_tokens": args.opt_num_tokens,
+        "max_num_tokens": max_num_tokens,
+        "opt_num_tokens": opt_num_tokens,
         "max_prompt_embedding_table_size": args.max_prompt_embedding_table_size,
         "kv_cache_type": args.kv_cache_type,
         "gather_context_logits": args.gather_context_logits or args.gather_all_token_logits,
@@ -93,7 +177,7 @@ def build_config(args: Any, pretrained: dict[str, Any]) -> dict[str, Any]:
         "profiling_verbosity": args.profiling_verbosity,
         "enable_debug_output": args.enable_debug_output,
         "max_draft_len": args.max_draft_len,
-        "speculative_decoding_mode": (args.speculative_decoding_mode or "none").upper(),
+        "speculative_decoding_mode": mode,
         "use_refit": False,
         "input_timing_cache": args.input_timing_cache,
         "output_timing_cache": args.output_timing_cache,
@@ -102,13 +186,13 @@ def build_config(args: Any, pretrained: dict[str, Any]) -> dict[str, Any]:
                         "lora_target_modules": args.lora_target_modules or []},
         "weight_sparsity": args.weight_sparsity,
         "weight_streaming": args.weight_streaming,
-        "plugin_config": plugin_config(args, pretrained.get("dtype", "float16")),
+        "plugin_config": plugin,
         "use_strip_plan": args.strip_plan,
         "max_encoder_input_len": args.max_encoder_input_len,
         "monitor_memory": args.monitor_memory,
         "use_mrope": False,
     }
-    if version().startswith("0.2"):
+    if hasattr(args, "auto_parallel"):  # the parsers before PR #8329 (and their BuildConfig) have it
         cfg["auto_parallel_config"] = {"world_size": args.auto_parallel, "gpus_per_node": args.gpus_per_node,
                                        "cluster_key": args.cluster_key}
     return cfg
@@ -207,12 +291,12 @@ def run(args: Any) -> None:
         raise BuildError("either --checkpoint_dir or --model_config must be given")
     if args.logits_dtype:
         pretrained["logits_dtype"] = args.logits_dtype
-    bcfg = build_config(args, pretrained)
+    detected = gpus()
+    arch = f"sm{detected[0]['compute_cap'].replace('.', '')}" if detected else "sm_unknown"
+    bcfg = build_config(args, pretrained, int(arch[2:]) if detected else 0)
     plugin = bcfg["plugin_config"]
     if plugin.get("streamingllm"):
         raise BuildError("StreamingLLM is no longer supported")
-    detected = gpus()
-    arch = f"sm{detected[0]['compute_cap'].replace('.', '')}" if detected else "sm_unknown"
     workers = max(1, min(args.workers, len(detected) or 1))
     if args.workers > workers:
         log("W", f"{args.workers} workers requested but {len(detected)} GPU(s) visible; using {workers}")
@@ -261,8 +345,13 @@ def run(args: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ver = version()
-    args = parser_for("trtllm-build", ver, "trtllm-build").parse_args(argv)
+    args = parser_for("trtllm-build", "trtllm-build").parse_args(argv)
     print(f"[TensorRT-LLM] TensorRT-LLM version: {ver} (TOOLCHAIN DOUBLE)", flush=True)
+    if args.gather_all_token_logits:
+        args.gather_context_logits = args.gather_generation_logits = True
+    for error in main_rule_errors(args):  # main() raises before building
+        print(f"Traceback (most recent call last):\n  (toolchain double)\n{error}", file=sys.stderr, flush=True)
+        return 1
     sleep = float(os.environ.get("TOOLCHAIN_DOUBLE_SLEEP", "0") or 0)  # for interrupt/timeout tests
     end = time.monotonic() + sleep
     while time.monotonic() < end:

@@ -1,7 +1,9 @@
-"""argparse parsers built from cli_spec.json (the real flags of the TensorRT-LLM tools).
+"""argparse parsers built from cli_spec.json (the recorded flags of one TensorRT-LLM release family:
+trtbuild/data/cli_specs/<family>.json, copied into the image when it is built).
 
 An unknown flag fails exactly as argparse does in the real tools (exit 2, "unrecognized arguments");
-types and choices are validated; plugin flags take enable/disable or a dtype like the real ones.
+types and choices are validated; plugin flags take enable/disable or a dtype like the real ones. The
+cross-flag checks trtllm-build's main() makes (the spec's main_rules) raise RuntimeError as main() does.
 """
 
 from __future__ import annotations
@@ -66,18 +68,41 @@ def add_flag(parser: argparse.ArgumentParser, entry: dict[str, Any]) -> None:
     parser.add_argument(*names, type=pytype, default=default, **kw)
 
 
-def parser_for(tool: str, version: str, prog: str) -> argparse.ArgumentParser:
-    """The parser of ``tool`` (a key of cli_spec.json) as that version of TensorRT-LLM had it."""
-    data = spec()
+def flags_of(tool: str) -> list[dict[str, Any]]:
+    """The recorded flags of ``tool`` ("trtllm-build", "convert_checkpoint", "quantize")."""
+    return list(spec()["tools"][tool]["flags"])
+
+
+def parser_from(flags: list[dict[str, Any]], prog: str) -> argparse.ArgumentParser:
+    """An argparse parser with exactly ``flags`` (entries of a cli_spec.json listing)."""
     parser = argparse.ArgumentParser(prog=prog, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    entries = list(data[tool])
-    if tool == "trtllm-build" and version.startswith("0.2"):
-        entries += data["trtllm-build_0.2x_extra"]
-    for entry in entries:
+    for entry in flags:
         add_flag(parser, entry)
     return parser
 
 
+def parser_for(tool: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of ``tool`` as the release family of this image records it."""
+    return parser_from(flags_of(tool), prog)
+
+
 def plugin_flags() -> list[dict[str, Any]]:
     """The plugin flags of trtllm-build (those whose choices are derived from the plugin config)."""
-    return [e for e in spec()["trtllm-build"] if e.get("choices_derived")]
+    return [e for e in flags_of("trtllm-build") if e.get("choices_derived")]
+
+
+def _holds(cond: dict[str, Any], args: argparse.Namespace) -> bool:
+    if "any" in cond:
+        return any(_holds(c, args) for c in cond["any"])
+    value = getattr(args, cond["flag"][2:], None)
+    if "equals" in cond:
+        return value == cond["equals"]
+    if "greater_than" in cond:
+        return value is not None and value > cond["greater_than"]
+    return value not in (None, False)
+
+
+def main_rule_errors(args: argparse.Namespace, rules: list[dict[str, Any]] | None = None) -> list[str]:
+    """What trtllm-build's main() raises for ``args`` (the spec's recorded main_rules)."""
+    rules = spec().get("main_rules", []) if rules is None else rules
+    return [r["raises"] for r in rules if all(_holds(c, args) for c in r["when"])]

@@ -143,7 +143,7 @@ def rank_weights(w: dict[str, st.Tensor], cfg: dict[str, Any], tp_rank: int, pp_
 
 def main(argv: list[str] | None = None) -> int:
     ver = version()
-    args = parser_for("convert_checkpoint_llama", ver, "convert_checkpoint.py").parse_args(argv)
+    args = parser_for("convert_checkpoint", "convert_checkpoint.py").parse_args(argv)
     print(f"[TensorRT-LLM] TensorRT-LLM version: {ver} (TOOLCHAIN DOUBLE)", flush=True)
     used = [f for f in QUANT_FLAGS if getattr(args, f) not in (None, False)]
     if used:

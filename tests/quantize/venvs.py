@@ -1,0 +1,118 @@
+"""Virtual environments with the ModelOpt + transformers of each pinned toolchain, for the driver's tests.
+
+The quantize driver runs inside the pinned container against that container's ModelOpt and transformers.
+Each stack here is one of those pairs (versions pinned to what the release
+notes state in recipes/toolchains.toml). A venv is made with ``--system-site-packages`` so it reuses the
+installed CPU torch (2.13.0) and only adds ``nvidia-modelopt==X transformers==Y`` (pip keeps torch pinned)
+with ModelOpt's ``[torch]`` needs except torchvision: PyPI has no CPU torchvision for torch 2.13 (its CUDA
+build fails to load against the CPU torch), so torchprofile is installed without it and a torchvision that
+ModelOpt 0.33 requires outright is removed again (the driver's code paths never import it). ModelOpt
+0.31-0.33 also import ``onnx`` and private ``torch.onnx`` names that torch 2.13 moved:
+``torch_onnx_names.py`` (copied into the venv, loaded by a .pth) maps those names to their new place.
+Venvs are cached under ``$TRTBUILD_TEST_MODELOPT_VENVS`` (default /var/cache/trtbuild-test/modelopt-venvs)
+and reused while their stamp matches.
+
+    python3 -m tests.quantize.venvs        # create every missing venv (tests/run.sh does this)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE = Path(os.environ.get("TRTBUILD_TEST_MODELOPT_VENVS", "/var/cache/trtbuild-test/modelopt-venvs"))
+TORCH = "2.13.0"  # the CPU build installed by tests/run.sh; never replaced by a CUDA build from PyPI
+STAMP = "trtbuild-stack.json"
+# ModelOpt's [torch] extra without torchvision (and torchprofile, installed --no-deps), plus onnx: imported
+# by ModelOpt 0.31-0.33's quantization package
+TORCH_EXTRA_DEPS = ("pulp", "regex", "safetensors", "nvidia-ml-py", "onnx")
+ONNX_NAMES = Path(__file__).with_name("torch_onnx_names.py")
+VERSION = 3  # bump to rebuild every cached venv when the recipe above changes
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The ModelOpt + transformers pair of a pinned toolchain's container."""
+
+    toolchain: str
+    modelopt: str
+    transformers: str
+    fp8_on_cpu: bool  # ModelOpt < 0.37 simulates FP8 only through its CUDA extension
+
+    @property
+    def name(self) -> str:
+        return f"mo-{self.modelopt}-tf-{self.transformers}"
+
+    @property
+    def path(self) -> Path:
+        return CACHE / self.name
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+
+STACKS = (
+    Stack("trtllm-0.21.0", "0.31.0", "4.51.3", fp8_on_cpu=False),
+    Stack("trtllm-1.0.0", "0.33.1", "4.53.1", fp8_on_cpu=False),
+    Stack("trtllm-1.1.0", "0.37.0", "4.56.0", fp8_on_cpu=True),
+)
+
+
+def _stamp(stack: Stack) -> dict:
+    return {"modelopt": stack.modelopt, "transformers": stack.transformers, "torch": TORCH, "recipe": VERSION}
+
+
+def ready(stack: Stack) -> bool:
+    try:
+        return json.loads((stack.path / STAMP).read_text()) == _stamp(stack)
+    except (OSError, ValueError):
+        return False
+
+
+def ensure(stack: Stack, log=print) -> Path:
+    """The venv's python, creating (or re-creating) the venv when it is missing or stale."""
+    if ready(stack):
+        return stack.python
+    log(f"== creating {stack.path} (nvidia-modelopt {stack.modelopt}, transformers {stack.transformers})")
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--clear", "--system-site-packages", str(stack.path)], check=True
+    )
+    pip = [str(stack.python), "-m", "pip", "install", "-q"]
+    pinned = [f"nvidia-modelopt=={stack.modelopt}", f"transformers=={stack.transformers}", f"torch=={TORCH}"]
+    subprocess.run([*pip, *pinned, *TORCH_EXTRA_DEPS], check=True)
+    subprocess.run([*pip, "--no-deps", "torchprofile"], check=True)
+    # ModelOpt 0.33 requires torchvision outright; its PyPI (CUDA) build cannot load against the CPU torch
+    subprocess.run(
+        [str(stack.python), "-m", "pip", "uninstall", "-q", "-y", "torchvision"],
+        check=True,
+        capture_output=True,
+    )
+    site = Path(
+        subprocess.run(
+            [str(stack.python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    shutil.copy(ONNX_NAMES, site / ONNX_NAMES.name)
+    (site / "trtbuild_torch_onnx_names.pth").write_text(f"import {ONNX_NAMES.stem}\n")
+    (stack.path / STAMP).write_text(json.dumps(_stamp(stack)))
+    return stack.python
+
+
+def main() -> int:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for stack in STACKS:
+        ensure(stack)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

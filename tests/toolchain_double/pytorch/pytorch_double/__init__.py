@@ -1,0 +1,1 @@
+"""TOOLCHAIN DOUBLE of a PyTorch-backend TensorRT-LLM release image (test stand-in, not NVIDIA software)."""
