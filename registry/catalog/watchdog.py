@@ -2,10 +2,11 @@
 
 A server that is frozen (SIGSTOP, a hung VM, a network that drops packets) never answers, and neither libpq
 nor TCP keep-alives notice: the kernel of a stopped server still acknowledges every packet. So each catalog
-call runs under a deadline (``Catalog(timeout_s=...)``: trtbuild's ``TRTBUILD_DB_TIMEOUT``, default 30 s). When it passes, the sockets of the
-connections the calling thread holds are shut down: the blocked call fails at once with a connection error,
-which the catalog reports as "did not answer within N s". New connections are bounded by libpq's
-``connect_timeout`` (at most 10 s); a live server also enforces the same ``statement_timeout`` itself.
+call runs under a deadline (``Catalog(timeout_s=...)``: trtbuild's ``TRTBUILD_DB_TIMEOUT``, default 30 s).
+When it passes, the sockets of the connections the calling thread holds are shut down: the blocked call
+fails at once with a connection error, which the catalog reports as "did not answer within N s". New
+connections are bounded by libpq's ``connect_timeout`` (at most 10 s); a live server also enforces the same
+``statement_timeout`` itself.
 """
 
 from __future__ import annotations

@@ -94,3 +94,31 @@ def test_no_secret_anywhere_after_a_build_with_env(project, tmp_path: Path) -> N
     assert logs and all(b"TrtbuildPlain0006" in data for data in logs), "plain values stay visible"
     assert any(b"HF_TOKEN=***" in data for data in logs)
     assert (tmp_path / "pulled" / "trtbuild" / "build.log").is_file()
+
+
+def test_farm_refuses_credentials_in_job_scripts(tmp_path: Path) -> None:
+    """farm --env values are written into scheduler scripts: a credential there is refused (not echoed)."""
+    import os
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trtbuild",
+            "farm",
+            "submit",
+            "x.toml",
+            "--scheduler",
+            "slurm",
+            "--env",
+            "HF_TOKEN=TrtbuildSecret0007",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TRTBUILD_HOME": str(tmp_path)},
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert r.returncode == 2 and "HF_TOKEN is a credential" in r.stderr, r.stderr
+    assert "TrtbuildSecret0007" not in r.stdout + r.stderr

@@ -2,8 +2,8 @@
 the registry metadata, so a serving config can never promise more than the engine was built for.
 
 Engine layout (TensorRT-LLM's ``Engine.save`` in ``tensorrt_llm/builder.py``): ``config.json`` =
-``{"version", "pretrained_config", "build_config"}`` written by rank 0, plus one ``rank{N}.engine`` per rank. trtbuild stores the
-tokenizer files of the model in a ``tokenizer/`` subdirectory of the artifact.
+``{"version", "pretrained_config", "build_config"}`` written by rank 0, plus one ``rank{N}.engine`` per rank.
+trtbuild stores the tokenizer files of the model in a ``tokenizer/`` subdirectory of the artifact.
 """
 
 from __future__ import annotations
