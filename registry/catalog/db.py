@@ -2,7 +2,8 @@
 
 Migrations are applied on open (Alembic ``upgrade head``), serialised across processes by a PostgreSQL
 advisory lock or a lock file beside the SQLite database. Any connection failure becomes
-``CatalogUnavailable``; on PostgreSQL every call is bounded by ``TRTBUILD_DB_TIMEOUT`` (``watchdog``).
+``CatalogUnavailable``; on PostgreSQL every call is bounded by ``timeout_s`` (``watchdog``; a schema upgrade
+by MIGRATION_TIMEOUT_S).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ _MIGRATE_LOCK_ID = 0x7472_7462  # pg_advisory_lock key ("trtb")
 GC_LOCK_ID = 0x7472_7467  # pg_advisory_lock key of the gc lock ("trtg"); see gc_lock()
 PUSH_TTL_S = 24 * 3600.0  # a push registration older than this is from a killed push: it protects nothing
 LOCK_POLL_S = 0.25
-_UNBOUNDED = {"_migrate"}  # schema migrations may legitimately run longer than TRTBUILD_DB_TIMEOUT
+MIGRATION_TIMEOUT_S = 3600.0  # the schema upgrade itself (index builds on a large catalog) may take long
 PING_IDLE_S = 2.0  # a pooled connection idle longer than this is pinged before use
 
 
@@ -57,8 +58,6 @@ def _wrap_db_errors(fn: F) -> F:
         from sqlalchemy.exc import DBAPIError, OperationalError
 
         try:
-            if fn.__name__ in _UNBOUNDED:
-                return fn(self, *args, **kwargs)
             with self._deadline():
                 return fn(self, *args, **kwargs)
         except (OperationalError, DBAPIError, Expired) as exc:
@@ -82,6 +81,15 @@ def _check_sqlite_path(path: Path, url: str) -> None:
     directory = path.parent
     if not directory.is_dir():
         raise InvalidInput(f"the directory {directory} of the catalog {url} does not exist", hint=fix)
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:  # a fault of the machine (exit 1), not a wrong URL
+        raise CatalogUnavailable(
+            f"the catalog {url} cannot be written: the file system of {directory} is read-only",
+            hint="remount it read-write, or fix TRTBUILD_DB_URL / --db-url",
+        )
     if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise InvalidInput(
             f"the catalog {url} cannot be written: {path if path.exists() else directory} is not writable "
@@ -177,6 +185,9 @@ class Catalog:
     def _deadline(self) -> contextlib.AbstractContextManager[None]:
         return self._watchdog.deadline() if self._watchdog is not None else contextlib.nullcontext()
 
+    def _extended(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        return self._watchdog.extended(seconds) if self._watchdog is not None else contextlib.nullcontext()
+
     def _unavailable(self, exc: BaseException) -> CatalogUnavailable:
         if self._watchdog is not None and (isinstance(exc, Expired) or self._watchdog.expired()):
             return CatalogUnavailable(
@@ -245,9 +256,8 @@ class Catalog:
 
     @_wrap_db_errors
     def _migrate(self) -> None:
-        with self._deadline():
-            if self._at_head():
-                return
+        if self._at_head():
+            return
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
@@ -265,7 +275,7 @@ class Catalog:
                 f"{current!r}, newer than this trtbuild knows (up to {head!r})",
                 hint="upgrade trtbuild on this machine (pip install -U trtbuild); never downgrade a catalog",
             )
-        with self._migration_lock() as conn:
+        with self._extended(MIGRATION_TIMEOUT_S), self._migration_lock() as conn:
             if MigrationContext.configure(conn).get_current_revision() != head:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")

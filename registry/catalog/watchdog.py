@@ -91,6 +91,23 @@ class Watchdog:
                     del self._depth[tid]
                     self._deadline.pop(tid, None)
 
+    @contextlib.contextmanager
+    def extended(self, seconds: float) -> Iterator[None]:
+        """Within the current call, allow ``seconds`` for the enclosed work (a schema upgrade); the call
+        then gets a fresh budget of ``timeout_s`` for what follows."""
+        tid = threading.get_ident()
+        with self._cond:
+            if tid in self._deadline:
+                self._deadline[tid] = time.monotonic() + seconds
+                self._cond.notify()
+        try:
+            yield
+        finally:
+            with self._cond:
+                if tid in self._deadline:
+                    self._deadline[tid] = time.monotonic() + self.timeout_s
+                    self._cond.notify()
+
     def expired(self) -> bool:
         """The calling thread's current (or just finished) call ran past its deadline."""
         return threading.get_ident() in self._expired

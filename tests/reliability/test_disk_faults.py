@@ -95,7 +95,7 @@ def test_catalog_on_read_only_or_full_disk(tmp_path: Path) -> None:
         b2 = _local(tmp_path, tmp_path / "store", tiny / "registry.db")
         r = b2.cli("ls")
         if r.returncode == 0:  # the schema fitted: fill the disk with pushes of large metadata
-            meta = json.dumps({"pad": "x" * 60_000})
+            meta = json.dumps({"model_source": "x" * 60_000})
             for i in range(8):
                 make_engine(src, {"config.json": json.dumps({"i": i}).encode()})
                 r = b2.cli("push", str(src), "--name", "x", "--metadata", meta)

@@ -99,6 +99,7 @@ def test_database_frozen_mid_push_and_mid_gc(own_pg: tuple[str, Path], tmp_path:
     admin, state = own_pg
     b = _backend(tmp_path, _fresh_db(admin))
     rng = random.Random(7)
+    assert b.cli("ls").returncode == 0  # migrated first (a schema upgrade may take up to an hour)
     src = make_engine(tmp_path / "src", {"config.json": b"{}", "rank0.engine": 64 << 20})
     outcomes = []
     for i in range(trials(3)):

@@ -100,7 +100,7 @@ def is_pins_file(path: Path) -> bool:
     """True for a toolchain pins file (``[toolchain."NAME"]`` tables, no recipe keys), as in recipes/."""
     try:
         data = tomllib.loads(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return False
     return isinstance(data.get("toolchain"), dict) and "model" not in data and "name" not in data
 
