@@ -146,7 +146,16 @@ def _lock_from(data: dict[str, Any], bad: Callable[[str, str], LockError]) -> Lo
         )
     if scheme not in ("hf", "s3", "file"):
         raise bad("model_source", "must start with hf://, s3:// or file://")
-    return Lock(**{k: data.get(k) for k in (*_REQUIRED, *_OPTIONAL)})
+    return Lock(
+        inputs_digest=data["inputs_digest"],
+        toolchain=data["toolchain"],
+        image=data["image"],
+        image_digest=data["image_digest"],
+        model_source=data["model_source"],
+        requested_revision=data.get("requested_revision"),
+        revision=revision,
+        locked_at=data["locked_at"],
+    )
 
 
 def _check_agrees(lock: Lock, loaded: LoadedRecipe, bad: Callable[[str, str], LockError]) -> None:
