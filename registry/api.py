@@ -11,8 +11,9 @@ The registry reads no environment variables: its user passes the URLs, the store
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import errno
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from registry.artifact import Artifact, PushStats
 from registry.canonical import digest_of
 from registry.catalog.db import Catalog, as_utc
 from registry.compat import RUNTIME_VERSION_FIX, RuntimeVerdict, runtime_verdict, same_version
+from registry.destlock import dest_lock
 from registry.errors import (
     CatalogUnavailable,
     IntegrityError,
@@ -32,9 +34,11 @@ from registry.errors import (
     RegistryError,
     StoreUnavailable,
 )
+from registry.faults import describe_os_error, translated
 from registry.hashcache import HashCache
 from registry.hashing import hash_file
 from registry.host import detect as detect_host
+from registry.limits import MAX_JSON_BYTES
 from registry.metadata import (
     KIND_TYPES,
     ArtifactMetadata,
@@ -49,7 +53,17 @@ from registry.metadata import (
     metadata_type,
     parse_metadata,
 )
-from registry.refs import DEFAULT_TAG, MIN_PREFIX, check_name, check_tag, parse_name_tag, parse_ref
+from registry.progress import notice
+from registry.refs import (
+    DEFAULT_TAG,
+    DIGEST_RE,
+    MIN_PREFIX,
+    check_name,
+    check_tag,
+    name_problem,
+    parse_name_tag,
+    parse_ref,
+)
 from registry.resolve import HostFacts, Resolution, rank
 from registry.resolve_pytorch import (
     FP8_MIN_ARCH,
@@ -64,6 +78,8 @@ from registry.verify import verify as verify_artifacts
 
 __all__ = [
     "KIND_TYPES",
+    "MAX_JSON_BYTES",
+    "name_problem",
     "ArtifactCheck",
     "InUse",
     "Removal",
@@ -108,6 +124,9 @@ __all__ = [
 ]
 
 MAX_AMBIGUOUS = 10  # hashes an ambiguous prefix error lists
+# Abandoned uploads (staging files, multipart uploads) are removed only after this long, whatever --grace
+# says: a push in flight may be writing them (an S3 multipart upload's age is that of its start).
+STAGING_GRACE_S = 24 * 3600.0
 # Columns of a resolve candidate that carry contract fields (identity, then build facts).
 _CANDIDATE_IDENTITY = ("gpu_arch", "trtllm_version", "cuda_version", "tp", "pp")
 _CANDIDATE_FACTS = ("driver_version", "gpu_name")
@@ -143,6 +162,7 @@ class GcReport:
     pending_blobs: int = 0
     pending_bytes: int = 0
     pending_until: float | None = None  # epoch seconds when the last pending object leaves its grace period
+    problems: list[str] = field(default_factory=list)  # unreadable catalog rows (reported, never fatal)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -165,6 +185,9 @@ class Removal:
         }
 
 
+MACHINE_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
 def _check_destination(dest: Path) -> None:
     """A pull writes a temporary directory beside DEST and renames it: its parent must be a directory this
     process can create entries in (an unwritable place, a path under a file: InvalidInput naming it)."""
@@ -180,6 +203,8 @@ def _check_destination(dest: Path) -> None:
         parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tempfile.mkdtemp(prefix=".trtbuild-probe-", dir=parent))
     except OSError as exc:
+        if exc.errno in MACHINE_FAULTS:  # a full or read-only file system: a fault (exit 1), not bad input
+            raise describe_os_error(exc) from None
         where = exc.filename or parent
         raise InvalidInput(f"cannot pull into {dest}: {where}: {exc.strerror or exc}", hint=fix) from None
 
@@ -191,6 +216,7 @@ class Registry:
         self.catalog = catalog
         self.store = store
         self.hash_cache = hash_cache  # file-digest cache used by push; None: every push hashes every file
+        self.bad_rows: builtins.list[tuple[str, str]] = []  # of the last list(): (hash, why)
 
     @classmethod
     def open(
@@ -200,9 +226,12 @@ class Registry:
         *,
         tuning: StoreTuning | None = None,
         hash_cache: Path | None = None,
+        db_timeout_s: float = 30.0,
     ) -> Registry:
-        """Open (and migrate) the catalog at ``db_url`` and the store at ``store_url``."""
-        return cls(Catalog(db_url), open_store(store_url, tuning), hash_cache=hash_cache)
+        """Open (and migrate) the catalog at ``db_url`` and the store at ``store_url``. ``db_timeout_s``
+        bounds each PostgreSQL call (a frozen server fails it instead of hanging)."""
+        catalog = Catalog(db_url, timeout_s=db_timeout_s)
+        return cls(catalog, open_store(store_url, tuning), hash_cache=hash_cache)
 
     # -- artifacts ---------------------------------------------------------------------------------------
     def _artifact(self, row: Any, names: list[str] | None = None, tags: list[str] | None = None) -> Artifact:
@@ -275,8 +304,17 @@ class Registry:
 
     def list(
         self, name: str | None = None, kind: str | None = None, limit: int | None = None
-    ) -> list[Artifact]:
-        return [self._artifact(r) for r in self.catalog.list_rows(name=name, kind=kind, limit=limit)]
+    ) -> builtins.list[Artifact]:
+        """Artifacts, newest first. A catalog row that cannot be read (a buggy or hostile writer) is skipped
+        and recorded in ``self.bad_rows`` as (hash, why): it never stops the listing."""
+        self.bad_rows = []
+        out = []
+        for row in self.catalog.list_rows(name=name, kind=kind, limit=limit, bad=self.bad_rows):
+            try:
+                out.append(self._artifact(row))
+            except (RegistryError, TypeError, ValueError, AttributeError, KeyError) as exc:
+                self.bad_rows.append((str(row.hash), (str(exc).splitlines() or [""])[0][:200]))
+        return out
 
     # -- push / pull -------------------------------------------------------------------------------------
     def push(
@@ -292,24 +330,25 @@ class Registry:
         """Publish a directory as an artifact of ``metadata.kind``: blobs (only those missing), then
         manifest, then catalog row (+ name, tag). The returned artifact's ``pushed`` says what it took."""
         check_name(name)
-        if tag:
-            check_tag(tag)
+        if tag is not None:
+            check_tag(tag)  # an empty tag is refused, not ignored
         if not isinstance(metadata, ArtifactMetadata):
             raise InvalidInput(
                 f"push {name}: metadata must be an artifact contract, got {type(metadata).__name__}",
                 hint="build it with registry.api.parse_metadata(kind, fields) or a *Metadata class",
             )
-        result = transfer.push(
-            self.catalog,
-            self.store,
-            Path(src_dir),
-            name=name,
-            metadata=metadata,
-            provenance=provenance or BuildFacts(),
-            tag=tag,
-            progress=progress,
-            hash_cache=self.hash_cache,
-        )
+        with translated(self.store):
+            result = transfer.push(
+                self.catalog,
+                self.store,
+                Path(src_dir),
+                name=name,
+                metadata=metadata,
+                provenance=provenance or BuildFacts(),
+                tag=tag,
+                progress=progress,
+                hash_cache=self.hash_cache,
+            )
         art = self.get(result.hash)
         art.pushed = PushStats(result.created, result.uploaded_bytes, result.reused_bytes)
         return art
@@ -322,14 +361,19 @@ class Registry:
         """Verified, atomic materialisation of REF at ``dest`` (a no-op when ``dest`` already holds it)."""
         art = self.get(ref)
         _check_destination(Path(dest))
-        manifest = transfer.fetch_manifest(self.store, art.hash)
-        transfer.pull(self.store, art.hash, manifest, Path(dest), name=art.name, progress=progress)
+        wait = f"waiting for another pull into {dest} to finish"
+        with translated(self.store):
+            manifest = transfer.fetch_manifest(self.store, art.hash)
+            with dest_lock(Path(dest), on_wait=lambda: notice(wait, progress)):
+                transfer.pull(self.store, art.hash, manifest, Path(dest), name=art.name, progress=progress)
         return art
 
     def read_file(self, ref: str, path: str) -> bytes:
         """Verified bytes of one small file (config.json, build.log) of an artifact."""
         art = self.get(ref)
-        return transfer.read_file(self.store, art.hash, transfer.fetch_manifest(self.store, art.hash), path)
+        with translated(self.store):
+            manifest = transfer.fetch_manifest(self.store, art.hash)
+            return transfer.read_file(self.store, art.hash, manifest, path)
 
     blob_bytes = read_file
 
@@ -373,7 +417,7 @@ class Registry:
                 f"{art.hash} was tagged or leased while it was being removed: not removed",
                 hint="look at it again (trtbuild show), then untag it or pass --force",
             )
-        _manifests, referenced = self.catalog.referenced(since=self.catalog.now())
+        _manifests, referenced, _bad = self.catalog.referenced()
         unreferenced = {f.sha256: f.size for f in art.files if f.sha256 not in referenced}
         return Removal(art, art.tags if force else [], sum(unreferenced.values()))
 
@@ -476,23 +520,31 @@ class Registry:
     def references(self) -> dict[str, tuple[str, ...]]:
         """{artifact hash: the hashes it points at}: a serve config points at its checkpoint."""
         out: dict[str, tuple[str, ...]] = {}
-        for row in self.catalog.list_rows(kind=ServeConfigMetadata.kind):
-            target = (row.manifest.get("metadata") or {}).get("checkpoint")
+        for row in self.catalog.list_rows(kind=ServeConfigMetadata.kind, bad=[]):
+            manifest = row.manifest if isinstance(row.manifest, dict) else {}
+            meta = manifest.get("metadata")
+            target = meta.get("checkpoint") if isinstance(meta, dict) else None
             if isinstance(target, str):
                 out[row.hash] = (target,)
         return out
 
     # -- gc ----------------------------------------------------------------------------------------------
     def gc(self, *, keep_last: int | None = None, dry_run: bool = False, grace_s: float = 3600.0) -> GcReport:
-        """Delete old untagged, unleased artifacts (keep_last per name), then unreferenced manifests and blobs.
+        """Delete old untagged, unleased artifacts (keep_last per name), then unreferenced manifests, blobs.
 
         Rows go first, then manifests, then blobs, so no reader sees a row without bytes. Only store objects
-        older than ``grace_s`` are swept, and blobs of pushes in flight are kept.
+        older than ``grace_s`` are swept. The sweep holds the catalog's gc lock from reading what is
+        referenced to its last deletion, and pushes register the blobs they rely on under that lock, so a
+        blob a push found present is never swept (``Catalog.begin_push``). A catalog row that cannot be read
+        is reported in ``problems`` and never stops gc.
         """
         if keep_last is not None and keep_last < 0:
             raise InvalidReference("--keep-last must be >= 0")
-        rows, _protected = self.catalog.gc_plan(keep_last)
-        doomed = [r.hash for r in rows]
+        with translated(self.store):
+            return self._gc(keep_last, dry_run, grace_s)
+
+    def _gc(self, keep_last: int | None, dry_run: bool, grace_s: float) -> GcReport:
+        doomed, _protected = self.catalog.gc_plan(keep_last)
         # an artifact another one points at (a serve config's checkpoint) lives as long as the pointer does
         refs, changed = self.references(), True
         while changed:
@@ -502,57 +554,37 @@ class Registry:
                     doomed = [h for h in doomed if h not in targets]
                     changed = True
         deleted = doomed if dry_run else self.catalog.delete_rows(doomed)
-        cutoff = self.catalog.now() - grace_s
-        manifests, blobs = self.catalog.referenced(since=cutoff)
+        started = self.catalog.now()
+        cutoff = started - grace_s
+        listed = (list(self.store.list_manifests()), list(self.store.list_blobs()))
+        problems: builtins.list[str] = []
         if dry_run:
-            gone = set(h.removeprefix("sha256:") for h in deleted)
-            manifests -= gone
-            blobs = set()
-            for h, manifest in ((r.hash, r.manifest) for r in self.catalog.list_rows()):
-                if h.removeprefix("sha256:") not in gone:
-                    blobs.update(f["sha256"] for f in manifest["files"])
-        n_manifests = n_blobs = freed = 0
-        pending_manifests = pending_blobs = pending_bytes = 0
-        newest_pending: float | None = None
-        for info in list(self.store.list_manifests()):
-            if info.hexdigest in manifests:
+            sweep = _Sweep(cutoff)
+            sweep.run(listed, self._referenced(problems, without=set(deleted)), None)
+            return sweep.report(deleted, 0, True, grace_s, problems)
+        sweep = _Sweep(cutoff, self.store)
+        with self.catalog.gc_lock() as still_locked:
+            sweep.run(listed, self._referenced(problems), still_locked)
+        staged = self.store.clean_staging(older_than=started - max(grace_s, STAGING_GRACE_S))
+        self.catalog.forget_pushes()
+        return sweep.report(deleted, staged, False, grace_s, problems)
+
+    def _referenced(
+        self, problems: builtins.list[str], without: Collection[str] = ()
+    ) -> tuple[set[str], set[str]]:
+        """What the catalog references (artifacts in ``without`` excluded: a dry run's doomed rows). A row
+        whose manifest column is unreadable is reported; its blobs come from the verified store manifest."""
+        manifests, blobs, bad = self.catalog.referenced(without)
+        for hash_, why in bad:
+            if not DIGEST_RE.fullmatch(hash_):
+                problems.append(f"{hash_!r}: not an artifact hash; {why}")
                 continue
-            if info.mtime < cutoff:
-                n_manifests += 1
-                if not dry_run:
-                    self.store.delete_manifest(info.hexdigest)
-            else:
-                pending_manifests += 1
-                newest_pending = max(newest_pending or info.mtime, info.mtime)
-        for info in list(self.store.list_blobs()):
-            if info.hexdigest in blobs:
-                continue
-            if info.mtime < cutoff:
-                n_blobs += 1
-                freed += info.size
-                if not dry_run:
-                    self.store.delete_blob(info.hexdigest)
-            else:
-                pending_blobs += 1
-                pending_bytes += info.size
-                newest_pending = max(newest_pending or info.mtime, info.mtime)
-        staged = 0
-        if not dry_run:
-            staged = self.store.clean_staging(older_than=cutoff)
-            self.catalog.forget_pushes(before=cutoff)
-        return GcReport(
-            deleted,
-            n_manifests,
-            n_blobs,
-            freed,
-            staged,
-            dry_run,
-            grace_s,
-            pending_manifests,
-            pending_blobs,
-            pending_bytes,
-            None if newest_pending is None else newest_pending + grace_s,
-        )
+            try:
+                blobs.update(f.sha256 for f in transfer.fetch_manifest(self.store, hash_).files)
+                problems.append(f"{hash_}: {why}; its blobs were taken from the store's manifest")
+            except RegistryError as exc:
+                problems.append(f"{hash_}: {why}, and its store manifest is unusable: {exc}")
+        return manifests, blobs
 
     def check(self, limit: int = 1000) -> Reachability:
         """Touch both halves: one catalog query and one store listing (raises when either fails)."""
@@ -562,3 +594,62 @@ class Registry:
 
     def close(self) -> None:
         self.catalog.dispose()
+
+
+class _Sweep:
+    """gc's sweep of listed store objects: unreferenced ones older than the cutoff are deleted (``store``
+    given) or counted (dry run); younger ones are pending until they leave the grace period."""
+
+    def __init__(self, cutoff: float, store: Store | None = None) -> None:
+        self.cutoff, self.store = cutoff, store
+        self.manifests = self.blobs = self.freed = 0
+        self.pending_manifests = self.pending_blobs = self.pending_bytes = 0
+        self.newest_pending: float | None = None
+
+    def run(
+        self,
+        listed: tuple[list[Any], list[Any]],
+        referenced: tuple[set[str], set[str]],
+        still_locked: Callable[[], None] | None,
+    ) -> None:
+        for kind, infos, keep in (("manifest", listed[0], referenced[0]), ("blob", listed[1], referenced[1])):
+            for info in infos:
+                if info.hexdigest in keep:
+                    continue
+                if info.mtime >= self.cutoff:
+                    self.newest_pending = max(self.newest_pending or info.mtime, info.mtime)
+                    if kind == "manifest":
+                        self.pending_manifests += 1
+                    else:
+                        self.pending_blobs += 1
+                        self.pending_bytes += info.size
+                    continue
+                if self.store is not None and still_locked is not None:
+                    still_locked()  # never delete after the gc lock may have been lost
+                    if kind == "manifest":
+                        self.store.delete_manifest(info.hexdigest)
+                    else:
+                        self.store.delete_blob(info.hexdigest)
+                if kind == "manifest":
+                    self.manifests += 1
+                else:
+                    self.blobs += 1
+                    self.freed += info.size
+
+    def report(
+        self, deleted: list[str], staged: int, dry_run: bool, grace_s: float, problems: list[str]
+    ) -> GcReport:
+        return GcReport(
+            deleted,
+            self.manifests,
+            self.blobs,
+            self.freed,
+            staged,
+            dry_run,
+            grace_s,
+            self.pending_manifests,
+            self.pending_blobs,
+            self.pending_bytes,
+            None if self.newest_pending is None else self.newest_pending + grace_s,
+            problems,
+        )

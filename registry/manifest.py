@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from registry import limits
 from registry.canonical import canonical_json, sha256_hex
 from registry.errors import IntegrityError, InvalidInput, UnsafeManifest
 from registry.metadata import KIND_TYPES
@@ -28,7 +29,7 @@ SCHEMAS = (SCHEMA, SCHEMA_CHUNKED)
 MIN_CHUNK_SIZE = 1 << 20
 MARKER_NAME = ".trtbuild-artifact.json"  # written into a pulled directory; never part of an artifact
 RESERVED_PREFIX = ".trtbuild-"  # top-level names the registry keeps for its own bookkeeping
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 _LINK_KEYS = {"type", "link", "target", "linkname", "symlink", "hardlink"}
 
 
@@ -101,25 +102,31 @@ def check_path(path: Any) -> str:
         raise UnsafeManifest(f"manifest file path {path!r} is not normalised")
     if parts[0].startswith(RESERVED_PREFIX):
         raise UnsafeManifest(f"manifest file path {path!r} uses the reserved prefix {RESERVED_PREFIX!r}")
+    problem = limits.path_problem(path)
+    if problem is not None:
+        raise UnsafeManifest(f"manifest file path {path[:120]!r}{'...' if len(path) > 120 else ''} {problem}")
     return path
 
 
 def build(kind: str, files: list[FileEntry], metadata: dict[str, Any]) -> Manifest:
     """A manifest for a directory scanned by the pusher (files sorted by path, validated)."""
     check_kind(kind)
-    try:
-        canonical_json(metadata)
-    except (TypeError, ValueError) as exc:
+    problem = limits.json_problem(metadata)
+    if problem is not None:
         raise InvalidInput(
-            f"artifact metadata is not JSON-serialisable: {exc}", hint="use str/int/float/bool/list/dict"
-        ) from exc
+            f"artifact metadata: {problem}",
+            hint=f"use JSON objects, lists, strings, 64-bit integers, finite numbers; at most "
+            f"{limits.MAX_JSON_DEPTH} levels and {limits.MAX_JSON_BYTES} bytes",
+        )
     manifest = Manifest(kind=kind, files=tuple(sorted(files, key=lambda f: f.path)), metadata=dict(metadata))
     validate(manifest)
     return manifest
 
 
 def validate(manifest: Manifest) -> None:
-    """Refuse unsafe or inconsistent manifests: bad paths, duplicates, file/dir clashes, bad sizes or digests."""
+    """Refuse unsafe or inconsistent manifests: bad paths, duplicates, file/dir clashes, sizes, digests."""
+    if len(manifest.files) > limits.MAX_FILES:
+        raise UnsafeManifest(f"manifest lists {len(manifest.files)} files, more than {limits.MAX_FILES}")
     seen: set[str] = set()
     for f in manifest.files:
         check_path(f.path)
@@ -167,8 +174,8 @@ def parse(data: bytes, expected_digest: str) -> Manifest:
         raise IntegrityError(f"manifest {expected_digest} is corrupt: its bytes hash to {actual}")
     try:
         obj = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"manifest {expected_digest} is not valid JSON: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise IntegrityError(f"manifest {expected_digest} is not valid JSON: {exc}") from None
     manifest = from_obj(obj, expected_digest)
     if manifest.to_bytes() != data:
         raise IntegrityError(f"manifest {expected_digest} is not in canonical form")

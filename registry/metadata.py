@@ -65,7 +65,11 @@ def _type_error(label: str, name: str, expected: type, value: Any) -> InvalidInp
     )
 
 
-def _check_value(label: str, name: str, expected: type, value: Any) -> Any:
+INT_COLUMN_MAX = 2**31 - 1  # catalog integer columns (tp, pp, max_* shapes) are 32-bit
+INT64 = 2**63
+
+
+def _check_value(label: str, name: str, expected: type, value: Any, column: bool = False) -> Any:
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     ok = isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
@@ -73,6 +77,11 @@ def _check_value(label: str, name: str, expected: type, value: Any) -> Any:
         ok = all(isinstance(v, str) for v in value)
     if not ok:
         raise _type_error(label, name, expected, value)
+    if expected is int and not (0 <= value <= INT_COLUMN_MAX if column else -INT64 <= value < INT64):
+        raise InvalidInput(
+            f"{label} field {name!r} is {str(value)[:40]}, out of range",
+            hint=f"give an integer from 0 to {INT_COLUMN_MAX}" if column else "give a 64-bit integer",
+        )
     return value
 
 
@@ -89,10 +98,10 @@ class _Typed:
         return "metadata"
 
     def __post_init__(self) -> None:
-        for name, (expected, _col) in _field_types(type(self)).items():
+        for name, (expected, col) in _field_types(type(self)).items():
             value = getattr(self, name)
             if value is not None:
-                checked = _check_value(self.label(), name, expected, value)
+                checked = _check_value(self.label(), name, expected, value, col)
                 if checked is not value:
                     object.__setattr__(self, name, checked)
 
@@ -124,7 +133,7 @@ class _Typed:
             if value is None:
                 continue
             try:
-                values[name] = _check_value(cls.label(), name, types[name][0], value)
+                values[name] = _check_value(cls.label(), name, types[name][0], value, types[name][1])
             except InvalidInput:
                 if strict:
                     raise

@@ -33,3 +33,11 @@ def byte_progress(description: str, total: int, enabled: bool) -> Iterator[Calla
                 bar.advance(task, n)
 
         yield advance
+
+
+def notice(message: str, enabled: bool) -> None:
+    """One line on stderr about a wait or a state the user should know of (when output is enabled)."""
+    if enabled:
+        import sys
+
+        print(message, file=sys.stderr, flush=True)

@@ -8,12 +8,24 @@ from dataclasses import dataclass
 
 from registry.errors import InvalidReference
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# The grammar of names and tags (docker's, letters of either case allowed):
+#   NAME      = COMPONENT ("/" COMPONENT)*, at most 200 characters, and not 7-64 hex digits
+#   COMPONENT = ALNUM+ (SEP ALNUM+)*   with SEP one of "." "_" "__" or one or more "-"
+#   TAG       = [A-Za-z0-9_] [A-Za-z0-9_.-]{0,127}
+# ASCII only: no spaces, control characters or newlines. A name that reads as a hash (prefix) is refused, so
+# a bare reference of hex digits means a hash ("\Z": "$" would also accept a trailing newline).
+_COMPONENT = r"[A-Za-z0-9]+(?:(?:[._]|__|-+)[A-Za-z0-9]+)*"
+NAME_RE = re.compile(rf"^(?=.{{1,200}}\Z){_COMPONENT}(?:/{_COMPONENT})*\Z")
+HASHLIKE_RE = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 MIN_PREFIX = 7  # hex digits of the shortest hash prefix taken as a reference (docker takes short IDs too)
-HEX_PREFIX_RE = re.compile(rf"^[0-9a-f]{{{MIN_PREFIX},64}}$")
+HEX_PREFIX_RE = re.compile(rf"^[0-9a-f]{{{MIN_PREFIX},64}}\Z")
 DEFAULT_TAG = "latest"
+NAME_RULE = (
+    "a name is up to 200 characters: letters, digits and single separators ('.', '_', '__', '-'), in "
+    "'/'-separated parts, e.g. team/llama-3.1-8b-fp8; not 7-64 hex digits (that reads as a hash)"
+)
 _FORMS = (
     "use sha256:<hex> or <hex> (the full hash or a unique prefix of at least 7 hex digits), NAME "
     "(= NAME:latest), NAME:TAG or NAME@sha256:<hex>"
@@ -40,17 +52,24 @@ class Ref:
         return str(self.digest)
 
 
+def name_problem(name: object) -> str | None:
+    """Why ``name`` is not a valid artifact name, or None when it is."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        return "not a valid name"
+    if HASHLIKE_RE.match(name):
+        return "reads as a hash"
+    return None
+
+
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name or ""):
-        raise InvalidReference(
-            f"invalid artifact name {name!r}",
-            hint="a name is 1-200 characters of letters, digits, '.', '_', '-', '/', starting with a letter or digit",
-        )
+    problem = name_problem(name)
+    if problem is not None:
+        raise InvalidReference(f"invalid artifact name {name!r}: {problem}", hint=NAME_RULE)
     return name
 
 
 def check_tag(tag: str) -> str:
-    if not TAG_RE.match(tag or ""):
+    if not isinstance(tag, str) or not TAG_RE.match(tag):
         raise InvalidReference(
             f"invalid tag {tag!r}", hint="a tag is 1-128 characters of letters, digits, '.', '_', '-'"
         )

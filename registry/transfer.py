@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from registry import limits
 from registry import manifest as mf
 from registry.catalog.db import Catalog, utcnow
-from registry.errors import IntegrityError, Interrupted, InvalidInput, NotFound
+from registry.errors import IntegrityError, Interrupted, InvalidInput, NotFound, UnsafeManifest
 from registry.hashcache import HashCache
 from registry.hashing import (
     CHUNK,
@@ -40,7 +41,7 @@ from registry.hashing import (
     write_all,
 )
 from registry.metadata import ArtifactMetadata, BuildFacts, catalog_columns
-from registry.progress import byte_progress
+from registry.progress import byte_progress, notice
 from registry.store.base import Store, file_changed
 from registry.workers import Stopper, run_all
 
@@ -87,6 +88,11 @@ def scan(src: Path) -> list[_Src]:
         raise InvalidInput(f"{src} is not a directory", hint="push takes a directory (e.g. an engine dir)")
     out: list[_Src] = []
     for root, dirs, files in os.walk(src):
+        if dirs and len(Path(root).relative_to(src).parts) >= limits.MAX_PATH_DEPTH - 1:
+            raise InvalidInput(
+                f"{root} is nested more than {limits.MAX_PATH_DEPTH} directories deep inside {src}",
+                hint="flatten the directory",
+            )
         for name in sorted(dirs + files):
             path = Path(root) / name
             rel = path.relative_to(src).as_posix()
@@ -103,8 +109,15 @@ def scan(src: Path) -> list[_Src]:
             if name in files:
                 if not stat.S_ISREG(st.st_mode):
                     raise InvalidInput(f"{path} is not a regular file", hint="remove it from the directory")
-                mf.check_path(rel)
+                try:
+                    mf.check_path(rel)
+                except UnsafeManifest as exc:
+                    raise InvalidInput(
+                        f"{path!r} cannot be part of an artifact: {exc}", hint="rename or remove it"
+                    ) from None
                 out.append(_Src(rel, path, st))
+                if len(out) > limits.MAX_FILES:
+                    raise InvalidInput(f"{src} holds more than {limits.MAX_FILES} files", hint="push less")
     if not out:
         raise InvalidInput(f"{src} holds no files", hint="push a directory with the artifact's files")
     return out
@@ -123,13 +136,15 @@ def push(
     hash_cache: Path | None = None,
 ) -> PushResult:
     kind = mf.check_kind(metadata.kind)
+    problem = limits.json_problem(provenance.to_dict())
+    if problem is not None:
+        raise InvalidInput(f"artifact provenance: {problem}", hint="pass a smaller, plain JSON object")
     files = scan(Path(src))
     total = sum(f.st.st_size for f in files)
     cache = HashCache(hash_cache)
     uploaded = 0
     lock = threading.Lock()
     stopper = Stopper()
-    stored: set[str] = set()  # blobs this push wrote itself: younger than any gc grace, no HEAD needed
     try:
         for f in files:
             f.digest = cache.get_digest(f.path.resolve(), f.st)
@@ -142,7 +157,6 @@ def push(
                 if new:
                     with lock:
                         uploaded += f.st.st_size
-                        stored.add(digest.sha256)
             else:
                 digest = digest_file(f.path, advance)
             if file_changed(f.path, f.st):
@@ -171,16 +185,21 @@ def push(
             "provenance": provenance.to_dict(),
             **catalog_columns(metadata, provenance),
         }
-        if cat.get_row(hash_) is not None:  # already published: only name and tag are recorded
-            cat.publish(values, name, tag)
-            return PushResult(hash_, manifest, False, uploaded, total - uploaded)
-
+        # Register the blobs this push relies on (waiting while a gc sweeps), and only then ask the store
+        # which exist: a gc never deletes a registered blob, so every blob found present stays present.
+        # Every blob is asked for, also those the first pass just stored (a gc may have swept one before
+        # the registration: e.g. with --grace 0, or a first pass longer than the grace) and those of an
+        # artifact the catalog already lists (the store, not the catalog, says what is there: a re-push
+        # restores a blob or manifest lost from the store).
         push_id = str(uuid.uuid4())
-        cat.begin_push(push_id, hash_, sorted({f.sha256 for f in manifest.files}))
+        cat.begin_push(
+            push_id,
+            hash_,
+            sorted({f.sha256 for f in manifest.files}),
+            on_wait=lambda: notice("waiting for a gc of the registry to finish its sweep", progress),
+        )
         try:
-            # Blobs found present (not written by this push) are HEAD-checked again now that the push is
-            # recorded: a gc that started earlier may have swept them in between.
-            by_digest = {f.sha256: f for f in files if f.sha256 not in stored}
+            by_digest = {f.sha256: f for f in files}
             with ThreadPoolExecutor(8) as pool:
                 present = dict(
                     zip(
@@ -373,6 +392,18 @@ def _fetch(
 ) -> None:
     """Write one file of the artifact into ``tmp`` and verify it (only ``chunks``, when given)."""
     target = f"{tmp}/{f.path}"
+    try:
+        _fetch_into(store, hash_, target, f, chunks, advance)
+    except OSError as exc:  # a write failed (disk full ...): say which file, free its space
+        exc.filename = target if exc.filename is None else exc.filename
+        with contextlib.suppress(OSError):
+            os.unlink(target)
+        raise
+
+
+def _fetch_into(
+    store: Store, hash_: str, target: str, f: mf.FileEntry, chunks: list[int] | None, advance: Progress
+) -> None:
     label = f"{f.path} of {hash_}"
     if not f.chunks and f.size < CHUNK:  # small: one GET/read, one hash, one write
         data = store.read_blob(f.sha256)

@@ -29,6 +29,7 @@ class Setting:
 HOME = "TRTBUILD_HOME"
 DB_URL = "TRTBUILD_DB_URL"
 STORE_URL = "TRTBUILD_STORE_URL"
+DB_TIMEOUT = "TRTBUILD_DB_TIMEOUT"
 TOOLCHAINS = "TRTBUILD_TOOLCHAINS"
 DOCKERFILES = "TRTBUILD_DOCKERFILES"
 HASH_CACHE = "TRTBUILD_HASH_CACHE"
@@ -66,6 +67,12 @@ SETTINGS: tuple[Setting, ...] = (
         STORE_URL,
         "`file://<cache>/store`",
         "the blob store: `file:///DIR` or `s3://bucket/prefix[?endpoint=URL]` (`--store-url`)",
+    ),
+    Setting(
+        DB_TIMEOUT,
+        "`30`",
+        "seconds one PostgreSQL catalog call may take: a frozen or unreachable server fails the command "
+        "after this (plus at most min(10, it) s to reconnect) instead of hanging",
     ),
     Setting(TOOLCHAINS, "`recipes/toolchains.toml`", "the toolchain pins file (`--toolchains`)"),
     Setting(
@@ -216,6 +223,15 @@ def store_url(explicit: str | None = None) -> str:
     return explicit or _env(STORE_URL) or f"file://{cache_home() / 'store'}"
 
 
+def db_timeout_s() -> float:
+    """``$TRTBUILD_DB_TIMEOUT`` seconds (> 0), else 30."""
+    try:
+        value = float(_env(DB_TIMEOUT) or 30)
+    except ValueError:
+        return 30.0
+    return value if value > 0 else 30.0
+
+
 def store_tuning() -> StoreTuning:
     from registry.api import StoreTuning
 
@@ -236,7 +252,13 @@ def open_registry(db: str | None = None, store: str | None = None) -> Registry:
 
     if not (db or _env(DB_URL)) or not (store or _env(STORE_URL)):
         ensure_home()
-    return Registry.open(db_url(db), store_url(store), tuning=store_tuning(), hash_cache=hash_cache_path())
+    return Registry.open(
+        db_url(db),
+        store_url(store),
+        tuning=store_tuning(),
+        hash_cache=hash_cache_path(),
+        db_timeout_s=db_timeout_s(),
+    )
 
 
 def open_existing_registry(db: str | None = None, store: str | None = None) -> Registry | None:

@@ -1,23 +1,31 @@
 """The catalog database: opens (and migrates) SQLite or PostgreSQL; every query the registry needs.
 
-Migrations are applied on open (Alembic ``upgrade head``), serialised across processes by a PostgreSQL advisory
-lock or a lock file beside the SQLite database. Any connection failure becomes ``CatalogUnavailable``.
+Migrations are applied on open (Alembic ``upgrade head``), serialised across processes by a PostgreSQL
+advisory lock or a lock file beside the SQLite database. Any connection failure becomes
+``CatalogUnavailable``; on PostgreSQL every call is bounded by ``timeout_s`` (``watchdog``; a schema upgrade
+by MIGRATION_TIMEOUT_S).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from registry.catalog.watchdog import DEFAULT_TIMEOUT_S, Expired, Watchdog
 from registry.errors import CatalogUnavailable, InvalidInput, NotFound
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MIGRATE_LOCK_ID = 0x7472_7462  # pg_advisory_lock key ("trtb")
+GC_LOCK_ID = 0x7472_7467  # pg_advisory_lock key of the gc lock ("trtg"); see gc_lock()
+PUSH_TTL_S = 24 * 3600.0  # a push registration older than this is from a killed push: it protects nothing
+LOCK_POLL_S = 0.25
+MIGRATION_TIMEOUT_S = 3600.0  # the schema upgrade itself (index builds on a large catalog) may take long
 PING_IDLE_S = 2.0  # a pooled connection idle longer than this is pinged before use
 
 
@@ -29,29 +37,37 @@ def as_utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
+def manifest_blobs(manifest: Any) -> set[str] | None:
+    """The blob digests a manifest object names, or None when it is not a manifest object at all."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        return None
+    out: set[str] = set()
+    for entry in manifest["files"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            return None
+        out.add(entry["sha256"])
+    return out
+
+
 def _wrap_db_errors(fn: F) -> F:
+    """Connection failures become CatalogUnavailable; on PostgreSQL the call runs under the watchdog's
+    deadline (a frozen server fails it within TRTBUILD_DB_TIMEOUT seconds instead of hanging)."""
+
     @functools.wraps(fn)
     def inner(self: Catalog, *args: Any, **kwargs: Any) -> Any:
         from sqlalchemy.exc import DBAPIError, OperationalError
 
         try:
-            return fn(self, *args, **kwargs)
-        except (OperationalError, DBAPIError) as exc:
+            with self._deadline():
+                return fn(self, *args, **kwargs)
+        except (OperationalError, DBAPIError, Expired) as exc:
             if (
                 isinstance(exc, DBAPIError)
                 and not exc.connection_invalidated
                 and not isinstance(exc, OperationalError)
             ):
                 raise
-            hint = (
-                "check the SQLite file's path and permissions in TRTBUILD_DB_URL / --db-url"
-                if self.dialect == "sqlite"
-                else "check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url"
-            )
-            raise CatalogUnavailable(
-                f"cannot use the catalog database {self.safe_url}: {str(exc.orig or exc).strip().splitlines()[0]}",
-                hint=hint,
-            ) from None
+            raise self._unavailable(exc) from None
 
     return inner  # type: ignore[return-value]
 
@@ -65,6 +81,15 @@ def _check_sqlite_path(path: Path, url: str) -> None:
     directory = path.parent
     if not directory.is_dir():
         raise InvalidInput(f"the directory {directory} of the catalog {url} does not exist", hint=fix)
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:  # a fault of the machine (exit 1), not a wrong URL
+        raise CatalogUnavailable(
+            f"the catalog {url} cannot be written: the file system of {directory} is read-only",
+            hint="remount it read-write, or fix TRTBUILD_DB_URL / --db-url",
+        )
     if not os.access(directory, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise InvalidInput(
             f"the catalog {url} cannot be written: {path if path.exists() else directory} is not writable "
@@ -76,7 +101,8 @@ def _check_sqlite_path(path: Path, url: str) -> None:
 class Catalog:
     """SQL catalog of artifacts, names, tags (with history), build leases and pushes in flight."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """``timeout_s``: how long one PostgreSQL call may take (the watchdog; see module doc)."""
         from sqlalchemy import create_engine, event
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -90,13 +116,15 @@ class Catalog:
             ) from exc
         self.safe_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
+        self.timeout_s = timeout_s if timeout_s > 0 else DEFAULT_TIMEOUT_S
+        self._watchdog = Watchdog(self.timeout_s) if self.dialect == "postgresql" else None
         kwargs: dict[str, Any] = {}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 _check_sqlite_path(Path(parsed.database).expanduser(), self.safe_url)
             kwargs["connect_args"] = {"timeout": 60}
         elif self.dialect == "postgresql":
-            kwargs["connect_args"] = {"connect_timeout": 10}
+            kwargs["connect_args"] = {"connect_timeout": max(1, min(10, int(self.timeout_s)))}
         from sqlalchemy.exc import NoSuchModuleError
 
         try:
@@ -111,6 +139,8 @@ class Catalog:
                 f"the database driver for {self.safe_url} is not installed ({exc.name})",
                 hint="pip install 'trtbuild[postgres]' for PostgreSQL (psycopg 3)",
             ) from None
+        if self._watchdog is not None:
+            self._watch_connections(self._watchdog)
         self._ping_when_idle()
         if self.dialect == "sqlite":
 
@@ -130,6 +160,50 @@ class Catalog:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         self._migrate()
+
+    def _watch_connections(self, watchdog: Watchdog) -> None:
+        """PostgreSQL: the watchdog knows which thread holds which connection (registered before the idle
+        ping, which may itself hang on a frozen server); every new connection gets the same deadline as
+        the server's own ``statement_timeout``."""
+        from sqlalchemy import event
+
+        @event.listens_for(self.engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"SET statement_timeout = {int(self.timeout_s * 1000)}")
+            cur.close()
+            dbapi_conn.commit()
+
+        @event.listens_for(self.engine, "checkout")
+        def _checkout(_dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+            watchdog.checkout(record)
+
+        @event.listens_for(self.engine, "checkin")
+        def _checkin(_dbapi_conn: Any, record: Any) -> None:
+            watchdog.checkin(record)
+
+    def _deadline(self) -> contextlib.AbstractContextManager[None]:
+        return self._watchdog.deadline() if self._watchdog is not None else contextlib.nullcontext()
+
+    def _extended(self, seconds: float) -> contextlib.AbstractContextManager[None]:
+        return self._watchdog.extended(seconds) if self._watchdog is not None else contextlib.nullcontext()
+
+    def _unavailable(self, exc: BaseException) -> CatalogUnavailable:
+        if self._watchdog is not None and (isinstance(exc, Expired) or self._watchdog.expired()):
+            return CatalogUnavailable(
+                f"the catalog database {self.safe_url} did not answer within {self.timeout_s:g} s",
+                hint="check that the database server is running and not overloaded; "
+                "TRTBUILD_DB_TIMEOUT sets this limit (seconds)",
+            )
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        hint = "check that the database is running and reachable, and TRTBUILD_DB_URL / --db-url"
+        if self.dialect == "sqlite":
+            hint = (
+                "the SQLite file and its directory must be writable, on a disk with free space "
+                "(TRTBUILD_DB_URL / --db-url choose another)"
+            )
+        return CatalogUnavailable(f"cannot use the catalog database {self.safe_url}: {first}", hint=hint)
 
     def _ping_when_idle(self) -> None:
         """Like ``pool_pre_ping``, but only for connections idle longer than PING_IDLE_S: a connection the
@@ -168,15 +242,17 @@ class Catalog:
         """The schema is at HEAD_REVISION, read with plain SQL so opening a migrated catalog never imports
         Alembic (it costs ~0.1 s; a cache-hit build is budgeted at 0.5 s in all)."""
         from sqlalchemy import text
-        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import DBAPIError, ProgrammingError
 
         from registry.migrations import HEAD_REVISION
 
         try:
             with self.engine.connect() as conn:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD_REVISION
-        except DBAPIError:  # no alembic_version table yet (an empty database)
-            return False
+        except DBAPIError as exc:  # no alembic_version table yet (an empty database); else: unreachable
+            if isinstance(exc, ProgrammingError) or "no such table" in str(exc.orig):
+                return False
+            raise
 
     @_wrap_db_errors
     def _migrate(self) -> None:
@@ -199,7 +275,7 @@ class Catalog:
                 f"{current!r}, newer than this trtbuild knows (up to {head!r})",
                 hint="upgrade trtbuild on this machine (pip install -U trtbuild); never downgrade a catalog",
             )
-        with self._migration_lock() as conn:
+        with self._extended(MIGRATION_TIMEOUT_S), self._migration_lock() as conn:
             if MigrationContext.configure(conn).get_current_revision() != head:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
@@ -211,6 +287,7 @@ class Catalog:
 
         if self.dialect == "postgresql":
             with self.engine.connect() as conn:
+                conn.execute(text("SET statement_timeout = 0"))  # index builds on a large catalog take time
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATE_LOCK_ID})
                 conn.commit()
                 try:
@@ -218,6 +295,7 @@ class Catalog:
                 finally:
                     conn.rollback()
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATE_LOCK_ID})
+                    conn.execute(text(f"SET statement_timeout = {int(self.timeout_s * 1000)}"))
                     conn.commit()
             return
         database = self.engine.url.database
@@ -261,6 +339,7 @@ class Catalog:
             from sqlalchemy.dialects.sqlite import insert
         return insert(model)
 
+    @_wrap_db_errors
     def now(self) -> float:
         """Epoch seconds from the database's clock (PostgreSQL) or this host (SQLite)."""
         if self.dialect == "postgresql":
@@ -498,22 +577,44 @@ class Catalog:
 
     @_wrap_db_errors
     def list_rows(
-        self, name: str | None = None, kind: str | None = None, limit: int | None = None
+        self,
+        name: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+        bad: list[tuple[str, str]] | None = None,
     ) -> list[Any]:
+        """Rows newest first. With ``bad``, a row whose columns cannot be decoded (a buggy or hostile writer)
+        is skipped and appended there as (hash, why) instead of failing the whole listing."""
         from sqlalchemy import select
 
         from registry.catalog.models import ArtifactName, ArtifactRow
 
-        q = select(ArtifactRow)
-        if name:
-            q = q.join(ArtifactName, ArtifactName.hash == ArtifactRow.hash).where(ArtifactName.name == name)
-        if kind:
-            q = q.where(ArtifactRow.kind == kind)
-        q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.hash)
-        if limit:
-            q = q.limit(limit)
+        def query(what: Any) -> Any:
+            q = select(what)
+            if name:
+                q = q.join(ArtifactName, ArtifactName.hash == ArtifactRow.hash).where(
+                    ArtifactName.name == name
+                )
+            if kind:
+                q = q.where(ArtifactRow.kind == kind)
+            q = q.order_by(ArtifactRow.created_at.desc(), ArtifactRow.hash)
+            return q.limit(limit) if limit else q
+
         with self._read() as s:
-            return list(s.scalars(q))
+            try:
+                return list(s.scalars(query(ArtifactRow)))
+            except (ValueError, TypeError, LookupError, UnicodeError):
+                if bad is None:
+                    raise
+                s.rollback()
+            rows = []
+            for (hash_,) in s.execute(query(ArtifactRow.hash)):  # one by one, to find the bad ones
+                try:
+                    rows.append(s.get(ArtifactRow, hash_))
+                except (ValueError, TypeError, LookupError, UnicodeError) as exc:
+                    s.rollback()
+                    bad.append((str(hash_), f"a column cannot be read: {exc}"))
+            return rows
 
     @_wrap_db_errors
     def find_by_build_key(self, build_key: str, kind: str) -> Any | None:
@@ -619,13 +720,44 @@ class Catalog:
         with self._write() as s:
             s.execute(delete(LeaseRow).where(LeaseRow.build_key == build_key, LeaseRow.holder == holder))
 
-    # -- pushes in flight --------------------------------------------------------------------------------
+    # -- pushes in flight and the gc lock -----------------------------------------------------------------
+    # gc holds the gc lock exclusively from reading what the catalog references until its last deletion;
+    # a push registers the blobs it will rely on (a ``pushes`` row) holding the lock shared, and only then
+    # asks the store which of them exist. So either gc read the registration and keeps those blobs, or gc
+    # had finished deleting before the push looked, and the push uploads what is missing.
+    # PostgreSQL: an advisory lock; SQLite: flock on a file beside the database.
+    def begin_push(
+        self, push_id: str, hash_: str, blobs: Sequence[str], on_wait: Callable[[], None] | None = None
+    ) -> None:
+        """Register a push (waiting while a gc sweeps). Its blobs are kept by every later gc until
+        end_push (or for PUSH_TTL_S, should the pusher be killed)."""
+        waited = False
+        while not self._try_begin_push(push_id, hash_, list(blobs)):
+            if not waited and on_wait is not None:
+                on_wait()
+            waited = True
+            time.sleep(LOCK_POLL_S)
+
     @_wrap_db_errors
-    def begin_push(self, push_id: str, hash_: str, blobs: Sequence[str]) -> None:
+    def _try_begin_push(self, push_id: str, hash_: str, blobs: list[str]) -> bool:
+        from sqlalchemy import text
+
         from registry.catalog.models import PushRow
 
-        with self._write() as s:
-            s.add(PushRow(id=push_id, hash=hash_, blobs=list(blobs), started_at=self.now()))
+        row = PushRow(id=push_id, hash=hash_, blobs=blobs, started_at=self.now())
+        if self.dialect == "postgresql":
+            with self._write() as s:
+                shared = text("SELECT pg_try_advisory_xact_lock_shared(:k)")
+                if not s.execute(shared, {"k": GC_LOCK_ID}).scalar():
+                    return False
+                s.add(row)  # the shared lock ends with this transaction: the row is visible to the next gc
+            return True
+        with self._gc_lock_file(shared=True, wait=False) as held:
+            if not held:
+                return False
+            with self._write() as s:
+                s.add(row)
+        return True
 
     @_wrap_db_errors
     def end_push(self, push_id: str) -> None:
@@ -636,10 +768,82 @@ class Catalog:
         with self._write() as s:
             s.execute(delete(PushRow).where(PushRow.id == push_id))
 
+    @contextlib.contextmanager
+    def gc_lock(self, on_wait: Callable[[], None] | None = None) -> Iterator[Callable[[], None]]:
+        """Hold the gc lock exclusively. Yields ``check()``, which raises CatalogUnavailable when the lock
+        may have been lost (PostgreSQL: its connection broke); call it before every deletion."""
+        if self.dialect != "postgresql":
+            with self._gc_lock_file(shared=False, wait=True, on_wait=on_wait):
+                yield lambda: None
+            return
+        conn = self._lock_connection()
+        try:
+            waited = False
+            while not self._lock_statement(conn, "SELECT pg_try_advisory_lock(:k)"):
+                if not waited and on_wait is not None:
+                    on_wait()
+                waited = True
+                time.sleep(LOCK_POLL_S)
+
+            def check() -> None:
+                self._lock_statement(conn, "SELECT true")
+
+            yield check
+            self._lock_statement(conn, "SELECT pg_advisory_unlock(:k)")
+        except BaseException:
+            conn.invalidate()  # closing the session releases a lock we may still hold
+            raise
+        finally:
+            conn.close()
+
+    @_wrap_db_errors
+    def _lock_connection(self) -> Any:
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    @_wrap_db_errors
+    def _lock_statement(self, conn: Any, sql: str) -> bool:
+        from sqlalchemy import text
+
+        return bool(conn.execute(text(sql), {"k": GC_LOCK_ID}).scalar())
+
+    @contextlib.contextmanager
+    def _gc_lock_file(
+        self, *, shared: bool, wait: bool, on_wait: Callable[[], None] | None = None
+    ) -> Iterator[bool]:
+        """SQLite: flock on ``<database>.gc.lock`` (an in-memory database has one process: no lock)."""
+        import fcntl
+
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield True
+            return
+        path = f"{database}.gc.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise CatalogUnavailable(
+                f"cannot open the gc lock file {path}: {exc.strerror}",
+                hint="the directory of the SQLite catalog must be writable",
+            ) from None
+        try:
+            mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    yield False
+                    return
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fd, mode)
+            yield True
+        finally:
+            os.close(fd)
+
     # -- gc ----------------------------------------------------------------------------------------------
     @_wrap_db_errors
-    def gc_plan(self, keep_last: int | None) -> tuple[list[Any], set[str]]:
-        """(rows to delete, hashes protected by tags or live leases). keep_last=None deletes no rows."""
+    def gc_plan(self, keep_last: int | None) -> tuple[list[str], set[str]]:
+        """(hashes to delete, hashes protected by tags or live leases). keep_last=None deletes no rows."""
         from sqlalchemy import select
 
         from registry.catalog.models import ArtifactName, ArtifactRow, LeaseRow, TagRow
@@ -666,14 +870,14 @@ class Catalog:
                 by_name[name] = by_name.get(name, 0) + 1
                 if by_name[name] <= keep_last:
                     keep.add(hash_)
-            rows = [
-                r for r in s.scalars(select(ArtifactRow)) if r.hash not in keep and r.hash not in protected
+            doomed = [  # hashes only: a row with an undecodable column never stops gc
+                h for h in s.scalars(select(ArtifactRow.hash)) if h not in keep and h not in protected
             ]
-            return rows, protected
+            return doomed, protected
 
     @_wrap_db_errors
     def delete_rows(self, hashes: Sequence[str], *, force: bool = False) -> list[str]:
-        """Delete artifact rows unless (re-checked inside the transaction) tagged or leased. Returns deleted.
+        """Delete artifact rows unless (re-checked in the transaction) tagged or leased. Returns deleted.
         ``force``: delete those too, their tags first (each removal recorded in the tag history)."""
         from sqlalchemy import delete, select
 
@@ -710,31 +914,47 @@ class Catalog:
             return doomed
 
     @_wrap_db_errors
-    def referenced(self, since: float) -> tuple[set[str], set[str]]:
-        """(artifact hex digests, blob hex digests) referenced by catalog rows and pushes started after ``since``."""
+    def referenced(self, without: Collection[str] = ()) -> tuple[set[str], set[str], list[tuple[str, str]]]:
+        """(artifact hex digests, blob hex digests, bad rows) referenced by catalog rows (except the hashes
+        in ``without``: a dry run's doomed rows) and by pushes registered within PUSH_TTL_S. A bad row is
+        (hash, why) for a row whose manifest column cannot be read; gc takes its blobs from the store's
+        manifest instead."""
         from sqlalchemy import select
 
         from registry.catalog.models import ArtifactRow, PushRow
 
         manifests: set[str] = set()
         blobs: set[str] = set()
+        bad: list[tuple[str, str]] = []
+        live = self.now() - PUSH_TTL_S
         with self._read() as s:
-            for hash_, manifest in s.execute(select(ArtifactRow.hash, ArtifactRow.manifest)):
-                manifests.add(hash_.removeprefix("sha256:"))
-                blobs.update(f["sha256"] for f in manifest["files"])
+            # Registrations first: a push registered before gc took its lock may publish its row and drop
+            # its registration meanwhile; read in this order, one of the two is always seen (PostgreSQL
+            # reads each statement at its own snapshot).
             for hash_, pblobs in s.execute(
-                select(PushRow.hash, PushRow.blobs).where(PushRow.started_at > since)
+                select(PushRow.hash, PushRow.blobs).where(PushRow.started_at > live)
             ):
-                manifests.add(hash_.removeprefix("sha256:"))
-                blobs.update(pblobs)
-        return manifests, blobs
+                manifests.add(str(hash_).removeprefix("sha256:"))
+                blobs.update(b for b in (pblobs if isinstance(pblobs, list) else []) if isinstance(b, str))
+            for hash_, manifest in s.execute(select(ArtifactRow.hash, ArtifactRow.manifest)):
+                if hash_ in without:
+                    continue
+                manifests.add(str(hash_).removeprefix("sha256:"))
+                digests = manifest_blobs(manifest)
+                if digests is None:
+                    bad.append((str(hash_), "its manifest column is not a manifest object"))
+                else:
+                    blobs.update(digests)
+        return manifests, blobs, bad
 
     @_wrap_db_errors
-    def forget_pushes(self, before: float) -> None:
+    def forget_pushes(self) -> None:
+        """Drop registrations of pushes that were killed (older than PUSH_TTL_S)."""
         from sqlalchemy import delete
 
         from registry.catalog.models import PushRow
 
+        before = self.now() - PUSH_TTL_S
         with self._write() as s:
             s.execute(delete(PushRow).where(PushRow.started_at < before))
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import IntegrityError
+from registry.errors import IntegrityError, RegistryError
 from registry.hashing import FileDigest
 
 Progress = Callable[[int], None]
@@ -102,6 +102,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_manifest(self, hexdigest: str) -> None: ...
 
+    def translate_error(self, exc: BaseException) -> RegistryError | None:
+        """A StoreUnavailable for a transport error of this backend (e.g. the endpoint went away), or None
+        for an error that is not the store's."""
+        return None
+
     def clean_staging(self, older_than: float) -> int:
         """Remove abandoned partial uploads older than ``older_than`` (epoch seconds); returns the count."""
         return 0
@@ -114,8 +119,8 @@ def missing_blob(hexdigest: str, url: str) -> IntegrityError:
     """The error for a blob the catalog names but the store lacks, with the way to put it back."""
     return IntegrityError(
         f"blob sha256:{hexdigest} is missing from {url}",
-        hint="restore it from a local copy of the artifact: trtbuild verify REF --repair DIR "
-        "(a push cannot: it trusts the catalog)",
+        hint="push the artifact's directory again (a push checks the store for every blob), or restore "
+        "it from a local copy: trtbuild verify REF --repair DIR",
     )
 
 

@@ -50,7 +50,7 @@ class LocalStore(Store):
         return self.root / "tmp" / f"{uuid.uuid4().hex}.part"
 
     def _publish(self, staged: Path, final: Path) -> bool:
-        """Make ``staged`` visible as ``final`` unless it already exists (create-only via link). True if new."""
+        """Make ``staged`` visible as ``final`` unless it exists (create-only via link). True if new."""
         final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(staged, final)
@@ -83,8 +83,10 @@ class LocalStore(Store):
                     os.fsync(dst)
             finally:
                 os.close(dst)
-        except BaseException:
+        except BaseException as exc:
             staged.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.filename is None:
+                exc.filename = str(staged)  # a write or fsync failed: the store's disk (full ...)
             raise
         finally:
             os.close(src)
@@ -148,8 +150,10 @@ class LocalStore(Store):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-        except BaseException:  # an interrupt lands here too: leave nothing staged
+        except BaseException as exc:  # an interrupt lands here too: leave nothing staged
             staged.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.filename is None:
+                exc.filename = str(staged)
             raise
         self._publish(staged, final)
 

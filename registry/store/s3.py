@@ -22,8 +22,8 @@ streamed to its offset with ``pwrite`` in 1 MiB pieces; the caller verifies chun
 (``registry.hashing.Verifier``) and stops a download by raising from ``landed``.
 Tuning (``StoreTuning``): ``s3_part_mib`` (CRT part size, default 64), ``s3_target_gbps`` (CRT throughput
 target, default 10: sets how many connections it opens), ``s3_multipart_mib`` (single PUT below it; default
-64), ``s3_threads`` (boto3 threads for ranged GETs and server-side part copies, default 10), ``s3_staged_push=False`` (hash
-every file first, then upload only the missing blobs).
+64), ``s3_threads`` (boto3 threads for ranged GETs and server-side part copies, default 10),
+``s3_staged_push=False`` (hash every file first, then upload only the missing blobs).
 """
 
 from __future__ import annotations
@@ -63,6 +63,12 @@ STAGING = "tmp/"
 RECV_CHUNK = 1 << 20  # download: pwrite pieces (small, reused heap allocations)
 
 
+UNREACHABLE_HINT = (
+    "check that the S3 endpoint is up and reachable, then run the command again "
+    "(a pull resumes from the files it already verified)"
+)
+
+
 class S3Store(Store):
     def __init__(
         self,
@@ -83,6 +89,7 @@ class S3Store(Store):
         self._session: Any = None
         self._client = self._make_client()
         self._crt_client: CrtTransfer | None = None
+        self._unreachable: str | None = None  # set when the endpoint stopped accepting connections
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="s3")
         self._if_none_match = True  # cleared when the server refuses the header
         self._lock = threading.Lock()
@@ -124,8 +131,15 @@ class S3Store(Store):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, fn: Any, **kw: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import (
+            BotoCoreError,
+            ClientError,
+            EndpointConnectionError,
+            NoCredentialsError,
+        )
 
+        if self._unreachable is not None:  # the endpoint refused connections through a full retry cycle:
+            raise StoreUnavailable(self._unreachable, hint=UNREACHABLE_HINT)  # fail the other calls at once
         try:
             return fn(Bucket=self.bucket, **kw)
         except NoCredentialsError as exc:
@@ -136,9 +150,24 @@ class S3Store(Store):
         except ClientError:
             raise
         except BotoCoreError as exc:
-            raise StoreUnavailable(
-                f"cannot reach the store {self.url} ({self.endpoint_url or 'AWS'}): {exc}"
-            ) from exc
+            message = f"cannot reach the store {self.url} ({self.endpoint_url or 'AWS'}): {exc}"
+            if isinstance(exc, EndpointConnectionError):
+                self._unreachable = message
+            raise StoreUnavailable(message, hint=UNREACHABLE_HINT) from exc
+
+    def translate_error(self, exc: BaseException) -> StoreUnavailable | None:
+        """botocore, urllib3 and CRT errors (the endpoint refused, closed or reset a connection)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from urllib3.exceptions import HTTPError
+
+        from registry.store.s3_crt import _is_crt_error
+
+        if not (isinstance(exc, BotoCoreError | ClientError | HTTPError) or _is_crt_error(exc)):
+            return None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StoreUnavailable(
+            f"the store {self.url} ({self.endpoint_url or 'AWS'}) failed: {first}", hint=UNREACHABLE_HINT
+        )
 
     @staticmethod
     def _code(exc: Exception) -> str:
@@ -341,7 +370,7 @@ class S3Store(Store):
         self, hexdigest: str, size: int, fd: int, landed: Landed, ranges: list[tuple[int, int]]
     ) -> None:
         """Parallel ranged GETs (``part_size`` pieces of each range), each streamed to its offset with
-        ``pwrite`` in RECV_CHUNK pieces; ``landed`` is called per piece (the caller verifies as bytes land)."""
+        ``pwrite`` in RECV_CHUNK pieces; ``landed`` is called per piece (the caller verifies as they land)."""
         from botocore.exceptions import ClientError
 
         key = self._key(blob_key(hexdigest))
@@ -436,7 +465,7 @@ class S3Store(Store):
         self._call(self._client.delete_object, Key=self._key(manifest_key(hexdigest)))
 
     def clean_staging(self, older_than: float) -> int:
-        """Abort multipart uploads and delete staging objects (left by killed pushes) older than ``older_than``."""
+        """Abort multipart uploads and delete staging objects (of killed pushes) older than ``older_than``."""
         n = 0
         paginator = self._client.get_paginator("list_multipart_uploads")
         for sub in ("blobs/", STAGING):

@@ -15,7 +15,7 @@ from trtbuild.errors import InputError, RunnerUnavailable, StepFailed
 # (Docker reference grammar).
 TAG_RE = re.compile(
     r"^(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?\Z"
 )
 
 STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})$")  # the legacy builder's "image of this step" line

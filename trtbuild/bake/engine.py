@@ -2,8 +2,8 @@
 the registry metadata, so a serving config can never promise more than the engine was built for.
 
 Engine layout (TensorRT-LLM's ``Engine.save`` in ``tensorrt_llm/builder.py``): ``config.json`` =
-``{"version", "pretrained_config", "build_config"}`` written by rank 0, plus one ``rank{N}.engine`` per rank. trtbuild stores the
-tokenizer files of the model in a ``tokenizer/`` subdirectory of the artifact.
+``{"version", "pretrained_config", "build_config"}`` written by rank 0, plus one ``rank{N}.engine`` per rank.
+trtbuild stores the tokenizer files of the model in a ``tokenizer/`` subdirectory of the artifact.
 """
 
 from __future__ import annotations
@@ -50,54 +50,100 @@ class EngineInfo:
         return self.tp * self.pp
 
 
+MAX_RANKS = 1024  # tp x pp of any engine trtllm-build writes is far below this
+
+
 def _int(value: Any, where: str, config: Path) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InputError(
-            f"{config}: {where} must be a positive integer (got {value!r})",
+            f"{config}: {where} must be a positive integer (got {str(value)[:64]!r})",
             hint="the engine directory is not a complete trtllm-build output; rebuild it",
         )
     return value
+
+
+MAX_CONFIG_BYTES = 16 << 20
+MAX_MISSING_SHOWN = 4
+
+
+def _table(value: Any, where: str, config: Path) -> dict[str, Any]:
+    """A JSON object field of config.json (absent or null: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(
+            f"{config}: {where} must be a JSON object, not {type(value).__name__}",
+            hint="the engine directory is not a complete trtllm-build output; rebuild it",
+        )
+    return value
+
+
+def _opt_str(value: Any, where: str, config: Path) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InputError(
+        f"{config}: {where} must be a string, not {type(value).__name__}",
+        hint="the engine directory is not a complete trtllm-build output; rebuild it",
+    )
+
+
+def _load_config(engine_dir: Path, config: Path) -> Any:
+    try:
+        if config.stat().st_size > MAX_CONFIG_BYTES:
+            raise InputError(f"{config}: larger than {MAX_CONFIG_BYTES} bytes; not an engine config")
+        return json.loads(config.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{config}: not found; {engine_dir} is not a TensorRT-LLM engine directory",
+            hint="pass the directory trtllm-build wrote (config.json + rank<N>.engine)",
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise InputError(
+            f"{config}: not valid JSON ({why})", hint="re-pull the artifact; it is damaged"
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"{config}: cannot read: {exc.strerror}", hint="pass a readable engine directory"
+        ) from None
 
 
 def read_engine(engine_dir: Path) -> EngineInfo:
     """Parse ``engine_dir/config.json`` and check that every rank's engine file is present."""
     engine_dir = Path(engine_dir)
     config = engine_dir / "config.json"
-    try:
-        data = json.loads(config.read_text("utf-8"))
-    except FileNotFoundError:
-        raise InputError(
-            f"{config}: not found; {engine_dir} is not a TensorRT-LLM engine directory",
-            hint="pass the directory trtllm-build wrote (config.json + rank<N>.engine)",
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{config}: not valid JSON ({exc})", hint="re-pull the artifact; it is damaged"
-        ) from None
+    data = _load_config(engine_dir, config)
     if not isinstance(data, dict) or not {"version", "pretrained_config", "build_config"} <= data.keys():
         raise InputError(
             f"{config}: expected the keys version, pretrained_config and build_config",
             hint="this is a checkpoint or an engine from an unsupported TensorRT-LLM; bake engines only",
         )
     version = data["version"]
-    if not isinstance(version, str) or not version:
+    if not isinstance(version, str) or not version or len(version) > 64:
         raise InputError(
-            f"{config}: version must be the TensorRT-LLM version string (got {version!r})",
+            f"{config}: version must be the TensorRT-LLM version string (got {str(version)[:64]!r})",
             hint="rebuild the engine with a pinned toolchain",
         )
-    build = data["build_config"] or {}
-    pretrained = data["pretrained_config"] or {}
-    mapping = pretrained.get("mapping") or {}
+    build = _table(data["build_config"], "build_config", config)
+    pretrained = _table(data["pretrained_config"], "pretrained_config", config)
+    mapping = _table(pretrained.get("mapping"), "pretrained_config.mapping", config)
     tp = _int(mapping.get("tp_size", 1), "pretrained_config.mapping.tp_size", config)
     pp = _int(mapping.get("pp_size", 1), "pretrained_config.mapping.pp_size", config)
+    if tp * pp > MAX_RANKS:
+        raise InputError(
+            f"{config}: tp_size x pp_size = {tp * pp}, more than {MAX_RANKS} ranks",
+            hint="the engine directory is not a complete trtllm-build output; rebuild it",
+        )
     ranks = tuple(f"rank{r}.engine" for r in range(tp * pp))
     missing = [name for name in ranks if not (engine_dir / name).is_file()]
     if missing:
+        shown = ", ".join(missing[:MAX_MISSING_SHOWN])
+        more = f" and {len(missing) - MAX_MISSING_SHOWN} more" if len(missing) > MAX_MISSING_SHOWN else ""
         raise InputError(
-            f"{engine_dir}: missing {', '.join(missing)} (tp={tp} x pp={pp} needs {tp * pp} ranks)",
+            f"{engine_dir}: missing {shown}{more} (tp={tp} x pp={pp} needs {tp * pp} ranks)",
             hint="re-pull the artifact; an engine directory must hold every rank",
         )
-    quant = pretrained.get("quantization") or {}
+    quant = _table(pretrained.get("quantization"), "pretrained_config.quantization", config)
 
     def opt_int(key: str) -> int | None:
         value = build.get(key)
@@ -113,9 +159,9 @@ def read_engine(engine_dir: Path) -> EngineInfo:
         max_num_tokens=opt_int("max_num_tokens"),
         max_seq_len=opt_int("max_seq_len"),
         max_input_len=opt_int("max_input_len"),
-        architecture=pretrained.get("architecture"),
-        dtype=pretrained.get("dtype"),
-        quant_algo=quant.get("quant_algo"),
+        architecture=_opt_str(pretrained.get("architecture"), "pretrained_config.architecture", config),
+        dtype=_opt_str(pretrained.get("dtype"), "pretrained_config.dtype", config),
+        quant_algo=_opt_str(quant.get("quant_algo"), "pretrained_config.quantization.quant_algo", config),
         rank_files=ranks,
     )
 

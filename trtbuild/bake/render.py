@@ -115,18 +115,42 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _staged_source(path: Path, root: Path) -> Path:
+    """The regular file to stage for ``path``: itself, or the target of a symbolic link that stays inside
+    ``root``. A link leaving ``root``, a link to a directory and a special file are refused: the image must
+    hold exactly the directory's own bytes."""
+    fix = "replace it by a copy of its target (cp -L), or pass a directory of regular files"
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(root.resolve()):
+            raise InputError(f"{path} is a symbolic link to {target}, outside {root}", hint=fix)
+        if not target.is_file():
+            raise InputError(f"{path} is a symbolic link to {target}, not to a regular file", hint=fix)
+        return target
+    if not path.is_file():
+        raise InputError(f"{path} is not a regular file", hint="remove it from the directory")
+    return path
+
+
 def stage_tree(src: Path, dst: Path, *, skip: tuple[str, ...] = ()) -> int:
-    """Mirror ``src`` into ``dst`` with hard links (copies across filesystems); returns bytes staged."""
+    """Mirror ``src`` into ``dst`` with hard links (copies across filesystems); returns bytes staged.
+    Symbolic links must stay inside ``src`` and point to files (their target's bytes are staged)."""
     total = 0
     for root, dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
         if rel == Path("."):
             dirs[:] = [d for d in dirs if d not in skip]
+        for name in dirs:
+            if (Path(root) / name).is_symlink():
+                raise InputError(
+                    f"{Path(root) / name} is a symbolic link to a directory",
+                    hint="replace it by a copy of that directory, or pass a directory of regular files",
+                )
         (dst / rel).mkdir(parents=True, exist_ok=True)
         for name in files:
             if rel == Path(".") and name in skip:
                 continue
-            source = Path(root) / name
+            source = _staged_source(Path(root) / name, Path(src))
             _link_or_copy(source, dst / rel / name)
             total += source.stat().st_size
     return total

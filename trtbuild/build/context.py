@@ -25,7 +25,8 @@ class BuildOptions:
     locked: bool = False
     gpus: int | None = None  # GPUs per container; None = tp × pp
     extra_mounts: list[Mount] = field(default_factory=list)  # added to every container step
-    extra_env: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)  # secret, but for plain_env names
+    plain_env: set[str] = field(default_factory=set)  # --env-plain: shown in logs (credentials never are)
     lease_ttl_s: float = 120.0
     wait_timeout_s: float = 6 * 3600.0
     poll_s: float = 2.0
@@ -67,6 +68,19 @@ class BuildContext:
     def gpus(self, step: Step) -> int:
         return step.gpus if self.options.gpus is None else self.options.gpus
 
+    def secret_env(self) -> tuple[str, ...]:
+        """--env names whose values never reach a log or an output: all but --env-plain ones."""
+        from trtbuild.secrets import secret_names
+
+        return secret_names(self.options.extra_env, self.options.plain_env)
+
+    def masked(self) -> tuple[str, ...]:
+        """Values masked in step output: the secret --env values (a PYTHONPATH value is merged with the
+        step's own) and the credentials of this process's environment."""
+        from trtbuild.secrets import environ_secrets, secret_values
+
+        return secret_values(self.options.extra_env, self.secret_env()) + environ_secrets()
+
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
@@ -95,6 +109,8 @@ class BuildContext:
             argv=list(argv or step.argv or []),
             mounts=[*mounts, *self.options.extra_mounts],
             env=env,
+            secret_env=self.secret_env(),
+            masked_values=self.masked(),
             gpus=self.gpus(step),
             timeout_s=self.options.step_timeout_s,
         )

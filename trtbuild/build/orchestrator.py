@@ -149,6 +149,8 @@ def _build(ctx: BuildContext) -> Artifact:
         gpus=ctx.gpus(build_step),
         extra_env=ctx.options.extra_env,
         extra_mounts=ctx.options.extra_mounts,
+        secret_env=ctx.secret_env(),
+        masked=ctx.masked(),
     )
     _check_host(ctx, fingerprint)
     check_toolchain(ctx, fingerprint)

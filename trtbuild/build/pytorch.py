@@ -63,6 +63,8 @@ def _checkpoint(ctx: BuildContext) -> tuple[Artifact, HfCheckpointMetadata]:
             gpus=ctx.gpus(step),
             extra_env=ctx.options.extra_env,
             extra_mounts=ctx.options.extra_mounts,
+            secret_env=ctx.secret_env(),
+            masked=ctx.masked(),
         )
         check_toolchain(ctx, fingerprint)
     model_dir = fetch_model(ctx)

@@ -43,7 +43,21 @@ def _parse_mount(value: str):
     metavar="SRC:DST[:ro|rw]",
     help="Extra mount for every container step (e.g. a model cache).",
 )
-@click.option("--env", "envs", multiple=True, metavar="NAME=VALUE", help="Extra environment for every step.")
+@click.option(
+    "--env",
+    "envs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Extra environment for every step; the value is secret: masked in every log and output.",
+)
+@click.option(
+    "--env-plain",
+    "plain_envs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Like --env, but the value may be shown in logs (credentials such as HF_TOKEN, AWS_* keys, "
+    "*_TOKEN, *_PASSWORD or URLs with a password stay masked).",
+)
 @click.option(
     "--no-accuracy-gate", is_flag=True, help="Publish a quantized checkpoint even if the gate fails."
 )
@@ -73,6 +87,7 @@ def command(
     gpus: int | None,
     mounts: tuple[str, ...],
     envs: tuple[str, ...],
+    plain_envs: tuple[str, ...],
     no_accuracy_gate: bool,
     tag: str,
     timeout_s: float | None,
@@ -96,12 +111,18 @@ def command(
 
     from trtbuild.build.orchestrator import BuildOptions, build_recipe
 
-    env = {}
-    for item in envs:
-        name, eq, value = item.partition("=")
-        if not eq or not name:
-            raise click.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--env")
-        env[name] = value
+    env: dict[str, str] = {}
+    plain: set[str] = set()
+    for flag, items in (("--env", envs), ("--env-plain", plain_envs)):
+        for item in items:
+            name, eq, value = item.partition("=")
+            if not eq or not name:  # never echo the argument: it may be a secret
+                raise click.BadParameter("use NAME=VALUE (the argument is not shown)", param_hint=flag)
+            env[name] = value
+            if flag == "--env-plain":
+                plain.add(name)
+            else:
+                plain.discard(name)
 
     def stream(line: str) -> None:
         click.echo(click.style(f"│ {line}", dim=True), err=True)
@@ -121,6 +142,7 @@ def command(
         gpus=gpus,
         extra_mounts=[_parse_mount(m) for m in mounts],
         extra_env=env,
+        plain_env=plain,
         accuracy_gate=not no_accuracy_gate,
         tag=tag,
         step_timeout_s=timeout_s,

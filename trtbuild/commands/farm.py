@@ -192,13 +192,20 @@ def submit_command(
     from trtbuild.farm import api
     from trtbuild.farm.base import BuildArgs, Scheduler
     from trtbuild.recipe.toolchain import default_toolchains_path
+    from trtbuild.secrets import is_credential
     from trtbuild.settings import open_registry
 
     env = {}
     for item in envs:
         name, eq, value = item.partition("=")
         if not eq or not name:
-            raise click.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="--env")
+            raise click.BadParameter("use NAME=VALUE (the argument is not shown)", param_hint="--env")
+        if is_credential(name, value):  # --env values are written into the scheduler's job scripts
+            raise click.BadParameter(
+                f"{name} is a credential: it would be written into the job script; "
+                "pass it with --env-file (Slurm) or --secret (Kubernetes)",
+                param_hint="--env",
+            )
         env[name] = value
     toolchains = (toolchains_path or default_toolchains_path()).resolve()
     build = BuildArgs(

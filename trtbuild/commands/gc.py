@@ -68,6 +68,8 @@ def command(
     from trtbuild.settings import work_root
 
     rep = open_registry(db_url, store_url).gc(keep_last=keep_last, dry_run=dry_run, grace_s=grace_s)
+    for problem in rep.problems:  # unreadable catalog rows: reported, never fatal
+        click.echo(f"warning: {problem}", err=True)
     work = workdir.clean(
         work_root(),
         max_age_s=work_max_age_days * workdir.DAY_S,

@@ -40,7 +40,10 @@ def command(
     """List artifacts (hash, name, kind, tags, size, arch, TensorRT-LLM, created), newest first."""
     import sys
 
-    arts = open_registry(db_url, store_url).list(name=name, kind=kind, limit=limit)
+    reg = open_registry(db_url, store_url)
+    arts = reg.list(name=name, kind=kind, limit=limit)
+    for hash_, why in reg.bad_rows:  # reported, never fatal
+        click.echo(f"warning: skipped an unreadable catalog row {hash_}: {why}", err=True)
     if as_json:
         emit_json([a.to_dict() | {"files": len(a.files)} for a in arts])
         return

@@ -20,10 +20,15 @@ from trtbuild.commands._registry import (
 def _json_object(value: str | None, flag: str) -> dict:
     if not value:
         return {}
-    from registry.api import InvalidInput
+    from registry.api import MAX_JSON_BYTES, InvalidInput
 
     if value.startswith("@"):
         try:
+            if Path(value[1:]).stat().st_size > MAX_JSON_BYTES:
+                raise InvalidInput(
+                    f"{flag} {value}: larger than {MAX_JSON_BYTES} bytes",
+                    hint=f"{flag} takes a small JSON object",
+                )
             text = Path(value[1:]).read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidInput(
@@ -34,9 +39,10 @@ def _json_object(value: str | None, flag: str) -> dict:
         text = value
     try:
         obj = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInput(
-            f"{flag}: not valid JSON: {exc}", hint=f'pass {flag} \'{{"key": "value"}}\' or {flag} @file.json'
+            f"{flag}: not valid JSON: {str(exc)[:200]}",
+            hint=f'pass {flag} \'{{"key": "value"}}\' or {flag} @file.json',
         ) from None
     if not isinstance(obj, dict):
         raise InvalidInput(f"{flag}: expected a JSON object, got {type(obj).__name__}")

@@ -319,6 +319,8 @@ def toolchain_versions(
     mounts: list[Mount] | None = None,
     env: dict[str, str] | None = None,
     timeout_s: float = 120.0,
+    secret_env: tuple[str, ...] = (),
+    masked: tuple[str, ...] = (),
 ) -> ToolchainVersions:
     """TensorRT-LLM, TensorRT, ModelOpt, torch and Python versions installed in ``image``."""
     spec = RunSpec(
@@ -327,6 +329,8 @@ def toolchain_versions(
         argv=["python3", "-c", VERSION_PROBE],
         mounts=list(mounts or []),
         env=dict(env or {}),
+        secret_env=secret_env,
+        masked_values=masked,
         gpus=0,
         timeout_s=timeout_s,
     )
@@ -367,10 +371,14 @@ def collect_fingerprint(
     gpus: int = -1,
     extra_env: dict[str, str] | None = None,
     extra_mounts: list[Mount] | None = None,
+    secret_env: tuple[str, ...] = (),
+    masked: tuple[str, ...] = (),
 ) -> Fingerprint:
     """What the builder records: the GPUs as the toolchain sees them (``gpus`` requested, as the build
     step will) and the toolchain's versions. A host without GPUs gives gpu_count 0, never an exception."""
     return Fingerprint(
         gpu=container_gpus(runner, image, gpus=gpus),
-        toolchain=toolchain_versions(runner, image, mounts=extra_mounts, env=extra_env),
+        toolchain=toolchain_versions(
+            runner, image, mounts=extra_mounts, env=extra_env, secret_env=secret_env, masked=masked
+        ),
     )

@@ -233,8 +233,19 @@ def _check_calibration(recipe: Recipe, recipe_dir: Path) -> Iterator[Problem]:
     dataset = recipe.quantization.calibration.dataset
     if dataset == "builtin" or not recipe.quantization.needs_quantize_step:
         return
-    path = resolve_dataset(dataset, recipe_dir)
-    if not path.is_file():
+    fix = 'give a local .jsonl or .txt file (relative to the recipe) or "builtin"'
+    if "://" in dataset:
+        yield Problem("quantization.calibration.dataset", "a local path, not a URL", fix, dataset[:200])
+        return
+    try:
+        path = resolve_dataset(dataset, recipe_dir)
+        found = path.is_file()
+    except (OSError, RuntimeError, ValueError) as exc:  # ~nosuchuser, a name too long, a NUL ...
+        yield Problem(
+            "quantization.calibration.dataset", f"cannot use this path: {exc}"[:300], fix, dataset[:200]
+        )
+        return
+    if not found:
         yield Problem(
             "quantization.calibration.dataset",
             f"file not found: {path}",

@@ -19,6 +19,8 @@ from trtbuild.recipe.model_config import ModelFacts, locate_model_config, pinned
 from trtbuild.recipe.schema import SHA_RE, Recipe
 from trtbuild.recipe.toolchain import Toolchain, load_toolchains
 
+MAX_RECIPE_BYTES = 1 << 20
+
 
 @dataclass(frozen=True)
 class LoadedRecipe:
@@ -50,10 +52,14 @@ def load_recipe(path: Path | str, toolchains: dict[str, Toolchain] | None = None
     path = Path(path)
     shown = str(path)
     try:
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise RecipeError(
+                [RecipeIssue(shown, "(file)", f"larger than {MAX_RECIPE_BYTES} bytes", "pass a recipe")]
+            )
         text = path.read_text("utf-8")
     except FileNotFoundError:
         raise RecipeError([RecipeIssue(shown, "(file)", "recipe not found", "check the path")]) from None
-    except (IsADirectoryError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(
             [RecipeIssue(shown, "(file)", f"cannot read: {exc}", "pass a UTF-8 .toml file")]
         ) from None
@@ -63,10 +69,18 @@ def load_recipe(path: Path | str, toolchains: dict[str, Toolchain] | None = None
         raise RecipeError(
             [RecipeIssue(shown, "(syntax)", f"not valid TOML: {exc}", "fix the TOML syntax at that line")]
         ) from None
+    except RecursionError:
+        raise RecipeError(
+            [RecipeIssue(shown, "(syntax)", "nested too deeply", "a recipe is a few flat tables")]
+        ) from None
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         raise RecipeError([_issue_from_pydantic(shown, err) for err in exc.errors()]) from None
+    except RecursionError:
+        raise RecipeError(
+            [RecipeIssue(shown, "(file)", "nested too deeply", "a recipe is a few flat tables")]
+        ) from None
 
     toolchains = toolchains if toolchains is not None else load_toolchains()
     facts, missing = _model_facts(recipe, path)
@@ -83,10 +97,10 @@ def load_recipe(path: Path | str, toolchains: dict[str, Toolchain] | None = None
 
 
 def is_pins_file(path: Path) -> bool:
-    """True for a toolchain pins file (``[toolchain."NAME"]`` tables, no recipe keys), e.g. the one in recipes/."""
+    """True for a toolchain pins file (``[toolchain."NAME"]`` tables, no recipe keys), as in recipes/."""
     try:
         data = tomllib.loads(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return False
     return isinstance(data.get("toolchain"), dict) and "model" not in data and "name" not in data
 

@@ -7,10 +7,12 @@ inputs it resolved (toolchain image, model source, requested revision) changed s
 from __future__ import annotations
 
 import datetime as dt
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from registry.api import digest_of
 from trtbuild.errors import LockError
@@ -67,28 +69,107 @@ def inputs_digest(loaded: LoadedRecipe) -> str:
     )
 
 
+MAX_LOCK_BYTES = 64 << 10
+MAX_FIELD_CHARS = 1024
+_REQUIRED = ("inputs_digest", "toolchain", "image", "image_digest", "model_source", "locked_at")
+_OPTIONAL = ("requested_revision", "revision")
+
+
 def read_lock(loaded: LoadedRecipe) -> Lock | None:
-    """The lock beside the recipe, or None when there is none. A malformed lock is an input error."""
+    """The lock beside the recipe, or None when there is none. Parsed strictly: a lock with a wrong type,
+    format or size, an unknown key, or (when it claims to be fresh) a field that disagrees with the recipe
+    is an input error naming the field — never silently used or "fresh"."""
     path = lock_path_for(loaded.path)
-    if not path.exists():
+    fix = f"regenerate it: trtbuild lock {loaded.path}"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise LockError(f"{path}: cannot read: {exc.strerror}", hint=fix) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise LockError(
+            f"{path}: not a valid lock file: (file): not a regular file", hint=f"remove it; {fix}"
+        )
+    if st.st_size > MAX_LOCK_BYTES:
+        raise LockError(
+            f"{path}: not a valid lock file: (file): {st.st_size} bytes, more than {MAX_LOCK_BYTES}", hint=fix
+        )
     try:
         data = tomllib.loads(path.read_text("utf-8"))
-        if data.get("version") != LOCK_VERSION:
-            raise ValueError(f"unsupported lock version {data.get('version')!r}")
-        data.pop("version"), data.pop("recipe", None)
-        data.setdefault("requested_revision", None)
-        data.setdefault("revision", None)
-        lock = Lock(**data)
-    except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
-        raise LockError(
-            f"{path}: not a valid lock file: {exc}", hint=f"regenerate it: trtbuild lock {loaded.path}"
-        ) from None
-    if not DIGEST_RE.match(lock.image_digest):
-        raise LockError(
-            f"{path}: image_digest: not sha256:<64 hex>", hint=f"regenerate it: trtbuild lock {loaded.path}"
-        )
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise LockError(f"{path}: not a valid lock file: {str(exc)[:200]}", hint=fix) from None
+
+    def bad(field: str, why: str) -> LockError:
+        return LockError(f"{path}: not a valid lock file: {field}: {why}", hint=fix)
+
+    lock = _lock_from(data, bad)
+    if is_fresh(lock, loaded):
+        _check_agrees(lock, loaded, bad)
     return lock
+
+
+def _lock_from(data: dict[str, Any], bad: Callable[[str, str], LockError]) -> Lock:
+    """Types, formats and sizes of every field (independent of the recipe)."""
+    version = data.get("version")
+    if type(version) is not int or version != LOCK_VERSION:
+        raise bad(
+            "version", f"unsupported lock version {str(version)[:40]!r} (this trtbuild writes {LOCK_VERSION})"
+        )
+    unknown = sorted(set(data) - {"version", "recipe", *_REQUIRED, *_OPTIONAL})
+    if unknown:
+        raise bad(unknown[0][:80], "unknown key")
+    for key in ("recipe", *_REQUIRED, *_OPTIONAL):
+        value = data.get(key)
+        if value is None and key in ("recipe", *_OPTIONAL):
+            continue
+        if not isinstance(value, str):
+            raise bad(key, "missing" if value is None else f"must be a string, not {type(value).__name__}")
+        if len(value) > MAX_FIELD_CHARS or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise bad(key, "too long or contains control characters (a newline ...)")
+    for key in ("inputs_digest", "image_digest"):
+        if not DIGEST_RE.match(data[key]):
+            raise bad(key, "not sha256:<64 hex>")
+    try:
+        dt.datetime.fromisoformat(data["locked_at"])
+    except ValueError:
+        raise bad("locked_at", "not an ISO 8601 time") from None
+    scheme = data["model_source"].partition("://")[0]
+    revision = data.get("revision")
+    if scheme == "hf" and not (isinstance(revision, str) and SHA_RE.match(revision)):
+        raise bad("revision", "a Hugging Face model is pinned by its 40-hex commit sha")
+    if scheme == "s3" and not (isinstance(revision, str) and DIGEST_RE.match(revision)):
+        raise bad("revision", "an S3 prefix is pinned by the sha256:<64 hex> of its listing")
+    if scheme == "file" and revision != data.get("requested_revision"):
+        raise bad(
+            "revision", "a local model is pinned by its content; the lock repeats the recipe's revision"
+        )
+    if scheme not in ("hf", "s3", "file"):
+        raise bad("model_source", "must start with hf://, s3:// or file://")
+    return Lock(
+        inputs_digest=data["inputs_digest"],
+        toolchain=data["toolchain"],
+        image=data["image"],
+        image_digest=data["image_digest"],
+        model_source=data["model_source"],
+        requested_revision=data.get("requested_revision"),
+        revision=revision,
+        locked_at=data["locked_at"],
+    )
+
+
+def _check_agrees(lock: Lock, loaded: LoadedRecipe, bad: Callable[[str, str], LockError]) -> None:
+    """A lock whose inputs_digest matches the recipe must say what the recipe says: else it was edited."""
+    tc, model = loaded.toolchain, loaded.recipe.model
+    for field, locked, recipe in (
+        ("toolchain", lock.toolchain, tc.name),
+        ("image", lock.image, tc.image),
+        ("model_source", lock.model_source, model.source),
+        ("requested_revision", lock.requested_revision, model.revision),
+        ("image_digest", lock.image_digest, tc.digest or lock.image_digest),
+    ):
+        if locked != recipe:
+            raise bad(field, f"says {str(locked)[:80]!r} but the recipe and its toolchain say {recipe!r}")
 
 
 def is_fresh(lock: Lock, loaded: LoadedRecipe) -> bool:

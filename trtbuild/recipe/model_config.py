@@ -75,7 +75,7 @@ MODEL_CHECKS = (
     "attention heads and layers vs tp/pp, max_seq_len vs the model's positions, quantization shapes, "
     "architecture"
 )
-_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ def locked_revision(recipe_path: Path, source: str, requested: str | None) -> st
     for other model inputs, or a lock that cannot be read, pins nothing here)."""
     try:
         lock = tomllib.loads(recipe_path.with_suffix(".lock").read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return None  # plan and build refuse such a lock themselves (trtbuild.recipe.lock.read_lock)
     if lock.get("model_source") != source or lock.get("requested_revision") != requested:
         return None
     revision = lock.get("revision")
@@ -110,8 +110,11 @@ def locate_model_config(scheme: str, location: str, revision: str | None) -> Con
     """The checkpoint's config.json when available without network: a local dir or the HF cache."""
     if scheme == "file":
         candidate = Path(location) / "config.json"
-        if candidate.is_file():
-            return ConfigLookup(candidate)
+        try:
+            if candidate.is_file():
+                return ConfigLookup(candidate)
+        except OSError as exc:  # a name too long for the file system ...: not available here
+            return ConfigLookup(None, f"{candidate}: {exc.strerror}")
         return ConfigLookup(None, f"{candidate} does not exist")
     if scheme == "hf":
         from huggingface_hub import try_to_load_from_cache
@@ -141,7 +144,7 @@ def fetch_model_config(recipe_path: Path) -> Path | None:
 
     try:
         model = tomllib.loads(recipe_path.read_text("utf-8")).get("model") or {}
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return None  # validation reports the file itself
     source, revision = model.get("source"), model.get("revision")
     if not isinstance(source, str) or not source.startswith("hf://"):

@@ -11,8 +11,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+# The recipe name is the artifact name: registry.refs' grammar, lowercase, at most 128 characters.
+NAME_RE = re.compile(r"^(?=.{1,128}\Z)[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
+REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}\Z")  # a git commit, branch or tag name
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")  # \Z: "$" would also accept a trailing newline
 
 QuantFormat = Literal["none", "fp8", "int8_sq", "int4_awq"]
 KvCacheQuant = Literal["none", "fp8", "int8"]
@@ -35,6 +38,8 @@ class Model(_Table):
     @field_validator("source")
     @classmethod
     def _scheme(cls, v: str) -> str:
+        if len(v) > 4096 or _CONTROL.search(v):
+            raise ValueError("must be at most 4096 characters without control characters")
         if v.startswith("hf://"):
             repo = v[len("hf://") :]
             if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", repo):
@@ -47,6 +52,15 @@ class Model(_Table):
                 raise ValueError("must be s3://BUCKET/PREFIX")
         else:
             raise ValueError("must start with hf://, file:// or s3://")
+        return v
+
+    @field_validator("revision")
+    @classmethod
+    def _revision(cls, v: str | None) -> str | None:
+        if v is not None and not REVISION_RE.match(v):
+            raise ValueError(
+                "must be a commit sha, branch or tag: 1-255 letters, digits, '.', '_', '-', '/', no spaces"
+            )
         return v
 
     @property
@@ -224,6 +238,11 @@ class Recipe(_Table):
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
             raise ValueError(
-                "must be lowercase letters, digits, '.', '_' or '-' (at most 128), starting alphanumeric"
+                "must be lowercase letters and digits joined by single '.', '_', '__' or '-' (at most 128), "
+                "starting and ending alphanumeric"
             )
+        from registry.api import name_problem  # the registry's one grammar of names
+
+        if name_problem(v) is not None:
+            raise ValueError("must not be 7-64 hex digits: that reads as an artifact hash")
         return v

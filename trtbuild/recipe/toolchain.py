@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trtbuild.errors import ToolchainError
 from trtbuild.recipe import cli_spec
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-ARCH_RE = re.compile(r"^sm(\d{2,3})$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+ARCH_RE = re.compile(r"^sm(\d{2,3})\Z")
 # 1.3.0rc20 is the last release with the engine path (trtllm-build, convert_checkpoint.py): its release notes
 # say "This RC version will be the last one supporting the TensorRT backend" (releases.md); the next release
 # candidate has none. 1.2.1 is the last stable release with it.

@@ -43,7 +43,8 @@ class RunSpec:
     """One step to run: argv in ``image`` (None = the current environment) with mounts and env.
 
     ``gpus``: 0 = no GPU, N = N GPUs, -1 = all GPUs. ``secret_env`` names env vars whose values are
-    never printed or logged. ``timeout_s``: None = no limit.
+    never printed or logged; ``masked_values`` are further values masked in the output (secrets of the
+    caller's environment a tool might print). ``timeout_s``: None = no limit.
     """
 
     name: str
@@ -52,6 +53,7 @@ class RunSpec:
     mounts: list[Mount] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     secret_env: tuple[str, ...] = ()
+    masked_values: tuple[str, ...] = ()
     gpus: int = 0
     workdir: str | None = None
     shm_size: str = "16g"
@@ -60,6 +62,7 @@ class RunSpec:
     def secret_values(self) -> list[str]:
         """Values of the secret env vars, longest first (so a value containing another masks whole)."""
         vals = {self.env[k] for k in self.secret_env if self.env.get(k)}
+        vals |= {v for v in self.masked_values if v}
         return sorted(vals, key=len, reverse=True)
 
     def shown_env(self) -> dict[str, str]:

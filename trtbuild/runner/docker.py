@@ -25,12 +25,13 @@ from trtbuild.runner.base import (
     RunResult,
     RunSpec,
     calling_user,
+    mask_secrets,
     sigterm_raises,
     step_failed,
     step_timeout,
 )
 
-PINNED_RE = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+PINNED_RE = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})\Z")
 # TensorRT-LLM's documented container settings: unlimited locked memory, 64 MiB stack.
 ULIMITS = {"memlock": (-1, -1), "stack": (67108864, 67108864)}
 NO_GPU_DRIVER_MARKER = 'could not select device driver "" with capabilities: [[gpu]]'
@@ -230,7 +231,7 @@ class DockerRunner(Runner):
         return self.gpu_devices if spec.gpus < 0 else self.gpu_devices[: spec.gpus]
 
     def _translate(self, exc: Exception, spec: RunSpec) -> Exception:
-        text = str(exc)
+        text = mask_secrets(str(exc), spec.secret_values())
         if "error setting rlimit" in text:
             wanted = ", ".join(f"{n} {'unlimited' if s < 0 else s}" for n, (s, _) in self.ulimits.items())
             return RunnerUnavailable(
