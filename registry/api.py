@@ -6,6 +6,10 @@ reg.pull("llama-8b-fp8:prod", Path("/models/engine"))
 
 The registry reads no environment variables: its user passes the URLs, the store tuning and the hash cache
 (trtbuild computes them in ``trtbuild.settings``).
+
+Also the host facts resolve works from (``detect_host``; nvidia-smi's query and parser) and the arch and
+version parsing both packages share (``registry.versions``). The transfer code is imported when a push or
+pull runs, so a caller that only parses (``trtbuild validate``) does not pay for it.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from registry import manifest as mf
-from registry import transfer
+from registry import nvidia_smi
 from registry.artifact import Artifact, PushStats
 from registry.canonical import digest_of
 from registry.catalog.db import Catalog, as_utc
-from registry.compat import RUNTIME_VERSION_FIX, RuntimeVerdict, runtime_verdict, same_version
+from registry.compat import RUNTIME_VERSION_FIX, RuntimeVerdict, runtime_verdict
 from registry.destlock import dest_lock
 from registry.errors import (
     CatalogUnavailable,
@@ -53,6 +57,7 @@ from registry.metadata import (
     metadata_type,
     parse_metadata,
 )
+from registry.nvidia_smi import Gpu, GpuFacts, host_gpus
 from registry.progress import notice
 from registry.refs import (
     DEFAULT_TAG,
@@ -75,8 +80,18 @@ from registry.resolve_pytorch import (
 from registry.store import Store, StoreTuning, open_store
 from registry.verify import ArtifactCheck, VerifyReport
 from registry.verify import verify as verify_artifacts
+from registry.versions import (
+    arch_family,
+    arch_number,
+    arch_of_compute_cap,
+    at_least,
+    normalize_arch,
+    parse_version,
+    same_version,
+)
 
 __all__ = [
+    "DIGEST_RE",
     "KIND_TYPES",
     "MAX_JSON_BYTES",
     "name_problem",
@@ -114,11 +129,21 @@ __all__ = [
     "TimingCacheMetadata",
     "autotuner_key",
     "autotuner_mismatch",
+    "Gpu",
+    "GpuFacts",
+    "arch_family",
+    "arch_number",
+    "arch_of_compute_cap",
+    "at_least",
     "detect_host",
     "digest_of",
     "hash_file",
     "metadata_type",
+    "host_gpus",
+    "normalize_arch",
+    "nvidia_smi",
     "parse_metadata",
+    "parse_version",
     "runtime_verdict",
     "same_version",
 ]
@@ -329,6 +354,8 @@ class Registry:
     ) -> Artifact:
         """Publish a directory as an artifact of ``metadata.kind``: blobs (only those missing), then
         manifest, then catalog row (+ name, tag). The returned artifact's ``pushed`` says what it took."""
+        from registry import transfer  # imported on use: `import registry.api` stays light
+
         check_name(name)
         if tag is not None:
             check_tag(tag)  # an empty tag is refused, not ignored
@@ -355,10 +382,14 @@ class Registry:
 
     def record_local_copy(self, directory: Path, art: Artifact) -> None:
         """Mark ``directory`` (just pushed) as holding ``art``: a later pull into it is a no-op."""
+        from registry import transfer  # imported on use: `import registry.api` stays light
+
         transfer.write_marker(Path(directory), art.hash, art.name, art.kind, art.size, len(art.files))
 
     def pull(self, ref: str, dest: Path, *, progress: bool = False) -> Artifact:
         """Verified, atomic materialisation of REF at ``dest`` (a no-op when ``dest`` already holds it)."""
+        from registry import transfer  # imported on use: `import registry.api` stays light
+
         art = self.get(ref)
         _check_destination(Path(dest))
         wait = f"waiting for another pull into {dest} to finish"
@@ -370,12 +401,12 @@ class Registry:
 
     def read_file(self, ref: str, path: str) -> bytes:
         """Verified bytes of one small file (config.json, build.log) of an artifact."""
+        from registry import transfer  # imported on use: `import registry.api` stays light
+
         art = self.get(ref)
         with translated(self.store):
             manifest = transfer.fetch_manifest(self.store, art.hash)
             return transfer.read_file(self.store, art.hash, manifest, path)
-
-    blob_bytes = read_file
 
     # -- tags --------------------------------------------------------------------------------------------
     def tag(self, ref: str, name_tag: str) -> Artifact:
@@ -446,7 +477,7 @@ class Registry:
             on_result=on_result,
         )
 
-    def tag_history(self, name_tag: str) -> list[tuple[str | None, str | None, Any]]:
+    def tag_history(self, name_tag: str) -> builtins.list[tuple[str | None, str | None, Any]]:
         name, tag = parse_name_tag(name_tag)
         return self.catalog.tag_history(name, tag)
 
@@ -574,6 +605,8 @@ class Registry:
     ) -> tuple[set[str], set[str]]:
         """What the catalog references (artifacts in ``without`` excluded: a dry run's doomed rows). A row
         whose manifest column is unreadable is reported; its blobs come from the verified store manifest."""
+        from registry import transfer  # imported on use: `import registry.api` stays light
+
         manifests, blobs, bad = self.catalog.referenced(without)
         for hash_, why in bad:
             if not DIGEST_RE.fullmatch(hash_):

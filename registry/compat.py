@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.versions import same_version
+
 # How a caller that does not know the runtime's version can give it (named in every refusal).
 RUNTIME_VERSION_FIX = (
     "give the serving runtime's TensorRT-LLM version: --trtllm VERSION (the version of the serving image, "
@@ -23,16 +25,6 @@ RUNTIME_VERSION_FIX = (
 class RuntimeVerdict:
     ok: bool
     reason: str
-
-
-def same_version(a: str, b: str) -> bool:
-    """Equal as PEP 440 versions (``1.0`` == ``1.0.0``), else as trimmed strings."""
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a.strip() == b.strip()
 
 
 def runtime_verdict(engine_version: str | None, runtime_version: str | None, runtime: str) -> RuntimeVerdict:

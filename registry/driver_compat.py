@@ -14,9 +14,10 @@ Two documented paths let a CUDA toolkit run on a driver:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
+
+from registry.versions import parse_version
 
 MINOR_COMPAT_SOURCE = "https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html"
 FORWARD_COMPAT_SOURCE = "https://docs.nvidia.com/deeplearning/frameworks/sglang-release-notes/rel-25-10.html"
@@ -26,15 +27,6 @@ MINOR_COMPAT_MINIMUM: dict[int, tuple[int, ...]] = {11: (450, 80, 2), 12: (525,)
 FORWARD_COMPAT: dict[int, dict[int, tuple[int, ...]]] = {
     13: {470: (470, 57), 525: (525, 85), 535: (535, 86), 550: (550, 54)},
 }
-
-
-@lru_cache(maxsize=4096)
-def parse_version(text: str | None) -> tuple[int, ...] | None:
-    """'535.104.05' -> (535, 104, 5); None when not a dotted number."""
-    if not text:
-        return None
-    m = re.match(r"^\s*(\d+(?:\.\d+)*)", str(text))
-    return tuple(int(p) for p in m.group(1).split(".")) if m else None
 
 
 def _fmt(v: tuple[int, ...]) -> str:

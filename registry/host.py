@@ -1,12 +1,12 @@
-"""Facts of the current host for resolve: nvidia-smi (arch, driver, GPU count, memory), TensorRT-LLM version."""
+"""Facts of the current host for resolve: nvidia-smi (arch, driver, GPU count, memory) and the installed
+TensorRT-LLM version."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 from registry.errors import InvalidInput
-from registry.resolve import HostFacts, normalize_arch
+from registry.nvidia_smi import host_gpus
+from registry.resolve import HostFacts
+from registry.versions import normalize_arch
 
 
 def detect(
@@ -17,27 +17,21 @@ def detect(
     trtllm: str | None = None,
 ) -> HostFacts:
     """Explicit values win; the rest come from nvidia-smi and the installed tensorrt_llm package."""
+    why_unknown = ""
     if None in (gpu_arch, driver, gpus, gpu_mem_gib):
-        smi = shutil.which("nvidia-smi")
-        if smi:
-            out = subprocess.run(
-                [smi, "--query-gpu=compute_cap,driver_version,memory.total", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            rows = [[x.strip() for x in line.split(",")] for line in out.stdout.splitlines() if line.strip()]
-            if out.returncode == 0 and rows:
-                gpu_arch = gpu_arch or normalize_arch(rows[0][0])
-                driver = driver or rows[0][1]
-                gpus = gpus if gpus is not None else len(rows)
-                if gpu_mem_gib is None:
-                    gpu_mem_gib = min(float(r[2]) for r in rows) / 1024.0  # MiB -> GiB; smallest GPU
+        found = host_gpus()
+        why_unknown = found.error or "nvidia-smi reported no compute capability"
+        if found.gpus:
+            gpu_arch = gpu_arch or found.gpu_arch
+            driver = driver or found.driver_version
+            gpus = gpus if gpus is not None else found.gpu_count
+            if gpu_mem_gib is None and found.memory_mib is not None:
+                gpu_mem_gib = found.memory_mib / 1024.0  # MiB -> GiB; the smallest GPU
     if gpu_arch is None:
         raise InvalidInput(
-            "cannot tell this host's GPU: nvidia-smi is not available and --gpu-arch was not given",
-            hint="pass --gpu-arch sm90 (and --driver, --gpus, --gpu-mem-gib, --trtllm) to resolve for another host",
+            f"cannot tell this host's GPU ({why_unknown}) and --gpu-arch was not given",
+            hint="pass --gpu-arch sm90 (and --driver, --gpus, --gpu-mem-gib, --trtllm) to resolve for "
+            "another host",
         )
     if trtllm is None:
         from importlib import metadata

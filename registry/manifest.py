@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +21,7 @@ from registry import limits
 from registry.canonical import canonical_json, sha256_hex
 from registry.errors import IntegrityError, InvalidInput, UnsafeManifest
 from registry.metadata import KIND_TYPES
+from registry.refs import HEX_DIGEST_RE
 
 SCHEMA = "trtbuild.artifact.v1"  # no file has chunk digests
 SCHEMA_CHUNKED = "trtbuild.artifact.v2"  # files larger than a chunk carry per-chunk digests
@@ -29,7 +29,6 @@ SCHEMAS = (SCHEMA, SCHEMA_CHUNKED)
 MIN_CHUNK_SIZE = 1 << 20
 MARKER_NAME = ".trtbuild-artifact.json"  # written into a pulled directory; never part of an artifact
 RESERVED_PREFIX = ".trtbuild-"  # top-level names the registry keeps for its own bookkeeping
-_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 _LINK_KEYS = {"type", "link", "target", "linkname", "symlink", "hardlink"}
 
 
@@ -135,7 +134,7 @@ def validate(manifest: Manifest) -> None:
         seen.add(f.path)
         if not isinstance(f.size, int) or isinstance(f.size, bool) or f.size < 0:
             raise UnsafeManifest(f"manifest file {f.path!r} has invalid size {f.size!r}")
-        if not isinstance(f.sha256, str) or not _HEX64.match(f.sha256):
+        if not isinstance(f.sha256, str) or not HEX_DIGEST_RE.match(f.sha256):
             raise UnsafeManifest(f"manifest file {f.path!r} has invalid sha256 {f.sha256!r}")
         if f.chunks or f.chunk_size:
             _check_chunks(f, manifest.schema)
@@ -163,7 +162,7 @@ def _check_chunks(f: FileEntry, schema: str) -> None:
             f"manifest file {f.path!r} has {len(f.chunks)} chunk digests for {-(-f.size // cs)} chunks"
         )
     for d in f.chunks:
-        if not isinstance(d, str) or not _HEX64.match(d):
+        if not isinstance(d, str) or not HEX_DIGEST_RE.match(d):
             raise UnsafeManifest(f"manifest file {f.path!r} has an invalid chunk digest {d!r}")
 
 

@@ -18,7 +18,9 @@ _COMPONENT = r"[A-Za-z0-9]+(?:(?:[._]|__|-+)[A-Za-z0-9]+)*"
 NAME_RE = re.compile(rf"^(?=.{{1,200}}\Z){_COMPONENT}(?:/{_COMPONENT})*\Z")
 HASHLIKE_RE = re.compile(r"^[0-9a-fA-F]{7,64}\Z")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+SHA256_HEX = "[0-9a-f]{64}"  # the one digest pattern: lowercase hex, as sha256 writes it
+HEX_DIGEST_RE = re.compile(rf"^{SHA256_HEX}\Z")  # blob keys, manifest file and chunk entries
+DIGEST_RE = re.compile(rf"^sha256:{SHA256_HEX}\Z")  # artifact hashes, image digests
 MIN_PREFIX = 7  # hex digits of the shortest hash prefix taken as a reference (docker takes short IDs too)
 HEX_PREFIX_RE = re.compile(rf"^[0-9a-f]{{{MIN_PREFIX},64}}\Z")
 DEFAULT_TAG = "latest"

@@ -11,11 +11,11 @@ Among fitting candidates: known-good driver first, then newest.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from registry.compat import runtime_verdict
 from registry.driver_compat import check_driver
+from registry.versions import normalize_arch
 
 GIB = 1 << 30
 MARGIN_MIN_GIB = 2.0
@@ -45,20 +45,6 @@ class Verdict:
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     driver_known: bool = True
-
-
-@lru_cache(maxsize=1024)
-def normalize_arch(arch: str | None) -> str | None:
-    """'sm_90', 'SM90', '9.0', '90' -> 'sm90'."""
-    if arch is None:
-        return None
-    a = str(arch).strip().lower().replace("_", "")
-    if a.startswith("sm"):
-        a = a[2:]
-    if "." in a:
-        major, _, minor = a.partition(".")
-        a = f"{major}{minor}"
-    return f"sm{a}" if a.isdigit() or a[:-1].isdigit() else str(arch)
 
 
 def evaluate(c: Any, host: HostFacts) -> Verdict:
@@ -93,7 +79,8 @@ def evaluate(c: Any, host: HostFacts) -> Verdict:
         margin = max(MARGIN_MIN_GIB, MARGIN_FRACTION * host.gpu_mem_gib)
         if per_gpu + margin > host.gpu_mem_gib:
             v.failures.append(
-                f"engine needs {per_gpu:.1f} GiB per GPU + {margin:.1f} GiB margin > {host.gpu_mem_gib:.1f} GiB"
+                f"engine needs {per_gpu:.1f} GiB per GPU + {margin:.1f} GiB margin "
+                f"> {host.gpu_mem_gib:.1f} GiB"
             )
     return v
 

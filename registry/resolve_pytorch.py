@@ -16,25 +16,14 @@ from __future__ import annotations
 from registry.canonical import digest_of
 from registry.compat import runtime_verdict
 from registry.metadata import AutotunerCacheMetadata, HfCheckpointMetadata, ServeConfigMetadata
-from registry.resolve import GIB, MARGIN_FRACTION, MARGIN_MIN_GIB, HostFacts, Verdict, normalize_arch
+from registry.resolve import GIB, MARGIN_FRACTION, MARGIN_MIN_GIB, HostFacts, Verdict
+from registry.versions import arch_family, normalize_arch, sm_number
 
 FP8_MIN_ARCH = "sm89"
 
 
-def _arch_number(arch: str | None) -> int | None:
-    norm = normalize_arch(arch)
-    digits = norm[2:] if norm and norm.startswith("sm") else ""
-    return int(digits) if digits.isdigit() else None
-
-
-def _arch_family(arch: str | None) -> int | None:
-    """The SM major: sm90 -> 9 (Hopper), sm89 and sm86 -> 8, sm100 -> 10."""
-    number = _arch_number(arch)
-    return number // 10 if number is not None else None
-
-
 def _min_arch_failure(min_arch: str | None, host_arch: str | None, what: str) -> str | None:
-    need, have = _arch_number(min_arch), _arch_number(host_arch)
+    need, have = sm_number(min_arch), sm_number(host_arch)
     if need is not None and (have is None or have < need):
         return f"{what} needs {min_arch}+, host is {normalize_arch(host_arch)}"
     return None
@@ -44,7 +33,7 @@ def evaluate_serve_config(meta: ServeConfigMetadata, host: HostFacts) -> Verdict
     """Does this serve config (with its checkpoint) fit ``host``?"""
     v = Verdict()
     host_arch = normalize_arch(host.gpu_arch)
-    if meta.gpu_arch is None or _arch_family(meta.gpu_arch) != _arch_family(host_arch):
+    if meta.gpu_arch is None or arch_family(meta.gpu_arch) != arch_family(host_arch):
         v.failures.append(f"arch family: the config was written for {meta.gpu_arch}, host is {host_arch}")
     fmt = f"the checkpoint's {meta.quant_format}/kv:{meta.kv_cache_quant}"
     failure = _min_arch_failure(meta.min_gpu_arch, host_arch, fmt)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import NoReturn
 
 import click
+
+from trtbuild import exit_codes
 
 # verb -> "module:attribute" (one module per verb under trtbuild/commands/), with its one-line help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,8 +60,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-EXIT_CODES_HELP = "Exit codes: 0 ok, 1 failure, 2 invalid input, 130 interrupted."
-
 
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
@@ -79,7 +80,9 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, epilog=exit_codes.SUMMARY, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(package_name="trtbuild")
 def cli() -> None:
     """Build TensorRT-LLM engines reproducibly, never twice, and pull them by hash."""
@@ -89,8 +92,9 @@ def _plain_error(exc: Exception) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(exc))}")
-    return int(getattr(exc, "exit_code", 1))
+    message = escape(exit_codes.message_of(exc))
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
+    return exit_codes.exit_code_of(exc)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -119,37 +123,36 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    """SIGTERM is handled like Ctrl-C: the running transfer stops, cleans up and says what it kept."""
-    raise KeyboardInterrupt
-
-
-def _interrupted(exc: BaseException) -> None:
+def _interrupted(exc: BaseException) -> NoReturn:
     """'interrupted' and what the interrupted operation kept (its message, if it says one); exit 130."""
     cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
-    what = str(cause) if cause is not None else ""
-    click.echo(f"interrupted: {what}" if what else "interrupted", err=True)
-    sys.exit(130)
+    click.echo(
+        exit_codes.message_of(cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt()),
+        err=True,
+    )
+    sys.exit(exit_codes.INTERRUPTED)
 
 
 def _run(argv: list[str] | None) -> None:
-    import signal
-    import threading
+    import contextlib
 
     from registry.errors import RegistryError
     from trtbuild.errors import TrtbuildError
+    from trtbuild.interrupt import sigterm_interrupts
 
-    if argv is None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM (a cancelled job) is handled like Ctrl-C: the running work stops, cleans up and says what it
+    # kept. Only for the real entry point: a library call (tests) keeps its own handlers.
+    guard = sigterm_interrupts() if argv is None else contextlib.nullcontext()
     try:
-        rv = cli.main(args=argv, prog_name="trtbuild", standalone_mode=False)
-    except click.exceptions.Abort as exc:
+        with guard:
+            rv = cli.main(args=argv, prog_name="trtbuild", standalone_mode=False)
+    except click.exceptions.Abort as exc:  # click's own Ctrl-C (at a prompt)
         _interrupted(exc)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        sys.exit(exit_codes.exit_code_of(exc))
     except (TrtbuildError, RegistryError) as exc:
         sys.exit(_plain_error(exc))
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (trtbuild.errors.Interrupted)
         _interrupted(exc)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    sys.exit(rv if isinstance(rv, int) else exit_codes.OK)

@@ -1,13 +1,16 @@
 """Typed errors of the build pipeline. The CLI turns each into a plain message; never a traceback.
 
-Exit codes: 0 ok, 1 failure, 2 invalid input (recipe, flags, references), 130 interrupted.
+Exit codes (``trtbuild.exit_codes``): 0 ok, 1 failure, 2 invalid input (recipe, flags, references),
+130 interrupted. Stdlib only, like exit_codes: the quantize driver uses both inside the container.
 """
 
 from __future__ import annotations
 
+from trtbuild.exit_codes import FAILURE, INTERRUPTED, INVALID_INPUT
+
 
 class TrtbuildError(Exception):
-    exit_code = 1
+    exit_code = FAILURE
     # the fix shown for an error raised without one: every error the CLI prints has a `fix:` line
     default_hint: str | None = "trtbuild doctor checks this host; TRTBUILD_DEBUG=1 shows where it failed"
 
@@ -23,7 +26,7 @@ class TrtbuildError(Exception):
 class InputError(TrtbuildError):
     """Invalid input: a recipe, a flag, a reference. Exit code 2."""
 
-    exit_code = 2
+    exit_code = INVALID_INPUT
     default_hint = "see the command's --help"
 
 
@@ -89,9 +92,11 @@ class HostMismatch(TrtbuildError):
     default_hint = "build on a host with the recipe's target GPUs and a new enough driver"
 
 
-class Interrupted(TrtbuildError):
-    exit_code = 130
-    default_hint = None
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM while work runs (``trtbuild.interrupt``): unwinds like Ctrl-C, through ``finally`` blocks and
+    past ``except Exception``. Exit code 130."""
+
+    exit_code = INTERRUPTED
 
 
 class StepTimeout(StepFailed):

@@ -100,7 +100,8 @@ class S3Store(Store):
         parsed = urlparse(url)
         if not parsed.netloc:
             raise InvalidInput(f"store URL {url!r} has no bucket", hint="use s3://bucket/prefix")
-        endpoint = (parse_qs(parsed.query).get("endpoint") or [None])[0]
+        endpoints = parse_qs(parsed.query).get("endpoint")
+        endpoint = endpoints[0] if endpoints else None
         return cls(parsed.netloc, parsed.path, endpoint, tuning)
 
     def _make_client(self) -> Any:

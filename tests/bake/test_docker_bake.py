@@ -188,7 +188,8 @@ def test_version_mismatch_is_refused_before_building(
         )
     message = str(err.value)
     assert err.value.exit_code == 2
-    assert "has TensorRT-LLM 1.1.0" in message and "built with TensorRT-LLM 1.0.0" in message
+    # the shared runtime rule's words (registry.compat.runtime_verdict): both versions, and why
+    assert "TensorRT-LLM 1.0.0 != base image" in message and "1.1.0" in message
     assert "serialization version" in message
     assert not docker_client.images.list(name=tag)
     assert not (tmp_path / "ctx").exists(), "nothing was staged"

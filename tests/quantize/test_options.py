@@ -169,6 +169,7 @@ def test_driver_modules_import_only_allowed_libraries():
     for path in [
         *pkg.glob("*.py"),
         ROOT / "trtbuild" / "errors.py",
+        ROOT / "trtbuild" / "exit_codes.py",
         ROOT / "trtbuild" / "__init__.py",
         settings,
     ]:
@@ -186,6 +187,12 @@ def test_driver_modules_import_only_allowed_libraries():
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trtbuild"):
-                assert node.module in ("trtbuild.errors", "trtbuild.settings") or node.module.startswith(
-                    "trtbuild.quantize"
-                ), node.module
+                modules = (
+                    [f"trtbuild.{a.name}" for a in node.names] if node.module == "trtbuild" else [node.module]
+                )
+                for module in modules:
+                    assert module in (
+                        "trtbuild.errors",
+                        "trtbuild.exit_codes",
+                        "trtbuild.settings",
+                    ) or module.startswith("trtbuild.quantize"), module

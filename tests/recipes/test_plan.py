@@ -187,7 +187,7 @@ def test_calibration_file_is_keyed_by_content(tmp_path):
     plan = plan_recipe(recipe)
     q = plan.step("quantize")
     assert q.argv[q.argv.index("--calib_dataset") + 1] == "/trtbuild/calib/calib.jsonl"
-    assert any(m.source == str(calib) and m.read_only for m in q.mounts)
+    assert any(m.source == calib.resolve() and m.read_only for m in q.mounts)
     calib.write_text('{"text": "hello world"}\n')
     assert _keys(recipe)["checkpoint"] != first["checkpoint"]
 
@@ -202,6 +202,8 @@ def test_plan_json_shape():
         assert step["key"].startswith("sha256:")
     assert data["engine_key"] == data["steps"][2]["key"]
     assert data["pinned"] is False and len(data["floating"]) == 2
+    # every command prints JSON through one helper: indented, keys sorted
+    assert result.output == json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def test_model_mount_is_read_only_and_outputs_writable():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from registry.driver_compat import check_driver
-from registry.resolve import HostFacts, evaluate, normalize_arch, rank
+from registry.resolve import HostFacts, evaluate, rank
+from registry.versions import normalize_arch
 
 GIB = 1 << 30
 

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from registry.api import arch_of_compute_cap, detect_host, host_gpus
+from registry.errors import InvalidInput
+from registry.nvidia_smi import parse_cuda_version, parse_gpu_query
 from tests.toolchain_double.fixture import DOUBLE_SRC, host_python_mounts
-from trtbuild.host.fingerprint import (
-    arch_of,
-    container_gpus,
-    host_gpus,
-    parse_cuda_version,
-    parse_driver_version,
-    parse_gpu_query,
-    toolchain_versions,
-)
+from trtbuild.host.fingerprint import container_gpus, toolchain_versions
 
 # `nvidia-smi --query-gpu=name,compute_cap,driver_version,memory.total --format=csv,noheader,nounits`
 EIGHT_H100 = "\n".join("NVIDIA H100 80GB HBM3, 9.0, 550.54.15, 81559" for _ in range(8)) + "\n"
@@ -64,7 +59,7 @@ def test_parse_header_units_na_banner_and_commas():
 
 
 def test_arch_and_header_versions():
-    assert [arch_of(c) for c in ("9.0", "8.9", "8.0", "10.0", "12.0", None, "N/A")] == [
+    assert [arch_of_compute_cap(c) for c in ("9.0", "8.9", "8.0", "10.0", "12.0", None, "N/A")] == [
         "sm90",
         "sm89",
         "sm80",
@@ -73,7 +68,7 @@ def test_arch_and_header_versions():
         None,
         None,
     ]
-    assert parse_cuda_version(HEADER_535) == "12.2" and parse_driver_version(HEADER_535) == "535.104.05"
+    assert parse_cuda_version(HEADER_535) == "12.2"
     assert parse_cuda_version(HEADER_OLD) == "11.4"
     assert parse_cuda_version("no header") is None
 
@@ -111,6 +106,27 @@ def test_host_fingerprint_from_the_doubles_nvidia_smi(tmp_path, monkeypatch):
         d["homogeneous"],
         d["error"],
     ) == (2, "NVIDIA H100 80GB HBM3", "sm90", "9.0", "535.104.05", "12.2", 81559, True, None)
+
+
+def test_resolve_reads_the_host_through_the_same_nvidia_smi_parser(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{fake_nvidia_smi(tmp_path / 'bin', gpus=4)}:{os.environ['PATH']}")
+    host = detect_host(trtllm="1.1.0")
+    assert (host.gpu_arch, host.driver_version, host.gpu_count, host.trtllm_version) == (
+        "sm90",
+        "535.104.05",
+        4,
+        "1.1.0",
+    )
+    assert host.gpu_mem_gib == pytest.approx(81559 / 1024)
+    explicit = detect_host(gpu_arch="9.0", driver="570.1", gpus=1, gpu_mem_gib=40.0, trtllm="1.0.0")
+    assert (explicit.gpu_arch, explicit.driver_version, explicit.gpu_count) == ("sm90", "570.1", 1)
+
+
+def test_resolve_without_nvidia_smi_names_the_flag(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(InvalidInput) as err:
+        detect_host()
+    assert "nvidia-smi not found" in str(err.value) and "--gpu-arch" in str(err.value)
 
 
 @pytest.mark.docker

@@ -176,10 +176,10 @@ spec = RunSpec(name="i", image=None, argv=[sys.executable, "-c",
                "import time\\nprint('working', flush=True)\\ntime.sleep(600)"])
 try:
     LocalRunner(stop_grace_s=2).run(spec, log_path=Path(sys.argv[1]), on_line=lambda l: print(l, flush=True))
+except Interrupted as e:  # SIGTERM (a KeyboardInterrupt too: caught first)
+    print("RAISED Interrupted", flush=True); sys.exit(e.exit_code)
 except KeyboardInterrupt:
     print("RAISED KeyboardInterrupt", flush=True); sys.exit(130)
-except Interrupted as e:
-    print("RAISED Interrupted", flush=True); sys.exit(e.exit_code)
 """
 
 

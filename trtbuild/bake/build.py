@@ -1,5 +1,5 @@
-"""Docker Engine side of ``bake``: client, image build with streamed progress, push. The docker SDK is
-imported lazily so ``trtbuild --help`` never pays for it."""
+"""Docker Engine side of ``bake``: image build with streamed progress, push. The client comes from
+``trtbuild.docker_engine``; the docker SDK is imported lazily so ``trtbuild --help`` never pays for it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import InputError, RunnerUnavailable, StepFailed
+from trtbuild.errors import InputError, StepFailed
 
 # repository[:tag] with an optional registry host[:port]; lowercase path components
 # (Docker reference grammar).
@@ -30,25 +30,6 @@ def check_tag(tag: str) -> str:
             hint="use REPOSITORY:TAG, e.g. registry.example.com/llm/llama-8b:fp8-h100",
         )
     return tag
-
-
-def docker_client() -> Any:
-    """A connected client (``DOCKER_HOST`` or the local socket), or RunnerUnavailable with the fix."""
-    try:
-        import docker
-        import docker.errors
-    except ImportError:
-        raise RunnerUnavailable(
-            "the docker Python SDK is not installed", hint="pip install 'docker>=7'"
-        ) from None
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise RunnerUnavailable(
-            f"cannot reach the Docker Engine: {exc}", hint="start dockerd or set DOCKER_HOST"
-        ) from None
-    return client
 
 
 def build_image(client: Any, context: Path, tag: str, *, progress: Progress, nocache: bool = False) -> str:

@@ -17,7 +17,7 @@ from trtbuild.bake import render
 from trtbuild.bake.engine import EngineInfo, check_metadata, read_engine
 from trtbuild.bake.serve import ServeOptions, serve_command
 from trtbuild.bake.triton_repo import TritonOptions, fill_locally, substitutions, write_fill_inputs
-from trtbuild.bake.versions import VERSION_LABEL, check_base_version, ensure_image, probe_base_version
+from trtbuild.bake.versions import VERSION_LABEL, check_base_version, ensure_base_image, probe_base_version
 from trtbuild.errors import InputError
 
 if TYPE_CHECKING:
@@ -194,11 +194,12 @@ def prepare(
 
     base_version, how, base_digest = None, "not checked (--no-base-check)", None
     if req.check_base:
-        from trtbuild.bake.build import base_repo_digest, docker_client
+        from trtbuild.bake.build import base_repo_digest
+        from trtbuild.docker_engine import docker_client
 
         client = client or docker_client()
         progress(f"checking TensorRT-LLM version of {base_image}")
-        ensure_image(client, base_image, pull=req.pull_base)
+        ensure_base_image(client, base_image, pull=req.pull_base)
         base_version, how = probe_base_version(client, base_image)
         check_base_version(info.trtllm_version, base_image, base_version, how)
         base_digest = base_repo_digest(client, base_image)
@@ -217,7 +218,7 @@ def prepare(
         },
     )
     if triton_values is not None:
-        if prefilled:
+        if req.triton_templates is not None:
             fill_locally(Path(req.triton_templates), triton_values, context / "model_repo")
         else:
             write_fill_inputs(context / "model_repo_fill", triton_values)
@@ -244,21 +245,36 @@ def bake(
     progress=lambda line: None,
 ) -> BakeResult:
     """Prepare the context (a temporary one unless given) and build ``req.tag``; push when asked."""
-    from trtbuild.bake.build import build_image, check_tag, docker_client, push_image
+    from trtbuild.docker_engine import docker_client
 
-    if not req.tag:
-        raise InputError(
-            "--tag is required to build an image", hint="pass --tag IMAGE:TAG, or --context-only DIR"
-        )
-    check_tag(req.tag)
+    tag = require_tag(req.tag)
     client = client or docker_client()
     with tempfile.TemporaryDirectory(prefix="trtbuild-bake-") as tmp:
         context = context_dir or Path(tmp) / "context"
         result = prepare(req, context, client=client, progress=progress)
-        progress(f"building {req.tag} from {result.base_image}")
-        result.image_id = build_image(client, result.context_dir, req.tag, progress=progress)
-        result.tag = req.tag
-        if push:
-            progress(f"pushing {req.tag}")
-            result.pushed_digest = push_image(client, req.tag, progress=progress)
+        return build_and_push(client, result, tag, push=push, progress=progress)
+
+
+def require_tag(tag: str | None) -> str:
+    """The image tag a bake builds (``--tag``), checked against Docker's reference grammar."""
+    from trtbuild.bake.build import check_tag
+
+    if not tag:
+        raise InputError(
+            "--tag is required to build an image", hint="pass --tag IMAGE:TAG, or --context-only DIR"
+        )
+    return check_tag(tag)
+
+
+def build_and_push(client: Any, result: BakeResult, tag: str, *, push: bool, progress: Any) -> BakeResult:
+    """Build the prepared context of ``result`` as ``tag`` (both templates, both backends); push when
+    asked. Fills the result's image id, tag and pushed digest."""
+    from trtbuild.bake.build import build_image, push_image
+
+    progress(f"building {tag} from {result.base_image}")
+    result.image_id = build_image(client, result.context_dir, tag, progress=progress)
+    result.tag = tag
+    if push:
+        progress(f"pushing {tag}")
+        result.pushed_digest = push_image(client, tag, progress=progress)
     return result

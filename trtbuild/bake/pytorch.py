@@ -26,8 +26,8 @@ from typing import Any
 
 from registry.api import AutotunerCacheMetadata, ServeConfigMetadata, runtime_verdict
 from trtbuild.bake import render
-from trtbuild.bake.pipeline import RELEASE_IMAGE, BakeResult
-from trtbuild.bake.versions import VERSION_LABEL, ensure_image, probe_base_version
+from trtbuild.bake.pipeline import RELEASE_IMAGE, BakeResult, build_and_push, require_tag
+from trtbuild.bake.versions import VERSION_LABEL, ensure_base_image, probe_base_version
 from trtbuild.build.serve_config import CONFIG_YAML, read_config_yaml
 from trtbuild.errors import InputError
 
@@ -218,11 +218,12 @@ def prepare_pytorch(
     render.render_dockerfile(template, _variables(req, meta, base, labels))  # a template error costs nothing
     base_version, how, base_digest = None, "not checked (--no-base-check)", None
     if req.check_base:
-        from trtbuild.bake.build import base_repo_digest, docker_client
+        from trtbuild.bake.build import base_repo_digest
+        from trtbuild.docker_engine import docker_client
 
         client = client or docker_client()
         progress(f"checking TensorRT-LLM version of {base}")
-        ensure_image(client, base, pull=req.pull_base)
+        ensure_base_image(client, base, pull=req.pull_base)
         base_version, how = probe_base_version(client, base)
         if not runtime_verdict(meta.trtllm_version, base_version, f"base image {base}").ok:
             raise InputError(
@@ -276,18 +277,9 @@ def bake_pytorch(
     progress: Any = lambda line: None,
 ) -> BakeResult:
     """Prepare the context and build ``req.tag`` (push when asked)."""
-    from trtbuild.bake.build import build_image, check_tag, docker_client, push_image
+    from trtbuild.docker_engine import docker_client
 
-    if not req.tag:
-        raise InputError(
-            "--tag is required to build an image", hint="pass --tag IMAGE:TAG, or --context-only DIR"
-        )
-    check_tag(req.tag)
+    tag = require_tag(req.tag)
     client = client or docker_client()
     result = prepare_pytorch(req, context_dir, client=client, progress=progress)
-    progress(f"building {req.tag} from {result.base_image}")
-    result.image_id = build_image(client, result.context_dir, req.tag, progress=progress)
-    result.tag = req.tag
-    if push:
-        result.pushed_digest = push_image(client, req.tag, progress=progress)
-    return result
+    return build_and_push(client, result, tag, push=push, progress=progress)

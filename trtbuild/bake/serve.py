@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.api import at_least
 from trtbuild.bake.engine import EngineInfo, check_runtime_limit
 from trtbuild.bake.triton_repo import check_fraction
-from trtbuild.bake.versions import at_least
 from trtbuild.errors import InputError
 
 MIN_SERVE_VERSION = "1.0.0"

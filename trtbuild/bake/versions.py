@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trtbuild.errors import InputError, RunnerUnavailable
+from trtbuild.docker_engine import docker_client, ensure_image
+from trtbuild.errors import ImageUnavailable, InputError, RunnerUnavailable
 
 VERSION_LABEL = "ai.trtbuild.trtllm_version"
 # Reads the installed distribution's metadata only: no import of tensorrt_llm, so no GPU is needed.
@@ -19,37 +20,14 @@ PROBE_MARK = "trtbuild-probe:"
 PROBE_CODE = f"import importlib.metadata as m; print({PROBE_MARK!r} + m.version('tensorrt_llm'))"
 
 
-def at_least(version: str, minimum: str) -> bool:
-    from packaging.version import InvalidVersion, Version
-
+def ensure_base_image(client: Any, image: str, *, pull: bool) -> Any:
+    """The base image, pulled first when absent and ``pull``; the base is the user's choice (``--base``),
+    so a missing one is an input error."""
     try:
-        return Version(version) >= Version(minimum)
-    except InvalidVersion:
-        return False
-
-
-def ensure_image(client: Any, image: str, *, pull: bool) -> Any:
-    """The local image, pulled first when absent and ``pull`` is allowed."""
-    import docker.errors
-
-    try:
-        return client.images.get(image)
-    except docker.errors.ImageNotFound:
-        if not pull:
-            raise InputError(
-                f"base image {image} is not present locally",
-                hint=f"docker pull {image} first, or drop --no-pull",
-            ) from None
-    except docker.errors.APIError as exc:
-        raise RunnerUnavailable(
-            f"Docker Engine error while looking up {image}: {exc.explanation or exc}"
-        ) from None
-    try:
-        return client.images.pull(image)
-    except docker.errors.APIError as exc:
+        return ensure_image(client, image, pull=pull, what="base image")
+    except ImageUnavailable as exc:
         raise InputError(
-            f"cannot pull base image {image}: {exc.explanation or exc}",
-            hint="check the image name and your registry login (docker login nvcr.io)",
+            exc.args[0], hint="docker pull it first, or drop --no-pull" if not pull else exc.hint
         ) from None
 
 
@@ -104,20 +82,12 @@ def check_base_version(engine_version: str, base_image: str, base_version: str, 
 def serving_image_version(image: str, client: Any = None) -> tuple[str, str]:
     """(TensorRT-LLM version, how it was read) of a serving image present in the Docker Engine: its trtbuild
     label, else a probe container. Never pulls (a deploy step asks about the image it runs next to)."""
-    import docker.errors
-
-    from trtbuild.bake.build import docker_client
-
     client = client or docker_client()
     try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
+        ensure_image(client, image, pull=False, what="serving image")
+    except ImageUnavailable:
         raise InputError(
             f"serving image {image} is not present in the Docker Engine",
             hint=f"docker pull {image} first, or pass --trtllm VERSION (the image's TensorRT-LLM version)",
-        ) from None
-    except docker.errors.APIError as exc:
-        raise RunnerUnavailable(
-            f"Docker Engine error while looking up {image}: {exc.explanation or exc}"
         ) from None
     return probe_base_version(client, image)

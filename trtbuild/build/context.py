@@ -14,6 +14,7 @@ from trtbuild.errors import InputError
 
 if TYPE_CHECKING:
     from registry.api import Registry
+    from trtbuild.host.fingerprint import Fingerprint
     from trtbuild.recipe.schema import Recipe
     from trtbuild.runner import Mount, Runner
 
@@ -80,6 +81,21 @@ class BuildContext:
         from trtbuild.secrets import environ_secrets, secret_values
 
         return secret_values(self.options.extra_env, self.secret_env()) + environ_secrets()
+
+    def fingerprint(self, step: Step) -> Fingerprint:
+        """The GPUs as ``step``'s container sees them (requesting what the step will) and the toolchain's
+        versions, with the build's extra mounts and environment."""
+        from trtbuild.host.fingerprint import collect_fingerprint
+
+        return collect_fingerprint(
+            self.runner,
+            step.image,
+            gpus=self.gpus(step),
+            extra_env=self.options.extra_env,
+            extra_mounts=self.options.extra_mounts,
+            secret_env=self.secret_env(),
+            masked=self.masked(),
+        )
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

@@ -13,10 +13,7 @@ Every step writes into a fresh directory removed again if the step fails or is i
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -30,6 +27,7 @@ from trtbuild.build.plan import Plan, plan_recipe
 from trtbuild.build.publish import publish_engine
 from trtbuild.errors import HostMismatch, InputError, ToolchainError
 from trtbuild.host.preflight import preflight
+from trtbuild.interrupt import sigterm_interrupts
 
 if TYPE_CHECKING:
     from registry.api import Artifact, Registry
@@ -119,7 +117,7 @@ def _under_lease(ctx: BuildContext) -> BuildResult:
         return BuildResult(found, ctx.plan, True, [], ctx.elapsed(), waited_for)
     keeper = LeaseKeeper(reg, key, holder, ctx.options.lease_ttl_s).start()
     try:
-        with _sigterm_as_interrupt(), workdir.in_use(ctx.plan.dirs.logs.parent.parent):
+        with sigterm_interrupts(), workdir.in_use(ctx.plan.dirs.logs.parent.parent):
             hit = find()  # finished while we were acquiring
             if hit is not None:
                 return BuildResult(hit, ctx.plan, True, [], ctx.elapsed(), waited_for)
@@ -140,18 +138,7 @@ def _under_lease(ctx: BuildContext) -> BuildResult:
 
 
 def _build(ctx: BuildContext) -> Artifact:
-    from trtbuild.host.fingerprint import collect_fingerprint
-
-    build_step = ctx.plan.step("build")
-    fingerprint = collect_fingerprint(
-        ctx.runner,
-        build_step.image,
-        gpus=ctx.gpus(build_step),
-        extra_env=ctx.options.extra_env,
-        extra_mounts=ctx.options.extra_mounts,
-        secret_env=ctx.secret_env(),
-        masked=ctx.masked(),
-    )
+    fingerprint = ctx.fingerprint(ctx.plan.step("build"))
     _check_host(ctx, fingerprint)
     check_toolchain(ctx, fingerprint)
     checkpoint_dir = make_checkpoint(ctx, fingerprint)
@@ -180,21 +167,3 @@ def check_toolchain(ctx: BuildContext, fingerprint: Fingerprint) -> None:
             f"but toolchain {tc.name} pins {tc.trtllm_version}",
             hint="fix the image or trtllm_version of this toolchain in toolchains.toml",
         )
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a CI job cancelled) unwinds like Ctrl-C: containers stop, the lease is released."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

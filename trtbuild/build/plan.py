@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trtbuild
 from registry.api import digest_of, hash_file
@@ -21,8 +21,10 @@ from trtbuild.recipe import cli_spec
 from trtbuild.recipe.checks import resolve_dataset
 from trtbuild.recipe.load import LoadedRecipe, load_recipe
 from trtbuild.recipe.lock import Lock, is_fresh, lock_path_for, read_lock
-from trtbuild.recipe.schema import SHA_RE, Recipe, build_switch_flags
+from trtbuild.recipe.model_config import SHA_RE
+from trtbuild.recipe.schema import Recipe, build_switch_flags
 from trtbuild.recipe.toolchain import load_toolchains
+from trtbuild.runner.base import Mount
 from trtbuild.settings import torch_extensions_dir, work_root
 
 # Bump a step's version whenever its implementation changes the bytes it produces.
@@ -52,23 +54,13 @@ QUANTIZE_SEED = 1234
 
 
 @dataclass(frozen=True)
-class PlanMount:
-    source: str
-    target: str
-    read_only: bool = True
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "target": self.target, "read_only": self.read_only}
-
-
-@dataclass(frozen=True)
 class Step:
     name: str
     kind: str
     key: str
     image: str | None
     argv: list[str] | None
-    mounts: list[PlanMount]
+    mounts: list[Mount]
     params: dict
     inputs: list[str]
     gpus: int = 0
@@ -245,18 +237,9 @@ def make_plan(
         cache=workdir / "timing-caches" / _short(build_key),
         logs=workdir / "logs" / _short(build_key),
     )
-    engine_mount = [PlanMount(str(dirs.engine), str(dirs.engine))]
+    engine_mount = [Mount(dirs.engine, str(dirs.engine))]
     steps = [
-        Step(
-            "fetch",
-            "fetch",
-            fetch_key,
-            None,
-            None,
-            [PlanMount(str(dirs.model), str(dirs.model), False)],
-            fetch_params,
-            [],
-        ),
+        fetch_step(fetch_key, dirs.model, fetch_params),
         Step(
             kind,
             kind,
@@ -264,8 +247,8 @@ def make_plan(
             pins.image,
             argv,
             [
-                PlanMount(str(dirs.model), C_MODEL),
-                PlanMount(str(dirs.checkpoint), C_CHECKPOINT, False),
+                Mount(dirs.model, C_MODEL),
+                Mount(dirs.checkpoint, C_CHECKPOINT, False),
                 *extra_mounts,
             ],
             params,
@@ -280,9 +263,9 @@ def make_plan(
             pins.image,
             build_argv,
             [
-                PlanMount(str(dirs.checkpoint), C_CHECKPOINT),
-                PlanMount(str(dirs.engine), C_ENGINE, False),
-                PlanMount(str(dirs.cache), C_CACHE, False),
+                Mount(dirs.checkpoint, C_CHECKPOINT),
+                Mount(dirs.engine, C_ENGINE, False),
+                Mount(dirs.cache, C_CACHE, False),
             ],
             build_params,
             [ckpt_key],
@@ -303,6 +286,11 @@ def make_plan(
     return Plan(loaded, pins, dirs, steps, ckpt_key, build_key)
 
 
+def fetch_step(key: str, model_dir: Path, params: dict) -> Step:
+    """The first step of both backends: the model into ``model_dir`` (run by trtbuild itself, no image)."""
+    return Step("fetch", "fetch", key, None, None, [Mount(model_dir, str(model_dir), False)], params, [])
+
+
 def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict:
     model = recipe.model
     if model.scheme == "file":
@@ -312,7 +300,7 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
                 hint="plan through trtbuild.build.plan.plan_recipe, which hashes the directory",
             )
         return {"source": "file", "content": source_digest}
-    params = {"source": model.source, "revision": pins.revision}
+    params: dict[str, Any] = {"source": model.source, "revision": pins.revision}
     if model.scheme == "hf":
         params["allow_patterns"] = list(HF_ALLOW_PATTERNS)
     return params
@@ -320,7 +308,7 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
 
 def _quantize(
     loaded: LoadedRecipe, src_root: Path | None, *, hf: bool = False
-) -> tuple[dict, list[str], list[PlanMount], dict]:
+) -> tuple[dict, list[str], list[Mount], dict]:
     """trtbuild's ModelOpt driver (``python3 -m trtbuild.quantize``) with quantize.py's flag names.
 
     ``hf``: the unified Hugging Face checkpoint of the PyTorch backend (``--export_format hf``), which is not
@@ -331,14 +319,14 @@ def _quantize(
     recipe, tc = loaded.recipe, loaded.toolchain
     q, par, cal = recipe.quantization, recipe.parallelism, recipe.quantization.calibration
     mounts = [
-        PlanMount(str(src_root or Path(trtbuild.__file__).resolve().parent.parent), C_SRC),
-        PlanMount(str(torch_extensions_dir()), C_TORCH_EXT, read_only=False),
+        Mount(src_root or Path(trtbuild.__file__).resolve().parent.parent, C_SRC),
+        Mount(torch_extensions_dir(), C_TORCH_EXT, read_only=False),
     ]
     if cal.dataset == "builtin":
         dataset_arg, dataset_id = "builtin", "builtin"
     else:
         path = resolve_dataset(cal.dataset, loaded.path.parent).resolve()
-        mounts.append(PlanMount(str(path), f"{C_CALIB}/{path.name}"))
+        mounts.append(Mount(path, f"{C_CALIB}/{path.name}"))
         dataset_arg, dataset_id = f"{C_CALIB}/{path.name}", "sha256:" + hash_file(path)[0]
     options = QuantizeOptions(
         model_dir=C_MODEL,
@@ -396,7 +384,7 @@ def _quantize(
     return params, [tc.python, "-m", "trtbuild.quantize", *flags], mounts, env
 
 
-def _convert(loaded: LoadedRecipe) -> tuple[dict, list[str], list[PlanMount], dict]:
+def _convert(loaded: LoadedRecipe) -> tuple[dict, list[str], list[Mount], dict]:
     recipe, tc = loaded.recipe, loaded.toolchain
     arch = (
         recipe.model.architecture

@@ -20,19 +20,20 @@ from trtbuild.build.plan import (
     C_MODEL,
     HF_ALLOW_PATTERNS,
     Pins,
-    PlanMount,
     Step,
     _fetch_params,
     _quantize,
     _short,
     content_key,
     current_pins,
+    fetch_step,
 )
 from trtbuild.quantize.formats import EXPECTED_KV_ALGO, EXPECTED_QUANT_ALGO
 from trtbuild.recipe.llmapi_spec import source
 from trtbuild.recipe.load import LoadedRecipe
 from trtbuild.recipe.lock import Lock
 from trtbuild.recipe.pytorch_checks import serve_world
+from trtbuild.runner.base import Mount
 
 CHECKPOINT_KIND = "hf-checkpoint"
 SERVE_CONFIG_KIND = "serve-config"
@@ -149,31 +150,22 @@ def make_pytorch_plan(
         serve=workdir / "serve-configs" / _short(serve_key),
         logs=workdir / "logs" / _short(serve_key),
     )
-    ckpt_mount = [PlanMount(str(dirs.checkpoint), str(dirs.checkpoint))]
-    serve_mount = [PlanMount(str(dirs.serve), str(dirs.serve))]
+    ckpt_mount = [Mount(dirs.checkpoint, str(dirs.checkpoint))]
+    serve_mount = [Mount(dirs.serve, str(dirs.serve))]
     if image is not None:
         mounts = [
-            PlanMount(str(dirs.model), C_MODEL),
-            PlanMount(str(dirs.checkpoint), C_CHECKPOINT, False),
+            Mount(dirs.model, C_MODEL),
+            Mount(dirs.checkpoint, C_CHECKPOINT, False),
             *extra_mounts,
         ]
     else:
         mounts = [
-            PlanMount(str(dirs.model), str(dirs.model)),
-            PlanMount(str(dirs.checkpoint), str(dirs.checkpoint), False),
+            Mount(dirs.model, str(dirs.model)),
+            Mount(dirs.checkpoint, str(dirs.checkpoint), False),
         ]
     gpus = tp * pp if recipe.quantization.device == "cuda" and image is not None else 0
     steps = [
-        Step(
-            "fetch",
-            "fetch",
-            fetch_key,
-            None,
-            None,
-            [PlanMount(str(dirs.model), str(dirs.model), False)],
-            fetch_params,
-            [],
-        ),
+        fetch_step(fetch_key, dirs.model, fetch_params),
         Step(name, name, ckpt_key, image, argv, mounts, params, [fetch_key], gpus=gpus, env=env),
         Step("verify", "verify", verify_key, None, None, ckpt_mount, verify_params, [ckpt_key]),
         Step(

@@ -55,17 +55,7 @@ def _checkpoint(ctx: BuildContext) -> tuple[Artifact, HfCheckpointMetadata]:
     step = plan.checkpoint_step
     fingerprint = None
     if step.image is not None:
-        from trtbuild.host.fingerprint import collect_fingerprint
-
-        fingerprint = collect_fingerprint(
-            ctx.runner,
-            step.image,
-            gpus=ctx.gpus(step),
-            extra_env=ctx.options.extra_env,
-            extra_mounts=ctx.options.extra_mounts,
-            secret_env=ctx.secret_env(),
-            masked=ctx.masked(),
-        )
+        fingerprint = ctx.fingerprint(step)
         check_toolchain(ctx, fingerprint)
     model_dir = fetch_model(ctx)
     dest = plan.dirs.checkpoint

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry.api import arch_number
 from trtbuild.errors import TrtbuildError
 from trtbuild.recipe.engine_config import (
     KV_ALGO_OF_CACHE,
@@ -30,7 +31,6 @@ from trtbuild.recipe.engine_config import (
     parser_switches,
     speculative_of,
 )
-from trtbuild.recipe.toolchain import arch_number
 
 # quant_algo values TensorRT-LLM writes for each recipe format (QuantAlgo names).
 QUANT_ALGOS = {
@@ -82,6 +82,17 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "checks": self.checks}
+
+    def raise_if_failed(self, what: Path, artifact: str, hint: str) -> None:
+        """VerifyFailed naming every failed check, when any failed (``artifact``: "engine", ...)."""
+        if self.ok:
+            return
+        failed = "; ".join(
+            f"{c['check']}: expected {c['expected']!r}, found {c['found']!r}"
+            for c in self.checks
+            if not c["ok"]
+        )
+        raise VerifyFailed(f"{what}: {artifact} does not match the recipe: {failed}", hint=hint)
 
 
 @dataclass(frozen=True)
@@ -186,16 +197,9 @@ def verify_engine(engine_dir: Path, expect: dict) -> VerifyReport:
     build = config.get("build_config") or {}
     _check_checkpoint(report, expect, pretrained, world)
     _check_build_config(report, expect, build, predict(expect, Checkpoint.from_pretrained_config(pretrained)))
-    if not report.ok:
-        failed = "; ".join(
-            f"{c['check']}: expected {c['expected']!r}, found {c['found']!r}"
-            for c in report.checks
-            if not c["ok"]
-        )
-        raise VerifyFailed(
-            f"{engine_dir}: engine does not match the recipe: {failed}",
-            hint="the engine was not published; check the toolchain pin and the build log",
-        )
+    report.raise_if_failed(
+        engine_dir, "engine", "the engine was not published; check the toolchain pin and the build log"
+    )
     return report
 
 

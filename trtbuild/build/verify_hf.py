@@ -70,14 +70,9 @@ def verify_hf_checkpoint(ckpt_dir: Path, expect: dict) -> VerifyReport:
             report.add("quantization.group_size", expect["group_size"], quant.get("group_size"))
     else:
         report.add(f"no {HF_QUANT_CONFIG} (nothing quantized)", False, qpath.is_file())
-    if not report.ok:
-        failed = "; ".join(
-            f"{c['check']}: expected {c['expected']!r}, found {c['found']!r}"
-            for c in report.checks
-            if not c["ok"]
-        )
-        raise VerifyFailed(
-            f"{ckpt_dir}: checkpoint does not match the recipe: {failed}",
-            hint="the checkpoint was not published; check the toolchain pin and the quantize log",
-        )
+    report.raise_if_failed(
+        ckpt_dir,
+        "checkpoint",
+        "the checkpoint was not published; check the toolchain pin and the quantize log",
+    )
     return report

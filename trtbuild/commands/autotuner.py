@@ -3,11 +3,14 @@ tp, model, quantization) and handed only to a matching host."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from trtbuild.commands._registry import emit_json, json_option, open_registry, registry_options
+from trtbuild.commands._common import json_option, print_json
+from trtbuild.commands._registry import open_registry, registry_options
 
 
 def _host(
@@ -15,7 +18,7 @@ def _host(
 ) -> tuple[str | None, str | None, str | None]:
     """Explicit values win; the rest from nvidia-smi (first GPU) and the installed tensorrt_llm."""
     if gpu_name is None or gpu_arch is None:
-        from trtbuild.host.fingerprint import host_gpus
+        from registry.api import host_gpus
 
         gpus = host_gpus()
         first = gpus.gpus[0] if gpus.gpus else None
@@ -31,7 +34,7 @@ def _host(
     return gpu_name, gpu_arch, trtllm
 
 
-def _host_options(fn):  # type: ignore[no-untyped-def]
+def _host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--trtllm", help="TensorRT-LLM version [default: installed tensorrt_llm].")(fn)
     fn = click.option("--gpu-arch", help="SM arch, e.g. sm90 [default: nvidia-smi].")(fn)
     return click.option("--gpu-name", help='GPU name, e.g. "NVIDIA H100 80GB HBM3" [default: nvidia-smi].')(
@@ -87,7 +90,7 @@ def capture_command(
         cache_file=cache_file,
     )
     if as_json:
-        emit_json({"hash": art.hash, "name": art.name, "metadata": art.metadata.to_dict()})
+        print_json({"hash": art.hash, "name": art.name, "metadata": art.metadata.to_dict()})
     else:
         click.echo(f"{art.hash}  {art.name}  {name} {arch} TensorRT-LLM {version}")
 
@@ -123,6 +126,6 @@ def pull_command(
     reg.pull(hit.hash, dest)
     cache_file = hit.metadata.cache_file
     if as_json:
-        emit_json({"hash": hit.hash, "dest": str(dest), "TLLM_AUTOTUNER_CACHE_PATH": str(dest / cache_file)})
+        print_json({"hash": hit.hash, "dest": str(dest), "TLLM_AUTOTUNER_CACHE_PATH": str(dest / cache_file)})
     else:
         click.echo(f"export TLLM_AUTOTUNER_CACHE_PATH={dest / cache_file}")

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from trtbuild.commands._common import print_json
 from trtbuild.errors import InputError
 
 TEMPLATE_CHOICES = ("trtllm-serve", "triton")
@@ -93,6 +94,7 @@ def _kind_of(ref: str) -> str:
 
 def _pytorch_request(ref: str, pulled: Path, opts: dict, port: int, decoupled: bool, progress: Any) -> Any:
     """Pull the serve config REF, the checkpoint it points at and the AutoTuner caches captured for it."""
+    from registry.api import ServeConfigMetadata
     from trtbuild.bake.pytorch import PytorchBakeRequest
     from trtbuild.build.autotuner import caches_for
     from trtbuild.settings import open_registry
@@ -100,6 +102,10 @@ def _pytorch_request(ref: str, pulled: Path, opts: dict, port: int, decoupled: b
     reg = open_registry()
     progress(f"pulling {ref}")
     art = reg.pull(ref, pulled / "config")
+    if not isinstance(art.metadata, ServeConfigMetadata):
+        raise InputError(
+            f"{ref} is a {art.kind} artifact, not a serve config", hint="pass a serve-config REF"
+        )
     checkpoint = art.metadata.checkpoint
     progress(f"pulling its checkpoint {checkpoint}")
     reg.pull(str(checkpoint), pulled / "checkpoint")
@@ -289,7 +295,7 @@ def command(
     def progress(line: str) -> None:
         console.print(line, markup=False)
 
-    opts = dict(
+    opts: dict[str, Any] = dict(
         template=template,
         tag=tag,
         base_image=base,
@@ -338,6 +344,7 @@ def command(
                     engine_dir = from_dir
                     record = _local_artifact(metadata_file)
                 else:
+                    assert ref is not None  # exactly one of REF / --from-dir: checked above
                     context.mkdir(parents=True, exist_ok=True)
                     engine_dir = context / "engine"
                     progress(f"pulling {ref}")
@@ -355,7 +362,7 @@ def command(
                 else:
                     result = bake(req, context_dir=context, push=push, progress=progress)
         except BaseException:
-            if created_context:
+            if context_only is not None and created_context:
                 shutil.rmtree(context_only, ignore_errors=True)
             elif context_only is not None:
                 for child in context_only.iterdir():
@@ -365,7 +372,7 @@ def command(
     if context_only is None:
         out["context_dir"] = None
     if as_json:
-        click.echo(json.dumps(out, indent=2, sort_keys=True))
+        print_json(out)
     elif context_only is not None:
         click.echo(str(result.context_dir))
     else:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from trtbuild.commands._registry import emit_json, human_size, json_option, open_registry, registry_options
+from trtbuild.commands._common import human_size, json_option, print_json
+from trtbuild.commands._registry import open_registry, registry_options
 
 
 def _duration(seconds: float) -> str:
@@ -77,7 +78,7 @@ def command(
         dry_run=dry_run,
     )
     if as_json:
-        emit_json({**rep.to_dict(), "work": work.to_dict()})
+        print_json({**rep.to_dict(), "work": work.to_dict()})
         return
     verb = "would delete" if dry_run else "deleted"
     for h in rep.deleted_artifacts:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from trtbuild.commands._common import console, json_option, print_json, toolchains_option
+from trtbuild.commands._common import console, json_option, print_json, recipes_argument, toolchains_option
 
 
 @click.command("lock")
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@recipes_argument
 @toolchains_option
 @json_option
 def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bool) -> int:

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import click
 
-from trtbuild.commands._common import short
-from trtbuild.commands._registry import (
-    ARTIFACT_KINDS,
-    emit_json,
-    human_size,
-    json_option,
-    open_registry,
-    registry_options,
-    table,
-)
+from trtbuild.commands._common import human_size, json_option, print_json, short, table
+from trtbuild.commands._registry import ARTIFACT_KINDS, open_registry, registry_options
 
 
 @click.command("ls")
@@ -45,7 +37,7 @@ def command(
     for hash_, why in reg.bad_rows:  # reported, never fatal
         click.echo(f"warning: skipped an unreadable catalog row {hash_}: {why}", err=True)
     if as_json:
-        emit_json([a.to_dict() | {"files": len(a.files)} for a in arts])
+        print_json([a.to_dict() | {"files": len(a.files)} for a in arts])
         return
     full = no_trunc or not sys.stdout.isatty()
     rows = []

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from trtbuild.commands._common import console, json_option, print_json, short, toolchains_option
+from trtbuild.commands._common import (
+    console,
+    json_option,
+    print_json,
+    recipes_argument,
+    short,
+    toolchains_option,
+)
 
 
 @click.command("matrix")
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@recipes_argument
 @toolchains_option
 @json_option
 def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bool) -> int:
@@ -23,7 +31,8 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
     from trtbuild.settings import open_existing_registry
 
     registry = open_existing_registry()  # a registry that cannot be asked fails the matrix: CI must know
-    include, seen = [], set()
+    include: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for path in recipes:
         if is_pins_file(path):
             continue

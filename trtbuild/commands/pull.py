@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from trtbuild.commands._registry import emit_json, json_option, open_registry, registry_options
+from trtbuild.commands._common import json_option, print_json
+from trtbuild.commands._registry import open_registry, registry_options
 from trtbuild.commands.resolve import host_options, kind_option, resolve_or_fail
 from trtbuild.errors import InputError
 
@@ -63,7 +64,7 @@ def command(
             raise InputError(f"{art.hash} is a {art.kind}, not a serve config", hint="drop --checkpoint-dest")
         reg.pull(checkpoint, checkpoint_dest, progress=not as_json)
     if as_json:
-        emit_json(
+        print_json(
             {
                 "hash": art.hash,
                 "name": art.name,

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import click
 
-from trtbuild.commands._registry import (
-    ARTIFACT_KINDS,
-    emit_json,
-    human_size,
-    json_option,
-    open_registry,
-    registry_options,
-)
+from trtbuild.commands._common import human_size, json_option, print_json
+from trtbuild.commands._registry import ARTIFACT_KINDS, open_registry, registry_options
 
 
 def _json_object(value: str | None, flag: str) -> dict:
@@ -96,7 +90,7 @@ def command(
     res = art.pushed
     assert res is not None  # Registry.push always reports what it did
     if as_json:
-        emit_json(
+        print_json(
             {
                 "hash": art.hash,
                 "name": name,

@@ -8,11 +8,11 @@ Runs the ModelOpt driver in-process on this host (torch, transformers and ModelO
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 
 import click
 
+from trtbuild.commands._common import print_json
 from trtbuild.quantize.options import GATE_DEFAULTS, QuantizeOptions
 
 
@@ -144,7 +144,7 @@ def command(
     with contextlib.redirect_stdout(sys.stderr):  # ModelOpt prints progress; stdout is for the result
         report = run_quantize(options, log=lambda msg: click.echo(msg, err=True))
     if as_json:
-        click.echo(json.dumps(report, indent=2, sort_keys=True, default=str))
+        print_json(report)
         return
     acc, exp = report["accuracy"], report["export"]
     click.echo(

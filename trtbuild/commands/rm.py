@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from trtbuild.commands._registry import emit_json, human_size, json_option, open_registry, registry_options
+from trtbuild.commands._common import human_size, json_option, print_json
+from trtbuild.commands._registry import open_registry, registry_options
 
 
 @click.command("rm")
@@ -26,7 +27,7 @@ def command(
     reg = open_registry(db_url, store_url)
     removals = [reg.remove(ref, force=force) for ref in refs]
     if as_json:
-        emit_json([r.to_dict() for r in removals])
+        print_json([r.to_dict() for r in removals])
         return
     for r in removals:
         untagged = f", untagged {', '.join(r.untagged)}" if r.untagged else ""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from trtbuild.commands._registry import emit_json, human_size, json_option, open_registry, registry_options
+from trtbuild.commands._common import human_size, json_option, print_json
+from trtbuild.commands._registry import open_registry, registry_options
 
 
 @click.command("show")
@@ -15,7 +16,7 @@ def command(ref: str, db_url: str | None, store_url: str | None, as_json: bool) 
     """Show REF (sha256:<hex>, NAME:TAG or NAME@sha256:<hex>)."""
     art = open_registry(db_url, store_url).get(ref)
     if as_json:
-        emit_json(art.to_dict())
+        print_json(art.to_dict())
         return
     click.echo(f"hash:      {art.hash}")
     click.echo(f"name:      {', '.join(art.names)}")

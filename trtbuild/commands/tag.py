@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from trtbuild.commands._registry import emit_json, json_option, open_registry, registry_options
+from trtbuild.commands._common import json_option, print_json
+from trtbuild.commands._registry import open_registry, registry_options
 
 
 @click.command("tag")
@@ -16,6 +17,6 @@ def command(ref: str, name_tag: str, db_url: str | None, store_url: str | None, 
     """Point NAME:TAG at REF."""
     art = open_registry(db_url, store_url).tag(ref, name_tag)
     if as_json:
-        emit_json({"hash": art.hash, "tag": name_tag})
+        print_json({"hash": art.hash, "tag": name_tag})
     else:
         click.echo(f"{name_tag} -> {art.hash}")

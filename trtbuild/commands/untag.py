@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from trtbuild.commands._registry import emit_json, json_option, open_registry, registry_options
+from trtbuild.commands._common import json_option, print_json
+from trtbuild.commands._registry import open_registry, registry_options
 
 
 @click.command("untag")
@@ -17,7 +18,7 @@ def command(name_tags: tuple[str, ...], db_url: str | None, store_url: str | Non
     reg = open_registry(db_url, store_url)
     removed = [{"tag": name_tag, "hash": reg.untag(name_tag)} for name_tag in name_tags]
     if as_json:
-        emit_json(removed)
+        print_json(removed)
         return
     for item in removed:
         click.echo(f"untagged {item['tag']} (was {item['hash']})")

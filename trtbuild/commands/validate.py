@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from trtbuild.commands._common import console, json_option, print_json, toolchains_option
+from trtbuild.commands._common import console, json_option, print_json, recipes_argument, toolchains_option
 
 
 @click.command("validate")
-@click.argument("recipes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@recipes_argument
 @toolchains_option
 @click.option(
     "--fetch-config",

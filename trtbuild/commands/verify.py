@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from trtbuild.commands._registry import emit_json, json_option, open_registry, registry_options
+from trtbuild.commands._common import json_option, print_json
+from trtbuild.commands._registry import open_registry, registry_options
 
 
 @click.command("verify")
@@ -41,7 +42,7 @@ def command(
 
     report = reg.verify(ref, repair_from=repair_from, on_result=None if as_json else show)
     if as_json:
-        emit_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         summary = report.to_dict()
         click.echo(

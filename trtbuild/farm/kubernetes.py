@@ -68,10 +68,13 @@ class KubernetesOptions:
 
 def arch_labels(gpu_arch: str) -> dict[str, str]:
     """GPU feature discovery's compute-capability labels of an ``smXY`` arch: sm90 -> major 9, minor 0."""
-    digits = gpu_arch.removeprefix("sm")
-    if not digits.isdigit() or len(digits) < 2:
-        raise InputError(f"target.gpu_arch {gpu_arch!r}: not an smXY arch")
-    return {"nvidia.com/gpu.compute.major": digits[:-1], "nvidia.com/gpu.compute.minor": digits[-1]}
+    from registry.api import arch_number
+
+    try:
+        major, minor = divmod(arch_number(gpu_arch), 10)
+    except ValueError:
+        raise InputError(f"target.gpu_arch {gpu_arch!r}: not an smXY arch") from None
+    return {"nvidia.com/gpu.compute.major": str(major), "nvidia.com/gpu.compute.minor": str(minor)}
 
 
 def parse_indexes(text: str | None) -> set[int]:

@@ -57,7 +57,7 @@ def plan_jobs(
 ) -> tuple[list[FarmJob], dict[str, str]]:
     """Plan each recipe as its job will (``--locked``: a missing or stale lock is refused now, not on a
     GPU node); recipes sharing an engine key give one job."""
-    from trtbuild.build.plan import plan_recipe
+    from trtbuild.build.plan import Plan, plan_recipe
     from trtbuild.recipe.checks import resolve_dataset
 
     jobs: dict[str, FarmJob] = {}
@@ -73,13 +73,19 @@ def plan_jobs(
             )
         recipe = plan.recipe.recipe
         cal = recipe.quantization.calibration
-        if plan.engine_key in jobs:
-            duplicates[str(path)] = str(jobs[plan.engine_key].recipe)
+        if not isinstance(plan, Plan):
+            raise InputError(
+                f"{path}: the farm builds engines; this recipe uses the PyTorch backend",
+                hint=f"build it with `trtbuild build {path}`",
+            )
+        key = plan.engine_key
+        if key in jobs:
+            duplicates[str(path)] = str(jobs[key].recipe)
             continue
-        jobs[plan.engine_key] = FarmJob(
+        jobs[key] = FarmJob(
             recipe=path,
             name=recipe.name,
-            engine_key=plan.engine_key,
+            engine_key=key,
             gpus=recipe.parallelism.world_size,
             gpu_arch=recipe.target.gpu_arch,
             image=plan.pins.image,

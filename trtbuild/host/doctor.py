@@ -10,30 +10,19 @@ import json
 import os
 import shutil
 import struct
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from trtbuild.host.fingerprint import GpuFingerprint, host_gpus
+from registry.api import GpuFacts, host_gpus, parse_version
+from trtbuild.docker_engine import NVIDIA_RUNTIME_FIX, docker_client, docker_host
+from trtbuild.errors import RunnerUnavailable
 
 GIB = 1024**3
 # bytes per parameter of the weights written by each quantization format (scales are negligible)
 QUANT_BYTES = {"none": None, "fp8": 1.0, "int8_sq": 1.0, "int4_awq": 0.5}
 DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0, "auto": 2.0}
-ST_DTYPE_BYTES = {
-    "F64": 8,
-    "F32": 4,
-    "F16": 2,
-    "BF16": 2,
-    "I64": 8,
-    "I32": 4,
-    "I16": 2,
-    "I8": 1,
-    "U8": 1,
-    "BOOL": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-}
 
 
 @dataclass
@@ -58,27 +47,19 @@ class Estimate:
     basis: str
 
 
-def version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split(".") if p.isdigit())
-
-
 # ---- individual checks ----------------------------------------------------------------------------
-def check_docker(client_factory=None) -> tuple[Check, Any]:
-    from trtbuild.errors import RunnerUnavailable
-    from trtbuild.runner.docker import DockerRunner
-
+def check_docker(client_factory: Callable[[], Any] | None = None) -> tuple[Check, Any]:
+    """The Docker Engine answers (through ``client_factory``, e.g. a DockerRunner's client; default: the
+    one client factory of ``trtbuild.docker_engine``)."""
     try:
-        client = client_factory() if client_factory else DockerRunner().client()
+        client = (client_factory or docker_client)()
         ver = client.version().get("Version", "?")
     except RunnerUnavailable as exc:
         return Check("docker", "fail", str(exc).split("\n")[0], exc.hint), None
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    return Check("docker", "ok", f"Docker Engine {ver} answers at {host}"), client
+    return Check("docker", "ok", f"Docker Engine {ver} answers at {docker_host()}"), client
 
 
 def check_nvidia_runtime(client: Any) -> Check:
-    from trtbuild.runner.docker import NVIDIA_RUNTIME_FIX
-
     if client is None:
         return Check("nvidia-runtime", "skip", "Docker Engine not reachable")
     info = client.info()
@@ -99,7 +80,7 @@ def check_nvidia_runtime(client: Any) -> Check:
     )
 
 
-def check_gpus(fp: GpuFingerprint) -> Check:
+def check_gpus(fp: GpuFacts) -> Check:
     if fp.gpu_count == 0:
         return Check(
             "gpus",
@@ -120,7 +101,7 @@ def check_gpus(fp: GpuFingerprint) -> Check:
     )
 
 
-def check_toolchain(tc: Any, fp: GpuFingerprint, locked_digest: str | None = None) -> Check:
+def check_toolchain(tc: Any, fp: GpuFacts, locked_digest: str | None = None) -> Check:
     """Arch support and driver minimum of one pinned toolchain on this host."""
     name = f"toolchain {tc.name}"
     pinned = tc.pinned_ref(locked_digest)
@@ -138,10 +119,11 @@ def check_toolchain(tc: Any, fp: GpuFingerprint, locked_digest: str | None = Non
             problems.append(f"{fp.gpu_arch} not among its archs {', '.join(tc.supported_archs)}")
         else:
             notes.append(f"supports {fp.gpu_arch}")
-    if tc.min_driver is None:
+    need, have = parse_version(tc.min_driver), parse_version(fp.driver_version)
+    if need is None:
         notes.append("minimum driver unknown")
-    elif fp.driver_version:
-        if version_tuple(fp.driver_version) < version_tuple(tc.min_driver):
+    elif have is not None:
+        if have < need:
             problems.append(f"driver {fp.driver_version} < required {tc.min_driver}")
         else:
             notes.append(f"driver {fp.driver_version} ≥ {tc.min_driver}")
@@ -152,7 +134,7 @@ def check_toolchain(tc: Any, fp: GpuFingerprint, locked_digest: str | None = Non
             "; ".join(problems) + f" ({', '.join(notes)})",
             "use a toolchain that supports this GPU/driver, or upgrade the NVIDIA driver",
         )
-    status = "ok" if pinned and tc.min_driver is not None else "warn"
+    status = "ok" if pinned and need is not None else "warn"
     return Check(name, status, ", ".join(notes))
 
 
@@ -229,7 +211,7 @@ def host_ram() -> int:
 
 def check_resources(est: Estimate | None, work: Path) -> list[Check]:
     disk, ram = free_disk(work), host_ram()
-    if est is None or est.disk_bytes is None:
+    if est is None or est.disk_bytes is None or est.ram_bytes is None:
         why = "no recipe given" if est is None else est.basis
         return [
             Check(
@@ -277,7 +259,7 @@ def check_registry() -> Check:
 
 # ---- all together -------------------------------------------------------------------------------
 def run_checks(
-    *, recipe: Path | None = None, toolchains_path: Path | None = None, gpu_fp: GpuFingerprint | None = None
+    *, recipe: Path | None = None, toolchains_path: Path | None = None, gpu_fp: GpuFacts | None = None
 ) -> list[Check]:
     from trtbuild.recipe.toolchain import load_toolchains
     from trtbuild.settings import cache_home

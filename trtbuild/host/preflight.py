@@ -38,7 +38,7 @@ def preflight(ctx: BuildContext) -> None:
             _require(doctor.check_nvidia_runtime(client), ctx, RunnerUnavailable)
     if not gpus:
         return
-    from trtbuild.host.fingerprint import host_gpus
+    from registry.api import host_gpus
 
     fp = host_gpus()
     _require(doctor.check_gpus(fp), ctx, RunnerUnavailable)

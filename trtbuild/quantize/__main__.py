@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+from trtbuild import exit_codes
 from trtbuild.errors import TrtbuildError
 from trtbuild.quantize.options import ArgvError, parse_argv
 
@@ -25,18 +26,18 @@ def main(argv: list[str] | None = None) -> int:
         options = parse_argv(argv)
     except ArgvError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exit_codes.INVALID_INPUT
     from trtbuild.quantize.driver import run_quantize
 
     try:
         run_quantize(options)
     except TrtbuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+        print(f"error: {exit_codes.message_of(exc)}", file=sys.stderr)
+        return exit_codes.exit_code_of(exc)
+    except KeyboardInterrupt as exc:
+        print(exit_codes.message_of(exc), file=sys.stderr)
+        return exit_codes.exit_code_of(exc)
+    return exit_codes.OK
 
 
 if __name__ == "__main__":

@@ -431,7 +431,8 @@ def run_quantize(
     qcfg = formats.quant_config(mtq, options.qformat, options.kv_cache_dtype, options.awq_block_size)
     min_top1, max_kl = options.thresholds()
     gate_s = 0.0
-    prompts, reference = [], None
+    prompts: list = []
+    reference: list = []
     if qcfg is not None:
         t0 = time.perf_counter()
         held = passages.held_out or calib_mod.builtin_held_out()
@@ -539,13 +540,9 @@ def run_quantize(
         )
         if failures and options.accuracy_gate:
             report["status"] = "accuracy_gate_failed"
-            report["timings"] = {
-                "import_s": round(import_s, 4),
-                "load_s": round(load_s, 4),
-                "calibrate_s": round(calibrate_s, 4),
-                "gate_s": round(gate_s, 4),
-                "total_s": round(time.perf_counter() - t_start, 4),
-            }
+            report["timings"] = _timings(
+                t_start, import_s=import_s, load_s=load_s, calibrate_s=calibrate_s, gate_s=gate_s
+            )
             report["export"] = {"files": []}
             _write_json_atomic(out / REPORT_NAME, report)
             raise AccuracyGateFailed(
@@ -620,14 +617,14 @@ def run_quantize(
         "files": files,
         "bytes": sum(f["size"] for f in files),
     }
-    report["timings"] = {
-        "import_s": round(import_s, 4),
-        "load_s": round(load_s, 4),
-        "calibrate_s": round(calibrate_s, 4),
-        "gate_s": round(gate_s, 4),
-        "export_s": round(export_s, 4),
-        "total_s": round(time.perf_counter() - t_start, 4),
-    }
+    report["timings"] = _timings(
+        t_start,
+        import_s=import_s,
+        load_s=load_s,
+        calibrate_s=calibrate_s,
+        gate_s=gate_s,
+        export_s=export_s,
+    )
     report["memory"] = _memory_report(torch, device, plan, model)
     # a library that caches an exception raised by an import made in here keeps this frame alive, and
     # with it the model: drop it so a process that quantizes again gets the memory back
@@ -638,3 +635,8 @@ def run_quantize(
         f"{report['timings']['total_s']:.1f}s"
     )
     return report
+
+
+def _timings(t_start: float, **stages: float) -> dict[str, float]:
+    """The report's ``timings``: each stage's seconds and the total since ``t_start``, to 0.1 ms."""
+    return {**{k: round(v, 4) for k, v in stages.items()}, "total_s": round(time.perf_counter() - t_start, 4)}

@@ -7,6 +7,7 @@ Works with both shapes of ModelOpt's ``quant_cfg`` (``compat.quant_cfg_layout``)
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from trtbuild.quantize.compat import quant_cfg_layout
 
@@ -20,7 +21,6 @@ EXPECTED_QUANT_ALGO = {
     "full_prec": None,
 }
 EXPECTED_KV_ALGO = {None: None, "fp8": "FP8", "int8": "INT8"}
-KV_PATTERN = "*[kv]_bmm_quantizer"
 
 
 def _kv_entries(mtq, kv_cache_dtype: str, list_form: bool):
@@ -58,7 +58,7 @@ def quant_config(mtq, qformat: str, kv_cache_dtype: str | None, awq_block_size: 
             return None
         base = copy.deepcopy(mtq.FP8_DEFAULT_CFG)
         list_form = quant_cfg_layout(base["quant_cfg"]) == "list"
-        cfg = {
+        cfg: dict[str, Any] = {
             "quant_cfg": [{"quantizer_name": "*", "enable": False}]
             if list_form
             else {"*": {"enable": False}},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from registry.api import arch_number
 from trtbuild.recipe import cli_spec
 from trtbuild.recipe.engine_config import (
     KV_ALGO_OF_CACHE,
@@ -22,7 +23,7 @@ from trtbuild.recipe.engine_config import (
 from trtbuild.recipe.model_config import ModelFacts
 from trtbuild.recipe.problem import Problem
 from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, Recipe, build_switch_flags
-from trtbuild.recipe.toolchain import Toolchain, arch_number
+from trtbuild.recipe.toolchain import Toolchain
 
 _FIELD_OF_FLAG = {flag: f"build.{name}" for name, flag in BUILD_SWITCH_FLAGS.items()}
 _RULE_FIXES = {

@@ -9,15 +9,13 @@ import difflib
 from collections.abc import Iterator
 from pathlib import Path
 
+from registry.api import arch_number
 from trtbuild.recipe import cli_spec
 from trtbuild.recipe.build_rules import check_build_rules
 from trtbuild.recipe.model_config import ModelFacts
 from trtbuild.recipe.problem import Problem
 from trtbuild.recipe.schema import BUILD_SWITCH_FLAGS, Recipe
-from trtbuild.recipe.toolchain import (
-    Toolchain,
-    arch_number,
-)
+from trtbuild.recipe.toolchain import Toolchain
 
 MAX_GPUS_PER_NODE = 8
 FP8_MIN_ARCH = 89
@@ -150,7 +148,7 @@ def _check_limits(recipe: Recipe, facts: ModelFacts | None) -> Iterator[Problem]
             lim.max_input_len,
         )
     limit = facts.max_seq_len_limit if facts else None
-    if limit is not None:
+    if facts is not None and limit is not None:
         if lim.max_seq_len is not None and lim.max_seq_len > limit:
             yield Problem(
                 "limits.max_seq_len",

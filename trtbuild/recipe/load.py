@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from trtbuild.errors import RecipeError, RecipeIssue
 from trtbuild.recipe.checks import Problem, check_recipe, did_you_mean
 from trtbuild.recipe.model_config import ModelFacts, locate_model_config, pinned_revision
-from trtbuild.recipe.schema import SHA_RE, Recipe
+from trtbuild.recipe.schema import Recipe
 from trtbuild.recipe.toolchain import Toolchain, load_toolchains
 
 MAX_RECIPE_BYTES = 1 << 20
@@ -38,13 +39,6 @@ class LoadedRecipe:
         from trtbuild.recipe.pytorch_checks import effective_backend
 
         return effective_backend(self.recipe, self.toolchain)
-
-    @property
-    def revision_is_pinned(self) -> bool:
-        model = self.recipe.model
-        if model.scheme == "hf":
-            return bool(model.revision and SHA_RE.match(model.revision))
-        return model.scheme == "file"  # local dirs are pinned by content; s3 prefixes need a lock
 
 
 def load_recipe(path: Path | str, toolchains: dict[str, Toolchain] | None = None) -> LoadedRecipe:
@@ -139,7 +133,7 @@ _TYPE_WORDS = {
 _BOUNDS = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
 
 
-def _issue_from_pydantic(file: str, err: dict) -> RecipeIssue:
+def _issue_from_pydantic(file: str, err: ErrorDetails) -> RecipeIssue:
     loc = tuple(str(part) for part in err["loc"])
     field = ".".join(loc) or "(top level)"
     kind, value = err["type"], err.get("input")

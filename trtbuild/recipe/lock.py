@@ -14,11 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from registry.api import digest_of
-from trtbuild.errors import LockError
+from registry.api import DIGEST_RE, digest_of
+from trtbuild.errors import LockError, RunnerUnavailable
 from trtbuild.recipe.load import LoadedRecipe
-from trtbuild.recipe.schema import SHA_RE
-from trtbuild.recipe.toolchain import DIGEST_RE
+from trtbuild.recipe.model_config import SHA_RE
 
 LOCK_VERSION = 1
 ImageResolver = Callable[[str], str]
@@ -210,21 +209,22 @@ def lock_recipe(
 
 def resolve_image_digest(image: str) -> str:
     """Registry digest of an image tag, through the Docker Engine (docker SDK registry data)."""
-    import docker
-    from docker.errors import APIError, DockerException
+    from docker.errors import APIError
+
+    from trtbuild.docker_engine import docker_client
 
     try:
-        client = docker.from_env()
+        client = docker_client()
+    except RunnerUnavailable as exc:  # a lock error like the others of `trtbuild lock` (exit 2)
+        raise LockError(
+            f"cannot reach the Docker Engine to resolve {image}: {exc.args[0]}", hint=exc.hint
+        ) from None
+    try:
         digest = client.images.get_registry_data(image).id
     except APIError as exc:
         raise LockError(
             f"cannot resolve {image} to a digest: {exc.explanation or exc}",
             hint="check the image name and that `docker login nvcr.io` was done on this host",
-        ) from None
-    except DockerException as exc:
-        raise LockError(
-            f"cannot reach the Docker Engine to resolve {image}: {exc}",
-            hint="start dockerd (or set DOCKER_HOST) and run trtbuild lock again",
         ) from None
     if not DIGEST_RE.match(digest):
         raise LockError(f"registry returned an unexpected digest for {image}: {digest!r}")

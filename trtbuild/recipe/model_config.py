@@ -37,7 +37,8 @@ class ModelFacts:
             value = cfg.get(key)
             return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-        rope = cfg.get("rope_scaling") if isinstance(cfg.get("rope_scaling"), dict) else {}
+        rope_scaling = cfg.get("rope_scaling")
+        rope: dict = rope_scaling if isinstance(rope_scaling, dict) else {}
         archs = cfg.get("architectures")
         heads = num("num_attention_heads")
         return cls(
@@ -75,7 +76,7 @@ MODEL_CHECKS = (
     "attention heads and layers vs tp/pp, max_seq_len vs the model's positions, quantization shapes, "
     "architecture"
 )
-_SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")
+SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")  # a git commit (a pinned Hugging Face revision)
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,12 @@ def locked_revision(recipe_path: Path, source: str, requested: str | None) -> st
     if lock.get("model_source") != source or lock.get("requested_revision") != requested:
         return None
     revision = lock.get("revision")
-    return revision if isinstance(revision, str) and _SHA_RE.match(revision) else None
+    return revision if isinstance(revision, str) and SHA_RE.match(revision) else None
 
 
 def pinned_revision(recipe_path: Path, source: str, revision: str | None) -> str | None:
     """The model's commit: the recipe's revision when it is a commit sha, else the lock's."""
-    if revision and _SHA_RE.match(revision):
+    if revision and SHA_RE.match(revision):
         return revision
     return locked_revision(recipe_path, source, revision)
 
@@ -122,7 +123,7 @@ def locate_model_config(scheme: str, location: str, revision: str | None) -> Con
         found = try_to_load_from_cache(location, "config.json", revision=revision or "main")
         if isinstance(found, str):
             return ConfigLookup(Path(found))
-        pinned = revision and _SHA_RE.match(revision)
+        pinned = revision and SHA_RE.match(revision)
         how = (
             "run validate --fetch-config to download it (config files only)"
             if pinned

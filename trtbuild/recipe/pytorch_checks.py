@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from registry.api import arch_number
 from trtbuild.recipe.checks import FP8_MIN_ARCH, MAX_GPUS_PER_NODE, Problem
 from trtbuild.recipe.llmapi_spec import check_config, source
 from trtbuild.recipe.model_config import ModelFacts
 from trtbuild.recipe.schema import Recipe
-from trtbuild.recipe.toolchain import Toolchain, arch_number
+from trtbuild.recipe.toolchain import Toolchain
 
 ENGINE_ONLY_TABLES = {
     "parallelism": "set serve.tensor_parallel_size / serve.pipeline_parallel_size (chosen at deployment; "

@@ -10,18 +10,16 @@ Whether a release can build TensorRT engines at all is a fact of its version (``
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from registry.api import DIGEST_RE, arch_number, at_least
 from trtbuild.errors import ToolchainError
 from trtbuild.recipe import cli_spec
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
-ARCH_RE = re.compile(r"^sm(\d{2,3})\Z")
 # 1.3.0rc20 is the last release with the engine path (trtllm-build, convert_checkpoint.py): its release notes
 # say "This RC version will be the last one supporting the TensorRT backend" (releases.md); the next release
 # candidate has none. 1.2.1 is the last stable release with it.
@@ -34,14 +32,6 @@ PYTORCH_BACKEND_SINCE = "1.2.0rc0"
 def builds_engines(trtllm_version: str) -> bool:
     """True when TensorRT-LLM ``trtllm_version`` still ships trtllm-build (≤ 1.3.0rc20)."""
     return Version(trtllm_version) <= Version(LAST_ENGINE_RELEASE)
-
-
-def arch_number(arch: str) -> int:
-    """``"sm90"`` -> 90."""
-    match = ARCH_RE.match(arch)
-    if not match:
-        raise ValueError(f"not an SM arch: {arch!r}")
-    return int(match.group(1))
 
 
 class Toolchain(BaseModel):
@@ -168,20 +158,12 @@ class Toolchain(BaseModel):
     def serves_pytorch_backend(self) -> bool:
         """TensorRT-LLM 1.2 and later serve Hugging Face checkpoints on the PyTorch backend through
         ``trtllm-serve --config`` (TensorRT-LLM PR #9104: --config aliases --extra_llm_api_options)."""
-        return version_at_least(self.trtllm_version, PYTORCH_BACKEND_SINCE)
+        return at_least(self.trtllm_version, PYTORCH_BACKEND_SINCE)
 
     @property
     def default_backend(self) -> str:
         """``engine`` where the toolchain still has trtllm-build, else ``pytorch``."""
         return "engine" if self.builds_engines else "pytorch"
-
-
-def version_at_least(version: str, minimum: str) -> bool:
-    """PEP 440 comparison (``1.3.0rc26`` > ``1.3.0rc20``); False for a version that does not parse."""
-    try:
-        return Version(version) >= Version(minimum)
-    except InvalidVersion:
-        return False
 
 
 def default_toolchains_path() -> Path:

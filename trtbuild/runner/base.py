@@ -8,20 +8,18 @@ and a log file, enforces a timeout, stops the step on Ctrl-C / SIGTERM, and turn
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
-import signal
 import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from trtbuild.errors import Interrupted, StepFailed, StepTimeout
+from trtbuild.errors import StepFailed, StepTimeout
 
 TAIL_LINES = 20
 MASK = "***"
@@ -36,6 +34,9 @@ class Mount:
     source: Path
     target: str
     read_only: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": str(self.source), "target": self.target, "read_only": self.read_only}
 
 
 @dataclass
@@ -185,23 +186,6 @@ def step_timeout(spec: RunSpec, tail: list[str], log_path: Path) -> StepTimeout:
         f"last {len(tail)} log lines:\n{shown}\n  full log: {log_path}",
         hint="raise the step's timeout or look in the log for where it stalled",
     )
-
-
-@contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """While active (main thread only), SIGTERM raises Interrupted so cleanup code runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _handler(signum: int, frame: object) -> None:
-        raise Interrupted(f"received signal {signal.Signals(signum).name}; step stopped")
-
-    previous = signal.signal(signal.SIGTERM, _handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def calling_user() -> str:

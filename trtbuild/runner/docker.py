@@ -18,7 +18,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import ImageUnavailable, RunnerUnavailable, ToolchainError
+from trtbuild.docker_engine import (
+    NO_GPU_DRIVER_MARKER,
+    NVIDIA_RUNTIME_FIX,
+    docker_client,
+    ensure_image,
+    is_no_nvidia_runtime,
+    is_pinned,
+)
+from trtbuild.errors import RunnerUnavailable, ToolchainError
+from trtbuild.interrupt import sigterm_interrupts
 from trtbuild.runner.base import (
     LogSink,
     Runner,
@@ -26,38 +35,22 @@ from trtbuild.runner.base import (
     RunSpec,
     calling_user,
     mask_secrets,
-    sigterm_raises,
     step_failed,
     step_timeout,
 )
 
-PINNED_RE = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})\Z")
 # TensorRT-LLM's documented container settings: unlimited locked memory, 64 MiB stack.
 ULIMITS = {"memlock": (-1, -1), "stack": (67108864, 67108864)}
-NO_GPU_DRIVER_MARKER = 'could not select device driver "" with capabilities: [[gpu]]'
 ULIMITS_FIX = (
     "raise the Docker Engine's own limits: `systemctl edit docker` with LimitMEMLOCK=infinity and "
     "LimitSTACK=infinity under [Service] (or start dockerd from a shell after `ulimit -l unlimited`), then "
     "restart dockerd"
 )
-NVIDIA_RUNTIME_FIX = (
-    "install the NVIDIA Container Toolkit (package nvidia-container-toolkit), then run "
-    "`sudo nvidia-ctk runtime configure --runtime=docker` and restart dockerd "
-    "(`sudo systemctl restart docker`)"
-)
-
-
-def is_pinned(ref: str) -> bool:
-    return PINNED_RE.match(ref) is not None
 
 
 def _container_name(step: str) -> str:
     safe = re.sub(r"[^a-zA-Z0-9_.-]+", "-", step).strip("-.") or "step"
     return f"trtbuild-{safe[:40]}-{uuid.uuid4().hex[:8]}"
-
-
-def _docker_host() -> str:
-    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
 class DockerRunner(Runner):
@@ -89,54 +82,9 @@ class DockerRunner(Runner):
     # ---- engine --------------------------------------------------------------------------------
     def client(self) -> Any:
         """The docker SDK client, connected and answering (else RunnerUnavailable)."""
-        if self._client is not None:
-            return self._client
-        try:
-            import docker
-        except ImportError as exc:  # pragma: no cover - docker is a core dependency
-            raise RunnerUnavailable(
-                "the docker Python SDK is not installed", hint="pip install 'docker>=7'"
-            ) from exc
-        try:
-            client = docker.from_env()
-            client.ping()
-        except Exception as exc:  # DockerException, requests ConnectionError, PermissionError
-            raise RunnerUnavailable(
-                f"the Docker Engine is not reachable at {_docker_host()}: {exc}",
-                hint="start it (`sudo systemctl start docker`, or `sudo dockerd &`), make sure your user "
-                "may use it (group `docker`) or set DOCKER_HOST to where it listens",
-            ) from exc
-        self._client = client
-        return client
-
-    def _ensure_image(self, ref: str) -> None:
-        import docker
-
-        client = self.client()
-        try:
-            client.images.get(ref)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise ImageUnavailable(f"could not look up image {ref}: {exc}") from exc
-        if not self.pull:
-            raise ImageUnavailable(
-                f"image {ref} is not present in the Docker Engine",
-                hint="`docker pull` or `docker load` it, or allow pulling",
-            )
-        m = PINNED_RE.match(ref)
-        try:
-            if m:
-                client.images.pull(m["repo"], tag=m["digest"])
-            else:
-                client.images.pull(ref)
-        except docker.errors.DockerException as exc:
-            raise ImageUnavailable(
-                f"image {ref} is not present locally and pulling it failed: {exc}",
-                hint="check the registry is reachable and you are logged in (`docker login <registry>`), "
-                "or load the image from a tarball (`docker load -i …`)",
-            ) from exc
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
 
     # ---- spec → docker ---------------------------------------------------------------------------
     def _check_image(self, spec: RunSpec) -> str:
@@ -239,7 +187,7 @@ class DockerRunner(Runner):
                 f"{spec.name!r}: its own hard limits are lower (Docker said: {text})",
                 hint=ULIMITS_FIX,
             )
-        if NO_GPU_DRIVER_MARKER in text or "could not select device driver" in text:
+        if is_no_nvidia_runtime(text):
             return RunnerUnavailable(
                 f"step {spec.name!r} needs {'all' if spec.gpus < 0 else spec.gpus} GPU(s) but the Docker "
                 f"Engine has no NVIDIA runtime (Docker said: {NO_GPU_DRIVER_MARKER})",
@@ -254,8 +202,7 @@ class DockerRunner(Runner):
         import docker
 
         ref = self._check_image(spec)
-        self.client()
-        self._ensure_image(ref)
+        ensure_image(self.client(), ref, pull=self.pull)
         sink = LogSink(log_path, secrets=spec.secret_values(), on_line=on_line)
         sink.header(f"step {spec.name}: {self.describe(spec)}")
         start = time.monotonic()
@@ -263,7 +210,7 @@ class DockerRunner(Runner):
         name = _container_name(spec.name)
         reader: threading.Thread | None = None
         try:
-            with sigterm_raises():
+            with sigterm_interrupts():
                 container = self._create(spec, ref, name)
                 try:
                     container.start()

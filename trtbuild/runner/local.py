@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trtbuild.errors import RunnerUnavailable, ToolchainError
+from trtbuild.interrupt import sigterm_interrupts
 from trtbuild.runner.base import (
     LogSink,
     Mount,
     Runner,
     RunResult,
     RunSpec,
-    sigterm_raises,
     step_failed,
     step_timeout,
 )
@@ -103,7 +103,7 @@ class LocalRunner(Runner):
         proc: subprocess.Popen[bytes] | None = None
         reader: threading.Thread | None = None
         try:
-            with sigterm_raises():
+            with sigterm_interrupts():
                 try:
                     # Own session: the terminal's Ctrl-C reaches us, and we stop the whole step group.
                     proc = subprocess.Popen(
