@@ -17,7 +17,7 @@ from trtbuild.build.plan import plan_recipe
 from trtbuild.errors import LockError, RecipeError
 from trtbuild.recipe.load import load_recipe
 from trtbuild.recipe.lock import lock_path_for, lock_recipe, read_lock
-from trtbuild.recipe.schema import SHA_RE
+from trtbuild.recipe.model_config import SHA_RE
 from trtbuild.recipe.toolchain import DIGEST_RE
 
 IMAGE_DIGEST = "sha256:" + "ab" * 32

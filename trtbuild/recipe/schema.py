@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 NAME_RE = re.compile(r"^(?=.{1,128}\Z)[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
 REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]{0,254}\Z")  # a git commit, branch or tag name
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")  # \Z: "$" would also accept a trailing newline
 
 QuantFormat = Literal["none", "fp8", "int8_sq", "int4_awq"]
 KvCacheQuant = Literal["none", "fp8", "int8"]
