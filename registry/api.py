@@ -135,6 +135,7 @@ __all__ = [
     "arch_number",
     "arch_of_compute_cap",
     "at_least",
+    "dest_lock",
     "detect_host",
     "digest_of",
     "hash_file",
