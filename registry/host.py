@@ -1,4 +1,5 @@
-"""Facts of the current host for resolve: nvidia-smi (arch, driver, GPU count, memory), TensorRT-LLM version."""
+"""Facts of the current host for resolve: nvidia-smi (arch, driver, GPU count, memory), TensorRT-LLM
+version."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def detect(
     if gpu_arch is None:
         raise InvalidInput(
             "cannot tell this host's GPU: nvidia-smi is not available and --gpu-arch was not given",
-            hint="pass --gpu-arch sm90 (and --driver, --gpus, --gpu-mem-gib, --trtllm) to resolve for another host",
+            hint="pass --gpu-arch sm90 (and --driver, --gpus, --gpu-mem-gib, --trtllm) to resolve for "
+            "another host",
         )
     if trtllm is None:
         from importlib import metadata

@@ -93,7 +93,8 @@ def evaluate(c: Any, host: HostFacts) -> Verdict:
         margin = max(MARGIN_MIN_GIB, MARGIN_FRACTION * host.gpu_mem_gib)
         if per_gpu + margin > host.gpu_mem_gib:
             v.failures.append(
-                f"engine needs {per_gpu:.1f} GiB per GPU + {margin:.1f} GiB margin > {host.gpu_mem_gib:.1f} GiB"
+                f"engine needs {per_gpu:.1f} GiB per GPU + {margin:.1f} GiB margin "
+                f"> {host.gpu_mem_gib:.1f} GiB"
             )
     return v
 

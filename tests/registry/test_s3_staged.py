@@ -70,7 +70,8 @@ def test_hash_first_mode_still_works(s3_url: str, tmp_path: Path) -> None:
 
 
 def test_multipart_copy_fallback(s3_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """UploadPartCopy (used where a server refuses one CopyObject, e.g. AWS above 5 GiB) yields the same bytes."""
+    """UploadPartCopy (used where a server refuses one CopyObject, e.g. AWS above 5 GiB) yields the same
+    bytes."""
     import registry.store.s3 as s3mod
 
     monkeypatch.setattr(s3mod, "COPY_PART", 5 * MIB)  # S3's minimum part size: 3 copy parts for 12 MiB + 1

@@ -218,6 +218,8 @@ def test_engine_unreachable_is_runner_unavailable(monkeypatch, double, tmp_path)
 
 
 def test_missing_image_is_pulled_by_digest(docker_client, double, tmp_path, make_runner):
+    import docker.errors
+
     repo = "127.0.0.1:5000/trtbuild-test/pull-probe"
     docker_client.images.get(double).tag(repo, "v1")
     for _ in docker_client.images.push(repo, tag="v1", stream=True, decode=True):
@@ -229,7 +231,7 @@ def test_missing_image_is_pulled_by_digest(docker_client, double, tmp_path, make
         docker_client.images.remove(pinned)
     except Exception:  # noqa: BLE001 - the digest ref may have gone with the tag
         pass
-    with pytest.raises(Exception):
+    with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(pinned)
     res = make_runner().run(
         RunSpec(name="pulled", image=pinned, argv=["true"], mounts=[], env={}), log_path=tmp_path / "l"

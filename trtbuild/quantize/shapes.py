@@ -218,8 +218,8 @@ def check_shapes(
             problems.append(
                 ShapeProblem(
                     "quantization.awq_block_size" if ok_blocks or not ok_tp else "parallelism.tp",
-                    f"INT4 AWQ needs every quantized layer's input size / tp to be a multiple of the block size "
-                    f"{awq_block_size}: {detail}",
+                    "INT4 AWQ needs every quantized layer's input size / tp to be a multiple of the block "
+                    f"size {awq_block_size}: {detail}",
                     " or ".join(fixes),
                     awq_block_size if ok_blocks else tp,
                 )
