@@ -446,7 +446,7 @@ class Registry:
             on_result=on_result,
         )
 
-    def tag_history(self, name_tag: str) -> list[tuple[str | None, str | None, Any]]:
+    def tag_history(self, name_tag: str) -> builtins.list[tuple[str | None, str | None, Any]]:
         name, tag = parse_name_tag(name_tag)
         return self.catalog.tag_history(name, tag)
 

@@ -334,10 +334,12 @@ class Catalog:
 
     def _insert(self, model: Any) -> Any:
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(model)
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            return postgresql_insert(model)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(model)
 
     @_wrap_db_errors
     def now(self) -> float:
@@ -368,12 +370,12 @@ class Catalog:
     @functools.cached_property
     def _full_stmts(self) -> tuple[Any, Any]:
         """(the whole artifact row by hash, its names and tags in one UNION ALL), built once."""
-        from sqlalchemy import bindparam, literal_column, select, union_all
+        from sqlalchemy import CompoundSelect, bindparam, literal_column, select, union_all
 
         from registry.catalog.models import ArtifactName, ArtifactRow, TagRow
 
         row = select(ArtifactRow.__table__).where(ArtifactRow.hash == bindparam("hash"))
-        refs = union_all(
+        refs: CompoundSelect[Any] = union_all(
             select(
                 literal_column("'n'").label("k"),
                 ArtifactName.name.label("a"),

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from registry.catalog.models import Base
 
@@ -12,7 +12,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -35,6 +35,10 @@ elif connection is not None:
 else:
     x_args = context.get_x_argument(as_dictionary=True)
     url = x_args.get("db_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit(
+            "no catalog database: pass `alembic -x db_url=URL` (or sqlalchemy.url in alembic.ini)"
+        )
     engine = create_engine(url)
     with engine.connect() as conn:
         _run(conn)

@@ -100,8 +100,8 @@ class S3Store(Store):
         parsed = urlparse(url)
         if not parsed.netloc:
             raise InvalidInput(f"store URL {url!r} has no bucket", hint="use s3://bucket/prefix")
-        endpoint = (parse_qs(parsed.query).get("endpoint") or [None])[0]
-        return cls(parsed.netloc, parsed.path, endpoint, tuning)
+        endpoints = parse_qs(parsed.query).get("endpoint")
+        return cls(parsed.netloc, parsed.path, endpoints[0] if endpoints else None, tuning)
 
     def _make_client(self) -> Any:
         import boto3

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trtbuild
 from registry.api import digest_of, hash_file
@@ -312,7 +312,7 @@ def _fetch_params(recipe: Recipe, pins: Pins, source_digest: str | None) -> dict
                 hint="plan through trtbuild.build.plan.plan_recipe, which hashes the directory",
             )
         return {"source": "file", "content": source_digest}
-    params = {"source": model.source, "revision": pins.revision}
+    params: dict[str, Any] = {"source": model.source, "revision": pins.revision}
     if model.scheme == "hf":
         params["allow_patterns"] = list(HF_ALLOW_PATTERNS)
     return params

@@ -3,7 +3,9 @@ tp, model, quantization) and handed only to a matching host."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,7 +33,7 @@ def _host(
     return gpu_name, gpu_arch, trtllm
 
 
-def _host_options(fn):  # type: ignore[no-untyped-def]
+def _host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--trtllm", help="TensorRT-LLM version [default: installed tensorrt_llm].")(fn)
     fn = click.option("--gpu-arch", help="SM arch, e.g. sm90 [default: nvidia-smi].")(fn)
     return click.option("--gpu-name", help='GPU name, e.g. "NVIDIA H100 80GB HBM3" [default: nvidia-smi].')(

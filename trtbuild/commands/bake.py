@@ -93,6 +93,7 @@ def _kind_of(ref: str) -> str:
 
 def _pytorch_request(ref: str, pulled: Path, opts: dict, port: int, decoupled: bool, progress: Any) -> Any:
     """Pull the serve config REF, the checkpoint it points at and the AutoTuner caches captured for it."""
+    from registry.api import ServeConfigMetadata
     from trtbuild.bake.pytorch import PytorchBakeRequest
     from trtbuild.build.autotuner import caches_for
     from trtbuild.settings import open_registry
@@ -100,6 +101,8 @@ def _pytorch_request(ref: str, pulled: Path, opts: dict, port: int, decoupled: b
     reg = open_registry()
     progress(f"pulling {ref}")
     art = reg.pull(ref, pulled / "config")
+    if not isinstance(art.metadata, ServeConfigMetadata):  # the tag moved since its kind was read
+        raise InputError(f"{ref} is now a {art.kind} artifact, not a serve config", hint="bake it again")
     checkpoint = art.metadata.checkpoint
     progress(f"pulling its checkpoint {checkpoint}")
     reg.pull(str(checkpoint), pulled / "checkpoint")
@@ -289,7 +292,7 @@ def command(
     def progress(line: str) -> None:
         console.print(line, markup=False)
 
-    opts = dict(
+    opts: dict[str, Any] = dict(  # BakeRequest's or PytorchBakeRequest's options
         template=template,
         tag=tag,
         base_image=base,
@@ -338,6 +341,7 @@ def command(
                     engine_dir = from_dir
                     record = _local_artifact(metadata_file)
                 else:
+                    assert ref is not None  # exactly one of REF / --from-dir: checked above
                     context.mkdir(parents=True, exist_ok=True)
                     engine_dir = context / "engine"
                     progress(f"pulling {ref}")
@@ -355,7 +359,7 @@ def command(
                 else:
                     result = bake(req, context_dir=context, push=push, progress=progress)
         except BaseException:
-            if created_context:
+            if context_only is not None and created_context:
                 shutil.rmtree(context_only, ignore_errors=True)
             elif context_only is not None:
                 for child in context_only.iterdir():

@@ -13,42 +13,41 @@ from trtbuild.commands._registry import emit_json, json_option, open_registry, r
 def host_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--gpu-arch --driver --gpus --gpu-mem-gib --trtllm --serving-image (defaults: nvidia-smi and the
     installed tensorrt_llm; an unknown TensorRT-LLM version is refused, never guessed)."""
-    for decl, kw in reversed(
-        [
-            ("--gpu-arch", {"default": None, "help": "SM arch, e.g. sm90 [default: nvidia-smi]."}),
-            ("--driver", {"default": None, "help": "Driver version, e.g. 570.124.06 [default: nvidia-smi]."}),
-            (
-                "--gpus",
-                {"type": click.IntRange(min=1), "default": None, "help": "GPU count [default: nvidia-smi]."},
-            ),
-            (
-                "--gpu-mem-gib",
-                {
-                    "type": click.FloatRange(min=0),
-                    "default": None,
-                    "help": "Memory per GPU in GiB [default: nvidia-smi].",
-                },
-            ),
-            (
-                "--trtllm",
-                {
-                    "default": None,
-                    "metavar": "VERSION",
-                    "help": "TensorRT-LLM version of the serving runtime, e.g. 1.0.0 (required unless "
-                    "--serving-image or an installed tensorrt_llm tells it).",
-                },
-            ),
-            (
-                "--serving-image",
-                {
-                    "default": None,
-                    "metavar": "IMAGE",
-                    "help": "Read the runtime's TensorRT-LLM version from this image (its "
-                    "ai.trtbuild.trtllm_version label, else a probe container; needs a Docker Engine).",
-                },
-            ),
-        ]
-    ):
+    options: list[tuple[str, dict[str, Any]]] = [
+        ("--gpu-arch", {"default": None, "help": "SM arch, e.g. sm90 [default: nvidia-smi]."}),
+        ("--driver", {"default": None, "help": "Driver version, e.g. 570.124.06 [default: nvidia-smi]."}),
+        (
+            "--gpus",
+            {"type": click.IntRange(min=1), "default": None, "help": "GPU count [default: nvidia-smi]."},
+        ),
+        (
+            "--gpu-mem-gib",
+            {
+                "type": click.FloatRange(min=0),
+                "default": None,
+                "help": "Memory per GPU in GiB [default: nvidia-smi].",
+            },
+        ),
+        (
+            "--trtllm",
+            {
+                "default": None,
+                "metavar": "VERSION",
+                "help": "TensorRT-LLM version of the serving runtime, e.g. 1.0.0 (required unless "
+                "--serving-image or an installed tensorrt_llm tells it).",
+            },
+        ),
+        (
+            "--serving-image",
+            {
+                "default": None,
+                "metavar": "IMAGE",
+                "help": "Read the runtime's TensorRT-LLM version from this image (its "
+                "ai.trtbuild.trtllm_version label, else a probe container; needs a Docker Engine).",
+            },
+        ),
+    ]
+    for decl, kw in reversed(options):
         fn = click.option(decl, **kw)(fn)
     return fn
 

@@ -73,13 +73,14 @@ def plan_jobs(
             )
         recipe = plan.recipe.recipe
         cal = recipe.quantization.calibration
-        if plan.engine_key in jobs:
-            duplicates[str(path)] = str(jobs[plan.engine_key].recipe)
+        key = plan.artifact_key  # what `build` publishes (the serve config for pytorch)
+        if key in jobs:
+            duplicates[str(path)] = str(jobs[key].recipe)
             continue
-        jobs[plan.engine_key] = FarmJob(
+        jobs[key] = FarmJob(
             recipe=path,
             name=recipe.name,
-            engine_key=plan.engine_key,
+            engine_key=key,
             gpus=recipe.parallelism.world_size,
             gpu_arch=recipe.target.gpu_arch,
             image=plan.pins.image,

@@ -229,7 +229,7 @@ def host_ram() -> int:
 
 def check_resources(est: Estimate | None, work: Path) -> list[Check]:
     disk, ram = free_disk(work), host_ram()
-    if est is None or est.disk_bytes is None:
+    if est is None or est.disk_bytes is None or est.ram_bytes is None:
         why = "no recipe given" if est is None else est.basis
         return [
             Check(

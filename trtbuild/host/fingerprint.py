@@ -289,9 +289,12 @@ def container_gpus(
 ) -> GpuFingerprint:
     """GPUs as seen inside ``image`` (``gpus=-1``: all of them are requested)."""
     source = f"container:{image}" if image else "local"
-    base = dict(image=image, mounts=[], env={}, gpus=gpus, timeout_s=timeout_s)
+
+    def probe(name: str, argv: list[str]) -> RunSpec:
+        return RunSpec(name=name, image=image, argv=list(argv), gpus=gpus, timeout_s=timeout_s)
+
     try:
-        rows = _capture(runner, RunSpec(name="fingerprint-gpus", argv=list(QUERY_ARGV), **base))
+        rows = _capture(runner, probe("fingerprint-gpus", QUERY_ARGV))
     except RunnerUnavailable as exc:
         return GpuFingerprint(source=source, error=str(exc))
     except StepFailed as exc:
@@ -299,9 +302,7 @@ def container_gpus(
     found = parse_gpu_query("\n".join(rows))
     cuda = None
     try:
-        cuda = parse_cuda_version(
-            "\n".join(_capture(runner, RunSpec(name="fingerprint-cuda", argv=list(SUMMARY_ARGV), **base)))
-        )
+        cuda = parse_cuda_version("\n".join(_capture(runner, probe("fingerprint-cuda", SUMMARY_ARGV))))
     except (RunnerUnavailable, StepFailed):
         pass
     return GpuFingerprint(

@@ -7,6 +7,7 @@ Works with both shapes of ModelOpt's ``quant_cfg`` (``compat.quant_cfg_layout``)
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from trtbuild.quantize.compat import quant_cfg_layout
 
@@ -53,6 +54,7 @@ def _kv_entries(mtq, kv_cache_dtype: str, list_form: bool):
 
 def quant_config(mtq, qformat: str, kv_cache_dtype: str | None, awq_block_size: int) -> dict | None:
     """The ``mtq.quantize`` config for ``qformat`` + KV setting; ``None`` when nothing is quantized."""
+    cfg: dict[str, Any]  # ModelOpt's config: "quant_cfg" is a list (0.4x) or a dict (0.31-0.37)
     if qformat == "full_prec":
         if kv_cache_dtype is None:
             return None

@@ -33,6 +33,7 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import NoReturn
 
 from trtbuild.settings import (
     QUANT_ACCURACY_GATE,
@@ -190,7 +191,7 @@ class ArgvError(ValueError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # never sys.exit from inside the API
+    def error(self, message: str) -> NoReturn:  # never sys.exit from inside the API
         raise ArgvError(message)
 
 
@@ -227,7 +228,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _env_float(env: Mapping[str, str], key: str) -> float | None:
     raw = env.get(key)
-    if raw in (None, ""):
+    if not raw:
         return None
     try:
         return float(raw)
@@ -246,7 +247,7 @@ def _env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
 
 def _env_int(env: Mapping[str, str], key: str, default: int) -> int:
     raw = env.get(key)
-    if raw in (None, ""):
+    if not raw:
         return default
     try:
         return int(raw)

@@ -61,7 +61,8 @@ def model_dims(config: dict) -> dict[str, int]:
 
     Raises ``KeyError``/``ValueError`` when a required field is missing or not a positive integer.
     """
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    text_config = config.get("text_config")
+    text = text_config if isinstance(text_config, dict) else config
     dims: dict[str, int] = {}
     for key in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size"):
         if key not in text:

@@ -150,7 +150,7 @@ def _check_limits(recipe: Recipe, facts: ModelFacts | None) -> Iterator[Problem]
             lim.max_input_len,
         )
     limit = facts.max_seq_len_limit if facts else None
-    if limit is not None:
+    if facts is not None and limit is not None:
         if lim.max_seq_len is not None and lim.max_seq_len > limit:
             yield Problem(
                 "limits.max_seq_len",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from trtbuild.errors import RecipeError, RecipeIssue
 from trtbuild.recipe.checks import Problem, check_recipe, did_you_mean
@@ -139,7 +140,7 @@ _TYPE_WORDS = {
 _BOUNDS = {"greater_than_equal": "≥", "greater_than": ">", "less_than_equal": "≤", "less_than": "<"}
 
 
-def _issue_from_pydantic(file: str, err: dict) -> RecipeIssue:
+def _issue_from_pydantic(file: str, err: ErrorDetails) -> RecipeIssue:
     loc = tuple(str(part) for part in err["loc"])
     field = ".".join(loc) or "(top level)"
     kind, value = err["type"], err.get("input")

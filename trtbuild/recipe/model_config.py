@@ -37,7 +37,8 @@ class ModelFacts:
             value = cfg.get(key)
             return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-        rope = cfg.get("rope_scaling") if isinstance(cfg.get("rope_scaling"), dict) else {}
+        rope_scaling = cfg.get("rope_scaling")
+        rope = rope_scaling if isinstance(rope_scaling, dict) else {}
         archs = cfg.get("architectures")
         heads = num("num_attention_heads")
         return cls(
