@@ -114,6 +114,7 @@ __all__ = [
     "TimingCacheMetadata",
     "autotuner_key",
     "autotuner_mismatch",
+    "dest_lock",
     "detect_host",
     "digest_of",
     "hash_file",

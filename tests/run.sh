@@ -49,10 +49,33 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A service's default port when it is free, else any free port: a PostgreSQL or Ceph left running on this
+# machine (another checkout's tests) must not fail this run.
+port() {
+  python3 - "$1" <<'PY'
+import socket, sys
+def free(p):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            return None
+        return s.getsockname()[1]
+print(free(int(sys.argv[1])) or free(0))
+PY
+}
+PG_PORT=$(port 55432)
+RGW_PORT=$(port 7480)
+MON_PORT=$(port 3300)
+export TRTBUILD_TEST_SLURM_PORTS="$(port 16817)-$(port 16818)"
+declare -A SERVICE_ARGS=([postgres]="$PG_PORT" [ceph_rgw]="$RGW_PORT $MON_PORT")
+
 echo "== starting services"
 for svc in "${SERVICES[@]}"; do
   # each start script takes its own state dir and prints `export VAR=...` lines for the tests
-  exports=$(bash "tests/services/$svc.sh" start "$STATE/$svc") || { echo "could not start $svc" >&2; exit 1; }
+  # shellcheck disable=SC2086 # the ports are words
+  exports=$(bash "tests/services/$svc.sh" start "$STATE/$svc" ${SERVICE_ARGS[$svc]:-}) \
+    || { echo "could not start $svc" >&2; exit 1; }
   eval "$exports"
 done
 echo "== building the toolchain double (test fixture image)"

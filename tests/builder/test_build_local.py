@@ -196,3 +196,46 @@ def test_recipe_digest_ignores_layout_and_follows_content(local_build, tmp_path)
     assert recipe_digest(plan_recipe(path, toolchains_path=tmp_path / "toolchains.toml").recipe) == before
     write_recipe(max_batch_size=5)
     assert recipe_digest(plan_recipe(path, toolchains_path=tmp_path / "toolchains.toml").recipe) != before
+
+
+def test_engines_sharing_a_checkpoint_make_it_once(local_build, tmp_path):
+    """Two builds of different engines over one checkpoint, at once: one makes the checkpoint under its
+    lease, the other waits and reuses it (before, both converted into the one work directory)."""
+    import threading
+
+    from trtbuild.settings import open_registry
+
+    write_recipe, _, _ = local_build
+    recipes = []
+    for batch in (2, 3):
+        path = tmp_path / f"b{batch}.toml"
+        path.write_text(write_recipe(batch).read_text().replace("tiny-llama-local", f"tiny-b{batch}"))
+        recipes.append(path)
+    toolchains = tmp_path / "toolchains.toml"
+    results: dict[int, object] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def build(i: int) -> None:
+        registry = open_registry()  # one catalog connection per builder, as two processes would have
+        try:
+            start.wait()
+            options = BuildOptions(runner="local", gpus=0, toolchains_path=toolchains, poll_s=0.05)
+            results[i] = build_recipe(recipes[i], options, registry=registry)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            registry.close()
+
+    threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    runs = [r.steps_run for r in results.values()]  # type: ignore[attr-defined]
+    assert sum("convert" in steps for steps in runs) == 1, runs
+    assert all("build" in steps for steps in runs), runs
+    engines = [r.artifact for r in results.values()]  # type: ignore[attr-defined]
+    assert engines[0].hash != engines[1].hash
+    assert len(local_build[2].list(kind="checkpoint")) == 1

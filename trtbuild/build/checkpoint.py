@@ -27,18 +27,16 @@ def make_checkpoint(ctx: BuildContext, fingerprint: Any) -> Path:
     """The checkpoint directory of the plan, pulled or built (and then published)."""
     plan = ctx.plan
     step, dest = plan.checkpoint_step, plan.dirs.checkpoint
-    found = ctx.registry.find_by_build_key(plan.checkpoint_key, "checkpoint")
-    if found is not None:
-        ctx.event(
-            f"checkpoint {plan.checkpoint_key[:19]} found in the registry: skipping fetch and {step.kind}"
-        )
-        ctx.registry.pull(found.hash, dest)
-        return dest
-    model_dir = fetch_model(ctx)
-    with clean_path_on_failure(fresh_dir(dest)):
-        ctx.run(step)
-        copy_tokenizer(model_dir, dest)
-    publish_checkpoint(ctx, dest, fingerprint)
+    with ctx.shared_artifact(plan.checkpoint_key, "checkpoint") as found:
+        if found is None:
+            model_dir = fetch_model(ctx)
+            with clean_path_on_failure(fresh_dir(dest)):
+                ctx.run(step)
+                copy_tokenizer(model_dir, dest)
+            publish_checkpoint(ctx, dest, fingerprint)
+            return dest
+    ctx.event(f"checkpoint {plan.checkpoint_key[:19]} found in the registry: skipping fetch and {step.kind}")
+    ctx.registry.pull(found.hash, dest)  # a no-op where this host made it (marked at publish)
     return dest
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from trtbuild.build.plan import Plan, Step
 from trtbuild.errors import InputError
 
 if TYPE_CHECKING:
-    from registry.api import Registry
+    from registry.api import Artifact, Registry
     from trtbuild.recipe.schema import Recipe
     from trtbuild.runner import Mount, Runner
 
@@ -80,6 +81,22 @@ class BuildContext:
         from trtbuild.secrets import environ_secrets, secret_values
 
         return secret_values(self.options.extra_env, self.secret_env()) + environ_secrets()
+
+    def shared_artifact(self, key: str, kind: str) -> AbstractContextManager[Artifact | None]:
+        """The published ``kind`` under ``key``, or None while this build holds ``key``'s lease to make it
+        (what several artifact keys share, e.g. a checkpoint: made once by one builder, others wait)."""
+        from trtbuild.build.lease import held_or_found
+
+        o = self.options
+        return held_or_found(
+            self.registry,
+            key,
+            ttl_s=o.lease_ttl_s,
+            timeout_s=o.wait_timeout_s,
+            poll_s=o.poll_s,
+            find=lambda: self.registry.find_by_build_key(key, kind),
+            on_wait=lambda _: self.event(f"another builder is making {kind} {key[:19]}; waiting"),
+        )
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry.api import HashCache, digest_of, hash_file
+from registry.api import HashCache, dest_lock, digest_of, hash_file
 from trtbuild.errors import InputError, TrtbuildError
 from trtbuild.fsutil import clean_path_on_failure, fresh_dir
 
@@ -58,15 +58,17 @@ def fetch_model(ctx: BuildContext) -> Path:
         return Path(model.location)
     dest = ctx.plan.dirs.model
     marker = dest / ".trtbuild-fetched"
-    if marker.exists() and marker.read_text() == step.key:
-        return dest
-    with clean_path_on_failure(fresh_dir(dest)):
-        ctx.event(f"fetching {model.source}@{step.params.get('revision')}")
-        if model.scheme == "hf":
-            fetch_hf(model.location, step.params["revision"], dest, step.params["allow_patterns"])
-        else:
-            fetch_s3(model.location, dest)
-        marker.write_text(step.key)
+    # builds of other checkpoints of this model on this host share the folder: one downloads, they wait
+    with dest_lock(dest, on_wait=lambda: ctx.event(f"another build is fetching into {dest}; waiting")):
+        if marker.exists() and marker.read_text() == step.key:
+            return dest
+        with clean_path_on_failure(fresh_dir(dest)):
+            ctx.event(f"fetching {model.source}@{step.params.get('revision')}")
+            if model.scheme == "hf":
+                fetch_hf(model.location, step.params["revision"], dest, step.params["allow_patterns"])
+            else:
+                fetch_s3(model.location, dest)
+            marker.write_text(step.key)
     ctx.steps_run.append("fetch")
     return dest
 

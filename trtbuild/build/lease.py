@@ -12,7 +12,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from trtbuild.errors import TrtbuildError
@@ -86,3 +87,38 @@ def acquire_or_wait(
         if found is not None:
             return found, waited
     return None, waited
+
+
+@contextmanager
+def held_or_found(
+    store: LeaseStore,
+    key: str,
+    *,
+    ttl_s: float,
+    timeout_s: float,
+    poll_s: float,
+    find: Callable[[], Any | None],
+    on_wait: Callable[[str], None] = lambda message: None,
+) -> Iterator[Any | None]:
+    """Yield what ``find`` finds under ``key`` (published by another builder, before or while we waited),
+    or None while this process holds the lease on ``key`` (renewed until the block ends): then make it.
+
+    For what several build keys share (a checkpoint under many engine keys): without it, two builders of
+    different engines would both make the checkpoint, in one work directory on a shared host.
+    """
+    found = find()
+    if found is not None:
+        yield found
+        return
+    holder = holder_id()
+    found, _ = acquire_or_wait(
+        store, key, holder, ttl_s=ttl_s, timeout_s=timeout_s, poll_s=poll_s, find=find, on_wait=on_wait
+    )
+    if found is not None:
+        yield found
+        return
+    keeper = LeaseKeeper(store, key, holder, ttl_s).start()
+    try:
+        yield find()  # published between our first look and taking the lease
+    finally:
+        keeper.release()

@@ -48,10 +48,16 @@ def _plan(ctx: BuildContext) -> PytorchPlan:
 
 def _checkpoint(ctx: BuildContext) -> tuple[Artifact, HfCheckpointMetadata]:
     plan = _plan(ctx)
-    found = ctx.registry.find_by_build_key(plan.checkpoint_key, HfCheckpointMetadata.kind)
-    if found is not None and isinstance(found.metadata, HfCheckpointMetadata):
-        ctx.event(f"checkpoint {plan.checkpoint_key[:19]} found in the registry: no fetch, no quantization")
-        return found, found.metadata
+    with ctx.shared_artifact(plan.checkpoint_key, HfCheckpointMetadata.kind) as found:
+        if found is None or not isinstance(found.metadata, HfCheckpointMetadata):
+            return _make_checkpoint(ctx)
+    ctx.event(f"checkpoint {plan.checkpoint_key[:19]} found in the registry: no fetch, no quantization")
+    return found, found.metadata
+
+
+def _make_checkpoint(ctx: BuildContext) -> tuple[Artifact, HfCheckpointMetadata]:
+    """Fetch, quantize (or package) and verify the checkpoint, then publish it."""
+    plan = _plan(ctx)
     step = plan.checkpoint_step
     fingerprint = None
     if step.image is not None:
