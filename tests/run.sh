@@ -33,6 +33,7 @@ echo "== lint: ruff check, ruff format --check, mypy (trtbuild/ and registry/; c
 python3 -m ruff check .
 python3 -m ruff format --check .
 python3 -m mypy
+
 echo "== ModelOpt + transformers of each pinned toolchain (venvs reusing the CPU torch, cached)"
 python3 -m tests.quantize.venvs   # /var/cache/trtbuild-test/modelopt-venvs; a few minutes the first time
 
