@@ -12,21 +12,23 @@ ModelOpt 0.33 requires outright is removed again (the driver's code paths never 
 Every package a venv adds is pinned: the stack's own versions (``Stack.pins``, ``VENV_PINS``) over the
 test environment's tests/constraints.txt, written to the venv's constraints.txt and passed with ``-c``.
 Venvs are cached under ``$TRTBUILD_TEST_MODELOPT_VENVS`` (default /var/cache/trtbuild-test/modelopt-venvs)
-and reused while their stamp (versions, pins, recipe) matches.
+and reused while their stamp (versions, pins, constraints, recipe) matches.
 
     python3 -m tests.quantize.venvs        # create every missing venv (tests/run.sh does this)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 CACHE = Path(os.environ.get("TRTBUILD_TEST_MODELOPT_VENVS", "/var/cache/trtbuild-test/modelopt-venvs"))
 TORCH = "2.13.0"  # the CPU build installed by tests/run.sh; never replaced by a CUDA build from PyPI
@@ -88,7 +90,7 @@ STACKS = (
 
 def _name(requirement: str) -> str:
     """The normalized project name of a ``name==version`` line (PEP 503)."""
-    return re.sub(r"[-_.]+", "-", requirement.split("==", 1)[0].strip()).lower()
+    return canonicalize_name(requirement.split("==", 1)[0].strip())
 
 
 def constraints(stack: Stack) -> list[str]:
@@ -111,6 +113,8 @@ def _stamp(stack: Stack) -> dict:
         "transformers": stack.transformers,
         "torch": TORCH,
         "pins": [*VENV_PINS, *stack.pins],
+        # a changed tests/constraints.txt rebuilds the venvs too
+        "constraints": hashlib.sha256("\n".join(constraints(stack)).encode()).hexdigest(),
         "recipe": VERSION,
     }
 
