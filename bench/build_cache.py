@@ -89,9 +89,8 @@ def main() -> None:
     full = statistics.median(rows["full build"])
     print(f"{'case':42} {'median s':>9} {'min s':>7} {'× full':>7}")
     for name, times in rows.items():
-        print(
-            f"{name:42} {statistics.median(times):9.3f} {min(times):7.3f} {statistics.median(times) / full:7.2f}"
-        )
+        median = statistics.median(times)
+        print(f"{name:42} {median:9.3f} {min(times):7.3f} {median / full:7.2f}")
     hit = statistics.median(rows["cache hit"])
     print(
         f"\ntarget: cache hit < 0.5 s -> {'met' if hit < 0.5 else 'MISSED'} ({hit:.3f} s, {args.runs} runs)"

@@ -1,5 +1,5 @@
-"""Facts of the current host for resolve: nvidia-smi (arch, driver, GPU count, memory) and the installed
-TensorRT-LLM version."""
+"""Facts of the current host for resolve: nvidia-smi (arch, driver, GPU count, memory), TensorRT-LLM
+version."""
 
 from __future__ import annotations
 

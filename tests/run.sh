@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The test command (README "Quick start"): installs what the tests need, starts the real services they
-# talk to (Docker Engine, PostgreSQL, a Ceph RADOS Gateway S3 server, a local image registry, a one-node Slurm
-# cluster), runs pytest,
-# and stops what it started. Idempotent: on a machine that already has the packages it only starts services.
+# The test command (README "Quick start"): installs what the tests need (Python packages at the exact
+# versions of tests/constraints.txt), lints (ruff check, ruff format --check, mypy: a finding fails the run),
+# starts the real services the tests talk to (Docker Engine, PostgreSQL, a Ceph RADOS Gateway S3 server, a
+# local image registry, a one-node Slurm cluster), runs pytest, and stops what it started. Idempotent: on a
+# machine that already has the packages it only lints and starts services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,11 +23,17 @@ fi
 
 source tests/python_env.sh
 python_env "$ROOT"
-echo "== installing Python packages into $(command -v python3)"
+echo "== installing Python packages into $(command -v python3) (exact versions: tests/constraints.txt)"
 # torch first, pinned to the CPU build available here; the rest must not pull a CUDA torch.
 python3 -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
-  || python3 -m pip install -q torch==2.13.0
-python3 -m pip install -q -e ".[quantize,postgres,farm,test]" "torch==2.13.0"
+  || python3 -m pip install -q -c tests/constraints.txt torch==2.13.0
+python3 -m pip install -q -c tests/constraints.txt -e ".[quantize,postgres,farm,test]" "torch==2.13.0"
+
+echo "== lint: ruff check, ruff format --check, mypy (trtbuild/ and registry/; config in pyproject.toml)"
+python3 -m ruff check .
+python3 -m ruff format --check .
+python3 -m mypy
+
 echo "== ModelOpt + transformers of each pinned toolchain (venvs reusing the CPU torch, cached)"
 python3 -m tests.quantize.venvs   # /var/cache/trtbuild-test/modelopt-venvs; a few minutes the first time
 

@@ -292,8 +292,8 @@ def step_accuracy(work: Path, out: Path) -> None:
     results: dict = {"calib": CALIB, "model": MODEL, "make": run_step(["make", "--work", str(work)])}
     print("make:", results["make"], flush=True)
     rows = [
-        "| format | KV | top-1 agreement | mean KL | max KL | ref entropy | default gate (min top-1 / max KL) | "
-        "passes | calibrate s |",
+        "| format | KV | top-1 agreement | mean KL | max KL | ref entropy "
+        "| default gate (min top-1 / max KL) | passes | calibrate s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for fmt, kv in (("fp8", "fp8"), ("int8_sq", None), ("int4_awq", None)):

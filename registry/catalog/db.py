@@ -375,7 +375,7 @@ class Catalog:
         from registry.catalog.models import ArtifactName, ArtifactRow, TagRow
 
         row = select(ArtifactRow.__table__).where(ArtifactRow.hash == bindparam("hash"))
-        refs: CompoundSelect = union_all(
+        refs: CompoundSelect[Any] = union_all(
             select(
                 literal_column("'n'").label("k"),
                 ArtifactName.name.label("a"),

@@ -36,7 +36,9 @@ else:
     x_args = context.get_x_argument(as_dictionary=True)
     url = x_args.get("db_url") or config.get_main_option("sqlalchemy.url")
     if not url:
-        raise SystemExit("no catalog database: pass -x db_url=URL (or set sqlalchemy.url in alembic.ini)")
+        raise SystemExit(
+            "no catalog database: pass `alembic -x db_url=URL` (or sqlalchemy.url in alembic.ini)"
+        )
     engine = create_engine(url)
     with engine.connect() as conn:
         _run(conn)

@@ -101,8 +101,7 @@ class S3Store(Store):
         if not parsed.netloc:
             raise InvalidInput(f"store URL {url!r} has no bucket", hint="use s3://bucket/prefix")
         endpoints = parse_qs(parsed.query).get("endpoint")
-        endpoint = endpoints[0] if endpoints else None
-        return cls(parsed.netloc, parsed.path, endpoint, tuning)
+        return cls(parsed.netloc, parsed.path, endpoints[0] if endpoints else None, tuning)
 
     def _make_client(self) -> Any:
         import boto3

@@ -81,7 +81,7 @@ def test_workflow_is_valid_actions_yaml():
     assert bake["strategy"]["matrix"] == "${{ fromJSON(needs.matrix.outputs.matrix) }}"
     assert "matrix.engine_key" in bake["concurrency"]["group"]
     for name in ("TRTBUILD_DB_URL", "TRTBUILD_STORE_URL"):
-        assert doc["env"][name] == "${{ secrets.%s }}" % name
+        assert doc["env"][name] == f"${{{{ secrets.{name} }}}}"
     for job in doc["jobs"].values():
         for step in job["steps"]:
             assert ("uses" in step) != ("run" in step), step

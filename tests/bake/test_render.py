@@ -76,7 +76,7 @@ def test_trtllm_serve_command_carries_the_engine_limits(engine_factory, tmp_path
     text = (tmp_path / "ctx" / "Dockerfile").read_text()
     cmd = json.loads(next(line for line in text.splitlines() if line.startswith("CMD "))[4:])
     assert cmd[:2] == ["trtllm-serve", "/opt/trtbuild/engine"]
-    flags = dict(zip(cmd[2::2], cmd[3::2]))
+    flags = dict(zip(cmd[2::2], cmd[3::2], strict=True))
     assert flags == {
         "--tokenizer": "/opt/trtbuild/tokenizer",
         "--backend": "tensorrt",

@@ -42,9 +42,10 @@ def project(tmp_path, toolchain_double, tiny_model, engine_ulimits, backend):  #
 
 
 class Project:
-    def __init__(self, root: Path, toolchains: Path, model: Path, ulimits, backend) -> None:
-        self.root, self.toolchains, self.model, self.backend = root, toolchains, model, backend
-        self.env = {**os.environ, **backend.env, "TRTBUILD_TOOLCHAINS": str(toolchains)}
+    def __init__(self, root: Path, toolchains: Path, model: Path, ulimits, registry_backend) -> None:
+        self.root, self.toolchains, self.model = root, toolchains, model
+        self.backend = registry_backend
+        self.env = {**os.environ, **registry_backend.env, "TRTBUILD_TOOLCHAINS": str(toolchains)}
         self.build_flags = ["--gpus", "0"]
         if ulimits is not None:  # a sandboxed Docker Engine that cannot raise memlock
             self.build_flags += ["--memlock-limit", str(ulimits["memlock"][0])]

@@ -72,8 +72,8 @@ def test_packing_is_full_length_seeded_and_reports_reuse(tiny_llama):
     c = pack_calibration(tok, texts, calib_size=6, batch_size=4, seq_len=32, seed=2)
     assert [tuple(t.shape) for t in a.batches] == [(4, 32), (2, 32)]
     assert all((t[:, 0] == tok.bos_token_id).all() for t in a.batches)
-    assert all(x.equal(y) for x, y in zip(a.batches, b.batches))
-    assert not all(x.equal(y) for x, y in zip(a.batches, c.batches))
+    assert all(x.equal(y) for x, y in zip(a.batches, b.batches, strict=True))
+    assert not all(x.equal(y) for x, y in zip(a.batches, c.batches, strict=True))
     assert a.tokens == 6 * 32 and a.passes < 1
     small = pack_calibration(tok, texts[:2], calib_size=6, batch_size=6, seq_len=64, seed=1)
     assert small.passes > 1 and small.batches[0].shape == (6, 64)

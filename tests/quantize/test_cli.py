@@ -1,5 +1,5 @@
-"""The two command lines as real processes: ``trtbuild quantize`` and the driver ``python3 -m trtbuild.quantize``
-(argv from build_argv, settings from build_env), with their exit codes."""
+"""The two command lines as real processes: ``trtbuild quantize`` and the driver
+``python3 -m trtbuild.quantize`` (argv from build_argv, settings from build_env), with their exit codes."""
 
 from __future__ import annotations
 

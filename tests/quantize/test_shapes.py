@@ -103,7 +103,8 @@ def test_multimodal_text_config_is_read():
 def test_importable_without_torch_transformers_or_modelopt():
     code = (
         "import sys\n"
-        "import trtbuild.quantize, trtbuild.quantize.shapes, trtbuild.quantize.options, trtbuild.quantize.driver\n"
+        "import trtbuild.quantize, trtbuild.quantize.shapes, trtbuild.quantize.options, "
+        "trtbuild.quantize.driver\n"
         "heavy = [m for m in ('torch', 'transformers', 'modelopt', 'numpy', 'pydantic', 'click', 'registry')"
         " if m in sys.modules]\n"
         "assert not heavy, heavy\n"

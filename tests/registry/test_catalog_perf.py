@@ -1,4 +1,5 @@
-"""Catalog details that keep resolve fast without weakening it: covering indexes, pings of idle connections."""
+"""Catalog details that keep resolve fast without weakening it: covering indexes, pings of idle
+connections."""
 
 from __future__ import annotations
 

@@ -218,7 +218,7 @@ def prepare(
         },
     )
     if triton_values is not None:
-        if req.triton_templates is not None:
+        if req.triton_templates is not None:  # prefilled
             fill_locally(Path(req.triton_templates), triton_values, context / "model_repo")
         else:
             write_fill_inputs(context / "model_repo_fill", triton_values)

@@ -102,10 +102,8 @@ def _pytorch_request(ref: str, pulled: Path, opts: dict, port: int, decoupled: b
     reg = open_registry()
     progress(f"pulling {ref}")
     art = reg.pull(ref, pulled / "config")
-    if not isinstance(art.metadata, ServeConfigMetadata):
-        raise InputError(
-            f"{ref} is a {art.kind} artifact, not a serve config", hint="pass a serve-config REF"
-        )
+    if not isinstance(art.metadata, ServeConfigMetadata):  # the tag moved since its kind was read
+        raise InputError(f"{ref} is now a {art.kind} artifact, not a serve config", hint="bake it again")
     checkpoint = art.metadata.checkpoint
     progress(f"pulling its checkpoint {checkpoint}")
     reg.pull(str(checkpoint), pulled / "checkpoint")
@@ -295,7 +293,7 @@ def command(
     def progress(line: str) -> None:
         console.print(line, markup=False)
 
-    opts: dict[str, Any] = dict(
+    opts: dict[str, Any] = dict(  # BakeRequest's or PytorchBakeRequest's options
         template=template,
         tag=tag,
         base_image=base,

@@ -31,7 +31,7 @@ def command(recipes: tuple[Path, ...], toolchains_path: Path | None, as_json: bo
     from trtbuild.settings import open_existing_registry
 
     registry = open_existing_registry()  # a registry that cannot be asked fails the matrix: CI must know
-    include: list[dict[str, Any]] = []
+    include: list[dict[str, Any]] = []  # one matrix entry per artifact key
     seen: set[str] = set()
     for path in recipes:
         if is_pins_file(path):

@@ -57,7 +57,7 @@ def plan_jobs(
 ) -> tuple[list[FarmJob], dict[str, str]]:
     """Plan each recipe as its job will (``--locked``: a missing or stale lock is refused now, not on a
     GPU node); recipes sharing an engine key give one job."""
-    from trtbuild.build.plan import Plan, plan_recipe
+    from trtbuild.build.plan import plan_recipe
     from trtbuild.recipe.checks import resolve_dataset
 
     jobs: dict[str, FarmJob] = {}
@@ -73,12 +73,7 @@ def plan_jobs(
             )
         recipe = plan.recipe.recipe
         cal = recipe.quantization.calibration
-        if not isinstance(plan, Plan):
-            raise InputError(
-                f"{path}: the farm builds engines; this recipe uses the PyTorch backend",
-                hint=f"build it with `trtbuild build {path}`",
-            )
-        key = plan.engine_key
+        key = plan.artifact_key  # what `build` publishes (the serve config for pytorch)
         if key in jobs:
             duplicates[str(path)] = str(jobs[key].recipe)
             continue

@@ -127,18 +127,18 @@ def container_gpus(
     parser of the registry."""
     source = f"container:{image}" if image else "local"
 
-    def spec(name: str, argv: list[str]) -> RunSpec:
+    def probe(name: str, argv: list[str]) -> RunSpec:
         return RunSpec(name=name, image=image, argv=list(argv), gpus=gpus, timeout_s=timeout_s)
 
     try:
-        rows = _capture(runner, spec("fingerprint-gpus", nvidia_smi.QUERY_ARGV))
+        rows = _capture(runner, probe("fingerprint-gpus", nvidia_smi.QUERY_ARGV))
     except RunnerUnavailable as exc:
         return GpuFacts(source=source, error=str(exc))
     except StepFailed as exc:
         return GpuFacts(source=source, error=f"nvidia-smi failed in the toolchain: {exc}")
     summary = None
     try:
-        summary = "\n".join(_capture(runner, spec("fingerprint-cuda", nvidia_smi.SUMMARY_ARGV)))
+        summary = "\n".join(_capture(runner, probe("fingerprint-cuda", nvidia_smi.SUMMARY_ARGV)))
     except (RunnerUnavailable, StepFailed):
         pass
     return nvidia_smi.gpu_facts("\n".join(rows), summary, source=source)

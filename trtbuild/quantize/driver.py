@@ -519,8 +519,8 @@ def run_quantize(
         "versions": versions,
     }
 
-    # --- accuracy gate
-    if qcfg is not None:
+    # --- accuracy gate (its reference was taken before calibration whenever something is quantized)
+    if reference is not None:
         t0 = time.perf_counter()
         figures = gate.compare(model, prompts, reference, in_device)
         gate_s += time.perf_counter() - t0

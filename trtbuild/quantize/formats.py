@@ -53,12 +53,13 @@ def _kv_entries(mtq, kv_cache_dtype: str, list_form: bool):
 
 def quant_config(mtq, qformat: str, kv_cache_dtype: str | None, awq_block_size: int) -> dict | None:
     """The ``mtq.quantize`` config for ``qformat`` + KV setting; ``None`` when nothing is quantized."""
+    cfg: dict[str, Any]  # ModelOpt's config: "quant_cfg" is a list (0.4x) or a dict (0.31-0.37)
     if qformat == "full_prec":
         if kv_cache_dtype is None:
             return None
         base = copy.deepcopy(mtq.FP8_DEFAULT_CFG)
         list_form = quant_cfg_layout(base["quant_cfg"]) == "list"
-        cfg: dict[str, Any] = {
+        cfg = {
             "quant_cfg": [{"quantizer_name": "*", "enable": False}]
             if list_form
             else {"*": {"enable": False}},

@@ -44,7 +44,7 @@ def compare(model, prompts: list, reference: list, device) -> dict:
     agree = positions = 0
     kl_sum = kl_max = ent_sum = 0.0
     with torch.no_grad():
-        for q, ref in zip(_logprobs(model, prompts, device), reference):
+        for q, ref in zip(_logprobs(model, prompts, device), reference, strict=True):
             p_ref = ref.exp()
             kl = (p_ref * (ref - q)).sum(-1).clamp_min(0)  # per position
             agree += int((ref.argmax(-1) == q.argmax(-1)).sum())

@@ -61,7 +61,8 @@ def model_dims(config: dict) -> dict[str, int]:
 
     Raises ``KeyError``/``ValueError`` when a required field is missing or not a positive integer.
     """
-    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    text_config = config.get("text_config")
+    text = text_config if isinstance(text_config, dict) else config
     dims: dict[str, int] = {}
     for key in ("hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers", "vocab_size"):
         if key not in text:
@@ -218,8 +219,8 @@ def check_shapes(
             problems.append(
                 ShapeProblem(
                     "quantization.awq_block_size" if ok_blocks or not ok_tp else "parallelism.tp",
-                    f"INT4 AWQ needs every quantized layer's input size / tp to be a multiple of the block size "
-                    f"{awq_block_size}: {detail}",
+                    "INT4 AWQ needs every quantized layer's input size / tp to be a multiple of the block "
+                    f"size {awq_block_size}: {detail}",
                     " or ".join(fixes),
                     awq_block_size if ok_blocks else tp,
                 )

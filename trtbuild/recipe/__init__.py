@@ -1,1 +1,2 @@
-"""Stage 1 — the recipe: TOML → typed, checked recipe; toolchain pins; recorded CLI specs; model facts; locks."""
+"""Stage 1 — the recipe: TOML → typed, checked recipe; toolchain pins; recorded CLI specs; model facts;
+locks."""

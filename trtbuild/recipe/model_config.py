@@ -38,7 +38,7 @@ class ModelFacts:
             return value if isinstance(value, int) and not isinstance(value, bool) else None
 
         rope_scaling = cfg.get("rope_scaling")
-        rope: dict = rope_scaling if isinstance(rope_scaling, dict) else {}
+        rope = rope_scaling if isinstance(rope_scaling, dict) else {}
         archs = cfg.get("architectures")
         heads = num("num_attention_heads")
         return cls(
