@@ -105,15 +105,7 @@ def test_database_frozen_mid_push_and_mid_gc(own_pg: tuple[str, Path], tmp_path:
     for i in range(trials(3)):
         make_engine(src, {"config.json": json.dumps({"i": i}).encode()})
         verb = ("push", str(src), "--name", "x", "--json") if i % 2 == 0 else ("gc", "--grace", "0")
-        env = {**os.environ, **b.env, "TRTBUILD_HASH_CACHE": "0"}
-        p = subprocess.Popen(
-            [sys.executable, "-m", "trtbuild", *verb],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        p = b.popen(*verb, extra_env={"TRTBUILD_HASH_CACHE": "0"})
         time.sleep(rng.uniform(0.3, 1.5))
         with _frozen(state):
             t0 = time.monotonic()
