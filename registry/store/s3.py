@@ -18,8 +18,8 @@ killed push leaves only a staging object or an unfinished multipart upload under
 A blob whose digest is already known (hash cache) is HEAD-checked and uploaded directly (``put_blob``).
 
 Downloads: parallel ranged GETs (``s3_part_mib`` pieces of each requested range) on boto3 threads, each
-streamed to its offset with ``pwrite`` in 1 MiB pieces; the caller verifies chunks as they land
-(``registry.hashing.Verifier``) and stops a download by raising from ``landed``.
+streamed to its offset (1 MiB reads, ``pwrite`` in 64 KiB pieces: ``hashing.WRITE_PIECE``); the caller
+verifies chunks as they land (``registry.hashing.Verifier``) and stops a download by raising from ``landed``.
 Tuning (``StoreTuning``): ``s3_part_mib`` (CRT part size, default 64), ``s3_target_gbps`` (CRT throughput
 target, default 10: sets how many connections it opens), ``s3_multipart_mib`` (single PUT below it; default
 64), ``s3_threads`` (boto3 threads for ranged GETs and server-side part copies, default 10),
@@ -60,7 +60,7 @@ MIB = 1 << 20
 MAX_PARTS = 10_000  # S3's limit on parts per multipart upload
 COPY_PART = 1 << 30  # UploadPartCopy part size (S3 allows up to 5 GiB)
 STAGING = "tmp/"
-RECV_CHUNK = 1 << 20  # download: pwrite pieces (small, reused heap allocations)
+RECV_CHUNK = 1 << 20  # download: body reads (small, reused heap allocations), written in WRITE_PIECE pieces
 
 
 UNREACHABLE_HINT = (
