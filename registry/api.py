@@ -308,10 +308,16 @@ class Registry:
         hash_ = self.catalog.hash_for_tag(name, tag)
         if hash_ is None:
             short_hex = all(c in "0123456789abcdef" for c in name) and len(name) < MIN_PREFIX
+            named = bool(name) and bool(self.catalog.list_rows(name=name, limit=1, bad=[]))
+            if named:  # pushed without --tag: nothing is NAME:latest until something is tagged so
+                hint = f"see them with: trtbuild ls --name {name}; pull one by hash, or tag one: "
+                hint += f"trtbuild tag HASH {name}:{tag}"
+            else:
+                hint = "no artifact has that name; list names with: trtbuild ls"
             raise NotFound(
-                f"{also + ' and ' if also else ''}no tag {name}:{tag} in the catalog {self.catalog.safe_url}",
-                hint=f"see tags with: trtbuild ls --name {name}"
-                + (f" (a hash prefix needs at least {MIN_PREFIX} hex digits)" if short_hex else ""),
+                f"{also + ' and ' if also else ''}no tag {name}:{tag} in the catalog {self.catalog.safe_url}"
+                + (f" ({name} has artifacts, none tagged {tag})" if named else ""),
+                hint=hint + (f" (a hash prefix needs at least {MIN_PREFIX} hex digits)" if short_hex else ""),
             )
         return hash_
 

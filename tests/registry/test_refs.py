@@ -75,3 +75,17 @@ def test_ls_piped_has_whole_stable_columns(backend: Backend, tmp_path: Path) -> 
     listed = json.loads(backend.cli("ls", "--json").stdout)
     assert listed[0]["hash"] == art.hash and listed[0]["tags"] == [f"{long_name}:prod", f"{long_name}:v1"]
     assert backend.cli("ls", "--no-trunc").stdout == r.stdout
+
+
+def test_a_name_pushed_without_a_tag_says_how_to_get_one(backend: Backend, tmp_path: Path) -> None:
+    """NAME is NAME:latest: when NAME has artifacts but no such tag, the error says so and how to tag one;
+    an unknown name says that no artifact has it."""
+    reg = backend.open()
+    reg.push(make_engine(tmp_path / "a", {"config.json": b"a"}), name="untagged", metadata=ENGINE_META)
+    with pytest.raises(NotFound) as exc:
+        reg.get("untagged")
+    assert "untagged has artifacts, none tagged latest" in str(exc.value)
+    assert "trtbuild tag HASH untagged:latest" in str(exc.value)
+    with pytest.raises(NotFound) as exc:
+        reg.get("nosuchname")
+    assert "no artifact has that name" in str(exc.value)
