@@ -99,6 +99,12 @@ class Pins:
             out.append(f"model revision {self.revision or '(default branch)'} is not a commit")
         return out
 
+    @property
+    def toolchain_id(self) -> str:
+        """What the content keys of container steps name as their toolchain: the pinned image, or the tag
+        marked unpinned (so a later pin changes the keys)."""
+        return self.image if self.image_pinned else f"unpinned:{self.image}"
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -198,6 +204,13 @@ def _short(key: str) -> str:
     return key.split(":", 1)[1][:16]
 
 
+def model_dir(recipe: Recipe, workdir: Path, fetch_key: str) -> Path:
+    """Where the fetch step leaves the model: a file:// source in place, else one folder per fetch key."""
+    if recipe.model.scheme == "file":
+        return Path(recipe.model.location)
+    return workdir / "models" / _short(fetch_key)
+
+
 def make_plan(
     loaded: LoadedRecipe,
     *,
@@ -212,7 +225,7 @@ def make_plan(
     """
     recipe = loaded.recipe
     pins = current_pins(loaded, lock)
-    toolchain_id = pins.image if pins.image_pinned else f"unpinned:{pins.image}"
+    toolchain_id = pins.toolchain_id
     world = recipe.parallelism.world_size
 
     # keys first: they never depend on where things are written
@@ -229,9 +242,7 @@ def make_plan(
     verify_key = content_key("verify", verify_params, [build_key], None)
 
     dirs = WorkDirs(
-        model=Path(recipe.model.location)
-        if recipe.model.scheme == "file"
-        else workdir / "models" / _short(fetch_key),
+        model=model_dir(recipe, workdir, fetch_key),
         checkpoint=workdir / "checkpoints" / _short(ckpt_key),
         engine=workdir / "engines" / _short(build_key),
         cache=workdir / "timing-caches" / _short(build_key),

@@ -27,6 +27,7 @@ from trtbuild.build.plan import (
     content_key,
     current_pins,
     fetch_step,
+    model_dir,
 )
 from trtbuild.quantize.formats import EXPECTED_KV_ALGO, EXPECTED_QUANT_ALGO
 from trtbuild.recipe.llmapi_spec import source
@@ -113,16 +114,11 @@ def make_pytorch_plan(
 ) -> PytorchPlan:
     recipe, tc = loaded.recipe, loaded.toolchain
     pins = current_pins(loaded, lock)
-    toolchain_id = pins.image if pins.image_pinned else f"unpinned:{pins.image}"
+    toolchain_id = pins.toolchain_id
     tp, pp = serve_world(recipe)
 
     fetch_params = _fetch_params(recipe, pins, source_digest)
     fetch_key = content_key("fetch", fetch_params, [], None)
-    model_dir = (
-        Path(recipe.model.location)
-        if recipe.model.scheme == "file"
-        else workdir / "models" / _short(fetch_key)
-    )
     if recipe.quantization.needs_quantize_step:
         params, argv, extra_mounts, env = _quantize(loaded, src_root, hf=True)
         ckpt_key = content_key("quantize", params, [fetch_key], toolchain_id)
@@ -145,7 +141,7 @@ def make_pytorch_plan(
     serve_key = content_key("serve_config", serve_params, [ckpt_key], None)
 
     dirs = PytorchDirs(
-        model=model_dir,
+        model=model_dir(recipe, workdir, fetch_key),
         checkpoint=workdir / "hf-checkpoints" / _short(ckpt_key),
         serve=workdir / "serve-configs" / _short(serve_key),
         logs=workdir / "logs" / _short(serve_key),
