@@ -17,7 +17,7 @@ from trtbuild.bake import render
 from trtbuild.bake.engine import EngineInfo, check_metadata, read_engine
 from trtbuild.bake.serve import ServeOptions, serve_command
 from trtbuild.bake.triton_repo import TritonOptions, fill_locally, substitutions, write_fill_inputs
-from trtbuild.bake.versions import VERSION_LABEL, check_base_version, ensure_base_image, probe_base_version
+from trtbuild.bake.versions import NOT_CHECKED, VERSION_LABEL, check_base_version, checked_base
 from trtbuild.errors import InputError
 
 if TYPE_CHECKING:
@@ -192,17 +192,16 @@ def prepare(
         req.template, render_variables(req, info, base_image, labels, prefilled=prefilled)
     )
 
-    base_version, how, base_digest = None, "not checked (--no-base-check)", None
+    base_version: str | None = None
+    how = NOT_CHECKED
     if req.check_base:
-        from trtbuild.bake.build import base_repo_digest
-        from trtbuild.docker_engine import docker_client
-
-        client = client or docker_client()
-        progress(f"checking TensorRT-LLM version of {base_image}")
-        ensure_base_image(client, base_image, pull=req.pull_base)
-        base_version, how = probe_base_version(client, base_image)
-        check_base_version(info.trtllm_version, base_image, base_version, how)
-        base_digest = base_repo_digest(client, base_image)
+        base_version, how, base_digest = checked_base(
+            client,
+            base_image,
+            pull=req.pull_base,
+            check=lambda version, how: check_base_version(info.trtllm_version, base_image, version, how),
+            progress=progress,
+        )
         labels = image_labels(req, info, base_image, base_digest)
 
     context = render.prepare_context_dir(context_dir, req.engine_dir)

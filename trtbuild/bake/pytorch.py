@@ -27,7 +27,7 @@ from typing import Any
 from registry.api import AutotunerCacheMetadata, ServeConfigMetadata, runtime_verdict
 from trtbuild.bake import render
 from trtbuild.bake.pipeline import RELEASE_IMAGE, BakeResult, build_and_push, require_tag
-from trtbuild.bake.versions import VERSION_LABEL, ensure_base_image, probe_base_version
+from trtbuild.bake.versions import NOT_CHECKED, VERSION_LABEL, checked_base
 from trtbuild.build.serve_config import CONFIG_YAML, read_config_yaml
 from trtbuild.errors import InputError
 
@@ -216,24 +216,23 @@ def prepare_pytorch(
     template = TEMPLATE_FILES[req.template]
     labels = _labels(req, meta, base, None)
     render.render_dockerfile(template, _variables(req, meta, base, labels))  # a template error costs nothing
-    base_version, how, base_digest = None, "not checked (--no-base-check)", None
+    base_version: str | None = None
+    how = NOT_CHECKED
     if req.check_base:
-        from trtbuild.bake.build import base_repo_digest
-        from trtbuild.docker_engine import docker_client
 
-        client = client or docker_client()
-        progress(f"checking TensorRT-LLM version of {base}")
-        ensure_base_image(client, base, pull=req.pull_base)
-        base_version, how = probe_base_version(client, base)
-        if not runtime_verdict(meta.trtllm_version, base_version, f"base image {base}").ok:
-            raise InputError(
-                f"base image {base} has TensorRT-LLM {base_version} ({how}) but the serve config was checked "
-                f"against the LLM-API options of {meta.trtllm_version}: options may be unknown or mean "
-                "something else there",
-                hint=f"use a base with TensorRT-LLM {meta.trtllm_version}, or rebuild the recipe with the "
-                "toolchain of the base",
-            )
-        base_digest = base_repo_digest(client, base)
+        def check(version: str, how: str) -> None:
+            if not runtime_verdict(meta.trtllm_version, version, f"base image {base}").ok:
+                raise InputError(
+                    f"base image {base} has TensorRT-LLM {version} ({how}) but the serve config was checked "
+                    f"against the LLM-API options of {meta.trtllm_version}: options may be unknown or mean "
+                    "something else there",
+                    hint=f"use a base with TensorRT-LLM {meta.trtllm_version}, or rebuild the recipe with "
+                    "the toolchain of the base",
+                )
+
+        base_version, how, base_digest = checked_base(
+            client, base, pull=req.pull_base, check=check, progress=progress
+        )
         labels = _labels(req, meta, base, base_digest)
     context = render.prepare_context_dir(context_dir)
     render.stage_tree(req.checkpoint_dir, context / "checkpoint", skip=SKIP)

@@ -9,6 +9,7 @@ base's version is found *before* building: from the label trtbuild puts on image
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from trtbuild.docker_engine import docker_client, ensure_image
@@ -63,6 +64,30 @@ def probe_base_version(client: Any, image: str) -> tuple[str, str]:
     raise InputError(
         f"the version probe in {image} printed no version", hint="pass a base image with python3"
     )
+
+
+NOT_CHECKED = "not checked (--no-base-check)"
+
+
+def checked_base(
+    client: Any,
+    image: str,
+    *,
+    pull: bool,
+    check: Callable[[str, str], None],
+    progress: Callable[[str], None],
+) -> tuple[str, str, str | None]:
+    """(TensorRT-LLM version, how it was read, repo digest) of the base ``image``: present (pulled when
+    ``pull``), its version read and passed to ``check(version, how)`` (which refuses a mismatch) before
+    anything is built. ``client`` None: this host's Docker Engine."""
+    from trtbuild.bake.build import base_repo_digest
+
+    client = client or docker_client()
+    progress(f"checking TensorRT-LLM version of {image}")
+    ensure_base_image(client, image, pull=pull)
+    version, how = probe_base_version(client, image)
+    check(version, how)
+    return version, how, base_repo_digest(client, image)
 
 
 def check_base_version(engine_version: str, base_image: str, base_version: str, how: str) -> None:
