@@ -231,13 +231,9 @@ def _memory_report(torch, device: str, plan, model) -> dict:
     }
 
 
-def _check_export(out: Path, options: QuantizeOptions) -> dict:
-    """Read the exported config.json and check it says what was asked; return its sections."""
-    cfg_path = out / "config.json"
-    if not cfg_path.is_file():
-        raise ExportError(f"ModelOpt wrote no config.json into {out}")
-    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    quant, mapping = cfg.get("quantization") or {}, cfg.get("mapping") or {}
+def quantization_problems(quant: dict, options: QuantizeOptions) -> list[str]:
+    """How an exported checkpoint's ``quantization`` section (TensorRT-LLM config.json or
+    hf_quant_config.json) differs from the request: algorithm, KV-cache algorithm, AWQ group size."""
     problems = []
     want_algo = formats.EXPECTED_QUANT_ALGO[options.qformat]
     if quant.get("quant_algo") != want_algo:
@@ -247,6 +243,17 @@ def _check_export(out: Path, options: QuantizeOptions) -> dict:
         problems.append(f"kv_cache_quant_algo {quant.get('kv_cache_quant_algo')!r} != {want_kv!r}")
     if options.qformat == "int4_awq" and quant.get("group_size") != options.awq_block_size:
         problems.append(f"group_size {quant.get('group_size')!r} != {options.awq_block_size}")
+    return problems
+
+
+def _check_export(out: Path, options: QuantizeOptions) -> dict:
+    """Read the exported config.json and check it says what was asked; return its sections."""
+    cfg_path = out / "config.json"
+    if not cfg_path.is_file():
+        raise ExportError(f"ModelOpt wrote no config.json into {out}")
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    quant, mapping = cfg.get("quantization") or {}, cfg.get("mapping") or {}
+    problems = quantization_problems(quant, options)
     world = options.tp_size * options.pp_size
     if (mapping.get("tp_size"), mapping.get("pp_size"), mapping.get("world_size")) != (
         options.tp_size,
@@ -310,14 +317,7 @@ def _check_hf_export(out: Path, options: QuantizeOptions) -> dict:
         problems.append(f"no {HF_QUANT_CONFIG}")
     elif qpath.is_file():
         quant = json.loads(qpath.read_text(encoding="utf-8")).get("quantization") or {}
-        want_algo = formats.EXPECTED_QUANT_ALGO[options.qformat]
-        if quant.get("quant_algo") != want_algo:
-            problems.append(f"quant_algo {quant.get('quant_algo')!r} != {want_algo!r}")
-        want_kv = formats.EXPECTED_KV_ALGO[options.kv_cache_dtype]
-        if quant.get("kv_cache_quant_algo") != want_kv:
-            problems.append(f"kv_cache_quant_algo {quant.get('kv_cache_quant_algo')!r} != {want_kv!r}")
-        if options.qformat == "int4_awq" and quant.get("group_size") != options.awq_block_size:
-            problems.append(f"group_size {quant.get('group_size')!r} != {options.awq_block_size}")
+        problems += quantization_problems(quant, options)
     if problems:
         raise ExportError(
             "the exported Hugging Face checkpoint does not match the request: " + "; ".join(problems)
