@@ -160,22 +160,10 @@ def test_submit_status_cancel_through_the_client(cluster, tmp_path):
         "TRTBUILD_STORE_URL": f"file://{tmp_path / 'store'}",
     }
     common = ["--state", str(state), "--toolchains", str(toolchains)]
-    sub = _cli(
-        "farm",
-        "submit",
-        "--scheduler",
-        "kubernetes",
-        "--namespace",
-        "llm-build",
-        "--secret",
-        "trtbuild-registry",
-        "--trtbuild-package",
-        "trtbuild[postgres]==0.1.0",
-        *common,
-        "--json",
-        *map(str, recipes),
-        env=env,
-    )
+    submit = ["farm", "submit", "--scheduler", "kubernetes", "--namespace", "llm-build"]
+    submit += ["--secret", "trtbuild-registry", "--trtbuild-package", "trtbuild[postgres]==0.1.0"]
+    submit += [*common, "--json", *map(str, recipes)]
+    sub = _cli(*submit, env=env)
     assert sub.returncode == 0, sub.stderr
     submitted = json.loads(sub.stdout)["submitted"]
     assert len(submitted) == 3
@@ -216,22 +204,7 @@ def test_submit_status_cancel_through_the_client(cluster, tmp_path):
     assert {r["state"] for r in json.loads(gone.stdout)["keys"]} == {"lost"}
 
     # lost keys are submitted again, as new Jobs (the old names may still be taken in a real cluster)
-    again = _cli(
-        "farm",
-        "submit",
-        "--scheduler",
-        "kubernetes",
-        "--namespace",
-        "llm-build",
-        "--secret",
-        "trtbuild-registry",
-        "--trtbuild-package",
-        "trtbuild[postgres]==0.1.0",
-        *common,
-        "--json",
-        *map(str, recipes),
-        env=env,
-    )
+    again = _cli(*submit, env=env)
     assert again.returncode == 0, again.stderr
     new_jobs = {k[2] for k in api.objects if k[0] == "jobs"}
     assert len(new_jobs) == 2 and not new_jobs & set(jobs)
